@@ -1,0 +1,29 @@
+"""symcost: closed-form FLOPs, MACs, parameters and memory traffic of neural networks.
+
+>>> from symcost import formulas
+>>> formulas.conv2d.evaluate(N=1, C_in=3, H=224, W=224, C_out=64, kernel=3, stride=2, padding=1).flops
+43352064
+
+Submodules load lazily, so ``import symcost`` stays cheap (no torch, numpy or matplotlib, ever).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+__all__ = ["formulas", "get_formula", "__version__"]
+
+
+def get_formula(name: str) -> Any:
+    """The formula called ``name`` (``symcost.get_formula("conv2d")``)."""
+    from .registry import get
+
+    return get(name)
+
+
+def __getattr__(name: str) -> Any:
+    if name in {"formulas", "registry", "formula", "cost", "expr", "errors", "yamlio", "report", "cli"}:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'symcost' has no attribute {name!r}")

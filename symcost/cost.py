@@ -1,0 +1,105 @@
+"""Counting conventions: every rule that turns a formula's raw counts into FLOPs lives here.
+
+A formula states raw counts only: ``macs`` (multiply-accumulates of conv/matmul/attention) and
+``elementwise`` operation counts by category (bias adds, normalization, activations, ...), each
+formula documenting its per-element cost in its notes. A :class:`Convention` decides what the
+word "FLOPs" means:
+
+- :data:`TORCH` (the default) — ``flops = 2 * macs``; nothing elementwise is included. This is
+  ``torch.utils.flop_counter.FlopCounterMode``'s rule, and DeepSpeed's, calflops' and the vendors'
+  TFLOP/s figures' (a multiply-accumulate is two floating-point operations).
+- ``TORCH.with_elementwise({"norm"})`` — the same, plus normalization ops. With an affine
+  BatchNorm this adds 4 FLOPs per element (2 to normalize, 2 to scale and shift): thop's rule for
+  BN, the one the user's notes quote.
+- ``TORCH.with_elementwise(ELEMENTWISE_CATEGORIES)`` — every counted operation.
+
+>>> import sympy
+>>> m, b = sympy.symbols("m b")
+>>> flops(m, {"bias": b})
+2*m
+>>> flops(m, {"bias": b}, TORCH.with_elementwise({"bias"}))
+2*m + b
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+import sympy
+
+from .errors import UsageError, did_you_mean
+
+#: FLOPs per multiply-accumulate: a MAC is one multiply and one add (FlopCounterMode, vendors).
+FLOPS_PER_MAC = 2
+
+#: The closed set of elementwise categories a formula may count, with what each means.
+ELEMENTWISE_CATEGORIES: dict[str, str] = {
+    "bias": "bias adds: one add per output element",
+    "norm": "normalization: subtract mean and scale by 1/std (2 per element), plus 2 more for an affine scale and shift",
+    "activation": "activation functions: one operation per element, whatever the function (ptflops, DeepSpeed)",
+    "pool": "pooling: one add or compare per window element, plus one divide per output for averages",
+    "softmax": "softmax: exp, sum and divide, 3 per element",
+    "add": "elementwise additions (residual adds): one per output element",
+    "mul": "elementwise multiplications (gates, scaling): one per output element",
+    "interpolate": "upsampling arithmetic: per output element, as each formula documents",
+}
+
+#: The raw cost keys every formula declares (``flops`` is derived here, not declared).
+COST_KEYS = ("macs", "params", "buffers", "read", "write")
+
+
+@dataclass(frozen=True)
+class Convention:
+    """What "FLOPs" counts. Immutable; derive variants with :meth:`with_elementwise`."""
+
+    name: str
+    doc: str
+    flops_per_mac: int = FLOPS_PER_MAC
+    elementwise_in_flops: frozenset[str] = field(default_factory=frozenset)
+
+    def with_elementwise(self, categories: Iterable[str]) -> Convention:
+        """This convention, with the given elementwise categories added into ``flops``."""
+        chosen = frozenset(categories)
+        unknown = sorted(chosen - set(ELEMENTWISE_CATEGORIES))
+        if unknown:
+            raise UsageError(
+                f"unknown elementwise category '{unknown[0]}'{did_you_mean(unknown[0], ELEMENTWISE_CATEGORIES)}; "
+                f"known: {', '.join(ELEMENTWISE_CATEGORIES)}"
+            )
+        merged = self.elementwise_in_flops | chosen
+        if merged == self.elementwise_in_flops:
+            return self
+        label = "+".join(sorted(merged)) if merged != set(ELEMENTWISE_CATEGORIES) else "all"
+        return replace(self, name=f"{self.name}+{label}", elementwise_in_flops=merged)
+
+
+TORCH = Convention(
+    "torch",
+    "FLOPs = 2 x MACs of conv/matmul/attention; bias, norms, activations, pooling, softmax and adds "
+    "reported apart (torch.utils.flop_counter.FlopCounterMode)",
+)
+
+
+def flops(
+    macs: sympy.Expr, elementwise: Mapping[str, sympy.Expr], convention: Convention = TORCH
+) -> sympy.Expr:
+    """FLOPs under ``convention``: ``flops_per_mac * macs`` plus the included elementwise counts."""
+    total = convention.flops_per_mac * macs
+    for category in sorted(convention.elementwise_in_flops):
+        total += elementwise.get(category, sympy.Integer(0))
+    return total
+
+
+def elementwise_total(elementwise: Mapping[str, sympy.Expr]) -> sympy.Expr:
+    """All elementwise operations of every category, summed."""
+    return sympy.Add(*elementwise.values()) if elementwise else sympy.Integer(0)
+
+
+def parse_categories(text: str) -> frozenset[str]:
+    """``"norm,bias"`` or ``"all"`` → the categories; unknown names are a UsageError."""
+    words = [w.strip() for w in text.split(",") if w.strip()]
+    if words == ["all"]:
+        return frozenset(ELEMENTWISE_CATEGORIES)
+    TORCH.with_elementwise(words)  # validates
+    return frozenset(words)

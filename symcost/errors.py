@@ -1,0 +1,83 @@
+"""One error type for everything a user can get wrong, each carrying where it happened.
+
+The CLI catches :class:`SymcostError` once and prints ``Error: file:line:col: message``::
+
+    >>> from symcost.errors import Location, FormulaError
+    >>> str(FormulaError("groups must divide C_in", Location("formulas/conv2d.yaml", 12, 5)))
+    'formulas/conv2d.yaml:12:5: groups must divide C_in'
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Location:
+    """A 1-based place in a file (or in a command-line argument, ``file="--set"``)."""
+
+    file: str
+    line: int | None = None
+    col: int | None = None
+
+    def shifted(self, cols: int) -> Location:
+        """The same place, ``cols`` columns further right (a sub-expression of a scalar)."""
+        if self.col is None:
+            return self
+        return Location(self.file, self.line, self.col + cols)
+
+    def __str__(self) -> str:
+        parts = [self.file]
+        if self.line is not None:
+            parts.append(str(self.line))
+            if self.col is not None:
+                parts.append(str(self.col))
+        return ":".join(parts)
+
+
+class SymcostError(Exception):
+    """Base of every error symcost raises on purpose; ``str()`` is the user's line."""
+
+    def __init__(self, message: str, loc: Location | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.loc = loc
+
+    def __str__(self) -> str:
+        return f"{self.loc}: {self.message}" if self.loc else self.message
+
+
+class ExprError(SymcostError):
+    """An expression that the safe parser refuses."""
+
+
+class YamlError(SymcostError):
+    """YAML that is malformed, too large, or uses tags and aliases symcost does not accept."""
+
+
+class FormulaError(SymcostError):
+    """A formula file that breaks the schema, or attribute values that break its constraints."""
+
+
+class ArchError(SymcostError):
+    """An architecture file that breaks the grammar."""
+
+
+class ShapeError(SymcostError):
+    """Shapes that do not fit together as they propagate through a graph."""
+
+
+class UsageError(SymcostError):
+    """A command-line argument symcost cannot use."""
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """A suffix like `` (did you mean 'conv2d'?)``, or ``""`` when nothing is close.
+
+    >>> did_you_mean("conv2", ["conv1d", "conv2d", "linear"])
+    " (did you mean 'conv2d'?)"
+    """
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""

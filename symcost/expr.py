@@ -1,0 +1,251 @@
+"""The one place where text becomes a sympy expression.
+
+``sympify``/``parse_expr`` call ``eval`` and rebind names (``N`` is sympy's numeric-evaluation
+function, ``S`` its singleton registry, ``E``/``I`` are constants), so symcost never hands them
+file or command-line text. Instead, :func:`parse` walks Python's ``ast`` and accepts only:
+
+- integer literals (no floats, strings, bools or complex numbers);
+- names the caller declared, each mapped to a sympy expression;
+- ``+ - * / // % **``, unary ``-``/``+`` and parentheses (``/`` is exact rational division,
+  ``//`` is ``floor(a/b)``, ``**`` needs a small integer literal exponent);
+- calls of ``floor ceil min max abs`` with positional arguments;
+- with ``allow_compare=True``: ``== != < <= > >=`` (chains too) and ``and``/``or``/``not``.
+
+Everything else (attribute access, subscripts, lambdas, comprehensions, keywords, dunders, unknown
+names) is refused with an :class:`~symcost.errors.ExprError` that says where.
+
+>>> import sympy
+>>> H, p = sympy.Symbol("H", integer=True, positive=True), sympy.Symbol("p", integer=True)
+>>> parse("(H + 2*p - 3)//2 + 1", {"H": H, "p": p}).subs({H: 224, p: 1})
+112
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Mapping
+from typing import Any
+
+import sympy
+
+from .errors import ExprError, Location, did_you_mean
+
+MAX_LENGTH = 2000
+MAX_BRACKET_DEPTH = 32
+MAX_AST_DEPTH = 64
+MAX_EXPONENT = 64
+MAX_LITERAL = 10**40
+
+FUNCTIONS: dict[str, tuple[Any, int, int | None]] = {
+    # name: (sympy callable, fewest arguments, most arguments or None for any)
+    "floor": (sympy.floor, 1, 1),
+    "ceil": (sympy.ceiling, 1, 1),
+    "min": (sympy.Min, 2, None),
+    "max": (sympy.Max, 2, None),
+    "abs": (sympy.Abs, 1, 1),
+}
+
+_BINOPS = {
+    ast.Add: lambda a, b: a + b,
+    ast.Sub: lambda a, b: a - b,
+    ast.Mult: lambda a, b: a * b,
+}
+_COMPARE = {
+    ast.Eq: sympy.Eq,
+    ast.NotEq: sympy.Ne,
+    ast.Lt: sympy.Lt,
+    ast.LtE: sympy.Le,
+    ast.Gt: sympy.Gt,
+    ast.GtE: sympy.Ge,
+}
+
+
+def parse(
+    text: Any,
+    names: Mapping[str, sympy.Basic],
+    *,
+    loc: Location | None = None,
+    allow_compare: bool = False,
+) -> sympy.Basic:
+    """Turn ``text`` into a sympy expression over ``names``, or raise a located ExprError.
+
+    ``text`` may also be a plain ``int`` (YAML reads ``0`` as one). ``loc`` is where the text
+    starts; errors point into it by column.
+    """
+    if isinstance(text, bool) or not isinstance(text, (str, int)):
+        raise ExprError(f"expected an integer expression, got {type(text).__name__} {text!r}", loc)
+    if isinstance(text, int):
+        if abs(text) > MAX_LITERAL:
+            raise ExprError("integer literal too large", loc)
+        return sympy.Integer(text)
+    if len(text) > MAX_LENGTH:
+        raise ExprError(f"expression longer than {MAX_LENGTH} characters", loc)
+    if not text.strip():
+        raise ExprError("empty expression", loc)
+    _check_brackets(text, loc)
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        where = loc.shifted((exc.offset or 1) - 1) if loc else None
+        raise ExprError(f"not a valid expression: {text.strip()!r}", where) from None
+    except (ValueError, RecursionError, MemoryError):
+        raise ExprError(f"not a valid expression: {text.strip()[:60]!r}", loc) from None
+    return _Builder(names, loc, allow_compare).build(tree.body, 0)
+
+
+def _check_brackets(text: str, loc: Location | None) -> None:
+    depth = 0
+    for index, char in enumerate(text):
+        if char in "([{":
+            depth += 1
+            if depth > MAX_BRACKET_DEPTH:
+                where = loc.shifted(index) if loc else None
+                raise ExprError(f"brackets nested deeper than {MAX_BRACKET_DEPTH}", where)
+        elif char in ")]}":
+            depth -= 1
+
+
+class _Builder:
+    def __init__(self, names: Mapping[str, sympy.Basic], loc: Location | None, allow_compare: bool):
+        self.names = names
+        self.loc = loc
+        self.allow_compare = allow_compare
+
+    def fail(self, message: str, node: ast.AST) -> ExprError:
+        col = getattr(node, "col_offset", 0)
+        return ExprError(message, self.loc.shifted(col) if self.loc else None)
+
+    def build(self, node: ast.AST, depth: int) -> sympy.Basic:
+        if depth > MAX_AST_DEPTH:
+            raise self.fail(f"expression nested deeper than {MAX_AST_DEPTH}", node)
+        method = getattr(self, "_" + type(node).__name__, None)
+        if method is None:
+            raise self.fail(f"{_describe(node)} is not allowed in an expression", node)
+        return method(node, depth + 1)
+
+    def _Constant(self, node: ast.Constant, depth: int) -> sympy.Basic:
+        value = node.value
+        if type(value) is not int:
+            raise self.fail(f"only integer literals are allowed, not {type(value).__name__} {value!r}", node)
+        if abs(value) > MAX_LITERAL:
+            raise self.fail("integer literal too large", node)
+        return sympy.Integer(value)
+
+    def _Name(self, node: ast.Name, depth: int) -> sympy.Basic:
+        name = node.id
+        if name.startswith("_"):
+            raise self.fail(f"names starting with '_' are not allowed: {name!r}", node)
+        if name in self.names:
+            return self.names[name]
+        if name in FUNCTIONS:
+            raise self.fail(f"'{name}' is a function: call it as {name}(...)", node)
+        raise self.fail(f"unknown name '{name}'{did_you_mean(name, self.names)}", node)
+
+    def _UnaryOp(self, node: ast.UnaryOp, depth: int) -> sympy.Basic:
+        operand = self.build(node.operand, depth)
+        if isinstance(node.op, ast.USub):
+            return -self._number(operand, node)
+        if isinstance(node.op, ast.UAdd):
+            return self._number(operand, node)
+        if isinstance(node.op, ast.Not) and self.allow_compare:
+            return sympy.Not(self._boolean(operand, node))
+        raise self.fail(f"operator {_describe(node.op)} is not allowed", node)
+
+    def _BinOp(self, node: ast.BinOp, depth: int) -> sympy.Basic:
+        left = self._number(self.build(node.left, depth), node.left)
+        right = self._number(self.build(node.right, depth), node.right)
+        op = type(node.op)
+        if op in _BINOPS:
+            return _BINOPS[op](left, right)
+        if op in (ast.Div, ast.FloorDiv, ast.Mod) and right == 0:
+            raise self.fail("division by zero", node)
+        if op is ast.Div:
+            return left / right
+        if op is ast.FloorDiv:
+            return sympy.floor(left / right)
+        if op is ast.Mod:
+            return sympy.Mod(left, right)
+        if op is ast.Pow:
+            if not (right.is_Integer and 0 <= int(right) <= MAX_EXPONENT):
+                raise self.fail(f"exponent must be an integer literal from 0 to {MAX_EXPONENT}", node.right)
+            return left**right
+        raise self.fail(f"operator {_describe(node.op)} is not allowed", node)
+
+    def _Call(self, node: ast.Call, depth: int) -> sympy.Basic:
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+            shown = node.func.id if isinstance(node.func, ast.Name) else _describe(node.func)
+            known = did_you_mean(shown, FUNCTIONS)
+            raise self.fail(f"unknown function {shown!r}{known}; allowed: {', '.join(FUNCTIONS)}", node)
+        if node.keywords:
+            raise self.fail("keyword arguments are not allowed", node)
+        function, fewest, most = FUNCTIONS[node.func.id]
+        count = len(node.args)
+        if count < fewest or (most is not None and count > most):
+            raise self.fail(f"{node.func.id}() takes {fewest}{'' if most == fewest else '+'} argument(s), got {count}", node)
+        args = [self._number(self.build(arg, depth), arg) for arg in node.args]
+        return function(*args)
+
+    def _Compare(self, node: ast.Compare, depth: int) -> sympy.Basic:
+        if not self.allow_compare:
+            raise self.fail("comparisons are allowed only in constraints", node)
+        terms = [self._number(self.build(node.left, depth), node.left)]
+        terms += [self._number(self.build(c, depth), c) for c in node.comparators]
+        parts = []
+        for op, left, right in zip(node.ops, terms, terms[1:]):
+            if type(op) not in _COMPARE:
+                raise self.fail(f"comparison {_describe(op)} is not allowed", node)
+            parts.append(_COMPARE[type(op)](left, right))
+        return sympy.And(*parts) if len(parts) > 1 else parts[0]
+
+    def _BoolOp(self, node: ast.BoolOp, depth: int) -> sympy.Basic:
+        if not self.allow_compare:
+            raise self.fail("'and'/'or' are allowed only in constraints", node)
+        values = [self._boolean(self.build(v, depth), v) for v in node.values]
+        return sympy.And(*values) if isinstance(node.op, ast.And) else sympy.Or(*values)
+
+    def _number(self, value: sympy.Basic, node: ast.AST) -> sympy.Expr:
+        if not isinstance(value, sympy.Expr):
+            raise self.fail("a comparison cannot be used as a number", node)
+        return value
+
+    def _boolean(self, value: sympy.Basic, node: ast.AST) -> sympy.Basic:
+        if isinstance(value, sympy.Expr):
+            raise self.fail("expected a comparison here", node)
+        return value
+
+
+def _describe(node: ast.AST) -> str:
+    names = {
+        "Attribute": "attribute access (a.b)",
+        "Subscript": "subscript (a[b])",
+        "Lambda": "lambda",
+        "ListComp": "a list comprehension",
+        "SetComp": "a set comprehension",
+        "DictComp": "a dict comprehension",
+        "GeneratorExp": "a generator expression",
+        "IfExp": "a conditional expression",
+        "JoinedStr": "an f-string",
+        "Starred": "star-unpacking",
+        "NamedExpr": "assignment (:=)",
+        "Await": "await",
+        "Yield": "yield",
+        "YieldFrom": "yield",
+        "List": "a list",
+        "Tuple": "a tuple",
+        "Dict": "a dict",
+        "Set": "a set",
+        "Slice": "a slice",
+        "BitAnd": "&",
+        "BitOr": "|",
+        "BitXor": "^",
+        "LShift": "<<",
+        "RShift": ">>",
+        "MatMult": "@",
+        "Invert": "~",
+        "Is": "is",
+        "IsNot": "is not",
+        "In": "in",
+        "NotIn": "not in",
+        "Not": "not",
+    }
+    return names.get(type(node).__name__, type(node).__name__)

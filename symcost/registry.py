@@ -1,0 +1,90 @@
+"""Formula name → :class:`~symcost.formula.Formula`, from the bundled catalog and user folders.
+
+The bundled ``formulas/`` folder is found beside the package in a checkout or an editable install,
+and inside the package (``symcost/_data/formulas``) in a built wheel. Users add their own folders
+with :func:`add_path`, ``--formulas DIR`` or the ``SYMCOST_FORMULA_PATH`` variable
+(``os.pathsep``-separated); a user formula with a bundled name takes precedence.
+
+Each file is read once, on first use, so ``symcost derive conv2d`` reads one file.
+
+>>> get("conv2d").summary
+'2-D convolution (torch.nn.Conv2d): rectangular kernels, per-axis stride, padding, dilation, groups, bias'
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import FormulaError, Location, did_you_mean
+from .formula import Formula, load
+from .yamlio import load_file
+
+_PACKAGE = Path(__file__).resolve().parent
+_user_paths: list[Path] = []
+_cache: dict[Path, Formula] = {}
+
+
+def data_dir(kind: str) -> Path:
+    """The bundled ``formulas`` or ``archs`` folder, in a wheel or in a checkout."""
+    for candidate in (_PACKAGE / "_data" / kind, _PACKAGE.parent / kind):
+        if candidate.is_dir():
+            return candidate
+    raise FormulaError(f"the bundled '{kind}' folder is missing from this installation of symcost")
+
+
+def add_path(folder: str | Path) -> None:
+    """Search ``folder`` for formula files before the bundled catalog."""
+    path = Path(folder)
+    if not path.is_dir():
+        raise FormulaError("formula folder does not exist", Location(str(folder)))
+    if path not in _user_paths:
+        _user_paths.insert(0, path)
+
+
+def search_path() -> list[Path]:
+    env = [Path(p) for p in os.environ.get("SYMCOST_FORMULA_PATH", "").split(os.pathsep) if p]
+    return [*_user_paths, *env, data_dir("formulas")]
+
+
+def _files() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for folder in reversed(search_path()):  # earlier folders win
+        for file in sorted(folder.glob("*.yaml")):
+            found[file.stem] = file
+    return found
+
+
+def names() -> list[str]:
+    """Every formula name, sorted."""
+    return sorted(_files())
+
+
+def _display(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def load_path(path: Path) -> Formula:
+    """Load (once) the formula file at ``path``."""
+    path = path.resolve()
+    if path not in _cache:
+        shown = _display(path)
+        _cache[path] = load(load_file(path, shown), shown)
+    return _cache[path]
+
+
+def get(name: str) -> Formula:
+    """The formula called ``name``; unknown names suggest the closest."""
+    for folder in search_path():
+        candidate = folder / f"{name}.yaml"
+        if candidate.is_file() and name.isidentifier():
+            return load_path(candidate)
+    raise FormulaError(f"unknown formula '{name}'{did_you_mean(name, names())}")
+
+
+def all_formulas() -> list[Formula]:
+    """The whole catalog, loaded and validated."""
+    return [load_path(path) for _, path in sorted(_files().items())]

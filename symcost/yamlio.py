@@ -1,0 +1,151 @@
+"""The only YAML reader in symcost: ``yaml.safe_load`` semantics, plus a location on every node.
+
+Mappings load as :class:`Mapping` and sequences as :class:`Sequence`; both remember where they
+and each of their values stand, so that any later error can name ``file:line:col``. Scalars stay
+plain Python values (str, int, bool, None, float).
+
+Refused, each with a located :class:`~symcost.errors.YamlError`:
+
+- tags that build objects (``!!python/object/apply:os.system``): the safe constructor refuses them;
+- aliases (``*ref``): they are how "billion laughs" bombs grow, and symcost files never need them;
+- duplicate keys, which PyYAML would otherwise silently let the last one win;
+- files over :data:`MAX_BYTES`.
+
+>>> doc = load_text("a: 1\\nb: [x, y]\\n", "demo.yaml")
+>>> doc["b"][1], str(doc.loc_of("b")), str(doc["b"].loc_of(1))
+('y', 'demo.yaml:2:4', 'demo.yaml:2:8')
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import Location, YamlError
+
+MAX_BYTES = 1_000_000
+
+
+class Mapping(dict):
+    """A dict that knows where it, its keys and its values were written."""
+
+    loc: Location
+    key_locs: dict[Any, Location]
+    value_locs: dict[Any, Location]
+
+    def loc_of(self, key: Any) -> Location:
+        """Where the value of ``key`` was written (or the mapping itself if it is absent)."""
+        return self.value_locs.get(key, self.loc)
+
+    def key_loc(self, key: Any) -> Location:
+        return self.key_locs.get(key, self.loc)
+
+
+class Sequence(list):
+    """A list that knows where it and each of its items were written."""
+
+    loc: Location
+    item_locs: list[Location]
+
+    def loc_of(self, index: int) -> Location:
+        if 0 <= index < len(self.item_locs):
+            return self.item_locs[index]
+        return self.loc
+
+
+def _loc(file: str, mark: Any) -> Location:
+    return Location(file, mark.line + 1, mark.column + 1)
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps marks, refuses aliases and duplicate keys."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise YamlError(
+                "YAML aliases (*name) are not accepted in symcost files",
+                _loc(self.name, event.start_mark),
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Mapping:
+        if not isinstance(node, yaml.MappingNode):
+            raise YamlError("expected a mapping", _loc(self.name, node.start_mark))
+        self.flatten_mapping(node)
+        result = Mapping()
+        result.loc = _loc(self.name, node.start_mark)
+        result.key_locs = {}
+        result.value_locs = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                raise YamlError("a mapping key must be a plain value", _loc(self.name, key_node.start_mark)) from None
+            if key in result:
+                raise YamlError(f"duplicate key '{key}'", _loc(self.name, key_node.start_mark))
+            result[key] = self.construct_object(value_node, deep=True)
+            result.key_locs[key] = _loc(self.name, key_node.start_mark)
+            result.value_locs[key] = _loc(self.name, value_node.start_mark)
+        return result
+
+    def construct_sequence(self, node: Any, deep: bool = False) -> Sequence:
+        if not isinstance(node, yaml.SequenceNode):
+            raise YamlError("expected a sequence", _loc(self.name, node.start_mark))
+        result = Sequence(self.construct_object(child, deep=True) for child in node.value)
+        result.loc = _loc(self.name, node.start_mark)
+        result.item_locs = [_loc(self.name, child.start_mark) for child in node.value]
+        return result
+
+
+# Route the generic map/seq tags through the located constructors.
+_Loader.add_constructor("tag:yaml.org,2002:map", lambda loader, node: loader.construct_mapping(node))
+_Loader.add_constructor("tag:yaml.org,2002:seq", lambda loader, node: loader.construct_sequence(node))
+
+
+def load_text(text: str, name: str = "<string>") -> Any:
+    """Parse YAML text; every failure is a :class:`YamlError` located in ``name``."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        raise YamlError(f"file is larger than {MAX_BYTES} bytes", Location(name))
+    loader = _Loader(text)
+    loader.name = name
+    try:
+        return loader.get_single_data()
+    except YamlError:
+        raise
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "malformed YAML"
+        if isinstance(exc, yaml.constructor.ConstructorError):
+            problem = f"{problem} (symcost reads plain YAML only: no object-building tags)"
+        loc = _loc(name, mark) if mark is not None else Location(name)
+        raise YamlError(problem, loc) from None
+    except yaml.YAMLError as exc:
+        raise YamlError(f"malformed YAML: {exc}", Location(name)) from None
+    except RecursionError:
+        raise YamlError("YAML nested too deeply", Location(name)) from None
+    finally:
+        loader.dispose()
+
+
+def load_file(path: str | Path, display_name: str | None = None) -> Any:
+    """Read and parse one YAML file; ``display_name`` is what errors call it."""
+    path = Path(path)
+    name = display_name or str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise YamlError(f"file is larger than {MAX_BYTES} bytes", Location(name))
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise YamlError("no such file", Location(name)) from None
+    except IsADirectoryError:
+        raise YamlError("is a directory, not a YAML file", Location(name)) from None
+    except UnicodeDecodeError as exc:
+        raise YamlError(f"not UTF-8 text ({exc.reason})", Location(name)) from None
+    except OSError as exc:
+        raise YamlError(f"cannot read: {exc.strerror}", Location(name)) from None
+    return load_text(text, name)

@@ -256,11 +256,14 @@ class Formula:
         return next(iter(self.outputs.values()))
 
     # ---- binding values ------------------------------------------------------------------
-    def normalize_values(self, values: Mapping[str, Any], *, partial: bool, source: str = "") -> dict[str, Any]:
+    def normalize_values(
+        self, values: Mapping[str, Any], *, partial: bool, defaults: bool = True, source: str = ""
+    ) -> dict[str, Any]:
         """Map user names (``kernel=3``, ``kernel=(3, 5)``, ``kernel_h=3``) to symbol values.
 
-        Values are ints/bools or sympy expressions (for symbolic binding). Defaults fill what is
-        not given; with ``partial=False`` every symbol must end up bound.
+        Values are ints/bools or sympy expressions (for symbolic binding). With ``defaults``,
+        attribute defaults fill what is not given; with ``partial=False`` every symbol must end
+        up bound.
         """
         where = f"{source}: " if source else ""
         out: dict[str, Any] = {}
@@ -283,12 +286,17 @@ class Formula:
             else:
                 known = list(self.symbols) + list(self.attributes)
                 raise FormulaError(f"{where}{self.name}: unknown name '{key}'{did_you_mean(key, known)}")
-        for attr in self.attributes.values():
-            if attr.default is None:
-                continue
-            defaults = attr.default if isinstance(attr.default, tuple) else (attr.default,) * len(attr.symbols)
-            for name, default in zip(attr.symbol_names, defaults):
-                out.setdefault(name, default)
+        if defaults:
+            for attr in self.attributes.values():
+                if attr.default is None:
+                    continue
+                if isinstance(attr.default, str):  # another attribute's value, axis by axis
+                    for name, ref in zip(attr.symbol_names, self.attributes[attr.default].symbol_names):
+                        if ref in out:
+                            out.setdefault(name, out[ref])
+                    continue
+                for name in attr.symbol_names:
+                    out.setdefault(name, attr.default)
         for name, value in out.items():
             out[name] = self._check_value(name, value, where)
         if not partial:
@@ -324,9 +332,12 @@ class Formula:
                 raise FormulaError(f"{where}{self.name}: {label} must be an integer, got {value}")
             low = attr.minimum if attr else 1
             high = attr.maximum if attr else None
+            if attr and name != attr.name:
+                label = f"{label} ({name})"
+            elif not attr:
+                label = f"size '{name}'"
             if low is not None and value < low:
-                what = "a size" if not attr else label
-                raise FormulaError(f"{where}{self.name}: {what} '{name}' must be >= {low}, got {value}")
+                raise FormulaError(f"{where}{self.name}: {label} must be >= {low}, got {value}")
             if high is not None and value > high:
                 raise FormulaError(f"{where}{self.name}: {label} must be <= {high}, got {value}")
         return value
@@ -393,15 +404,17 @@ class Formula:
             raise FormulaError(f"{self.name}: {what} evaluated to a negative count {number}")
         return number
 
-    def bind(self, **values: Any) -> Bound:
+    def bind(self, *, defaults: bool = False, **values: Any) -> Bound:
         """Substitute some values and simplify what remains (``symcost derive --set``).
+
+        Attribute defaults are applied only with ``defaults=True``, so a derivation stays general.
 
         >>> from symcost import formulas
         >>> b = formulas.conv2d.bind(kernel=3, stride=1, padding=1, dilation=1)
         >>> b.outputs["y"]
         (N, C_out, H, W)
         """
-        bound = self.normalize_values(values, partial=True, source="--set")
+        bound = self.normalize_values(values, partial=True, defaults=defaults, source="--set")
         subs = {self.symbols[n]: v for n, v in bound.items()}
         undecided = self.check_constraints(subs)
         return Bound(self, dict(bound), subs, tuple(undecided))
@@ -502,7 +515,7 @@ def load(data: Any, path: str) -> Formula:
     attributes: dict[str, Attribute] = {}
     attrs = _mapping(top.get("attributes", YMapping()), "attributes", top.loc_of("attributes"))
     for attr_name, spec in attrs.items():
-        attributes[attr_name] = _attribute(str(attr_name), spec, attrs, declare)
+        attributes[attr_name] = _attribute(str(attr_name), spec, attrs, declare, attributes)
 
     # inputs
     inputs = _shapes(top, "inputs", names, declared_only=True)
@@ -605,7 +618,9 @@ def load(data: Any, path: str) -> Formula:
     )
 
 
-def _attribute(name: str, spec: Any, parent: YMapping, declare: Any) -> Attribute:
+def _attribute(
+    name: str, spec: Any, parent: YMapping, declare: Any, declared_attributes: Mapping[str, Attribute]
+) -> Attribute:
     loc = parent.loc_of(name)
     spec = _mapping(spec, f"attribute '{name}'", loc, required=True)
     _known_keys(spec, _ATTR_KEYS, f"attribute '{name}'")
@@ -623,7 +638,15 @@ def _attribute(name: str, spec: Any, parent: YMapping, declare: Any) -> Attribut
     elif minimum is None:
         minimum = 1
     default = spec.get("default")
-    if default is not None:
+    if isinstance(default, str):
+        # ``default: kernel``: take another (earlier) attribute's value, axis by axis (pooling's stride).
+        other = declared_attributes.get(default)
+        if other is None or other.axes != axes or other.kind != kind:
+            raise FormulaError(
+                f"attribute '{name}': a text default must name an earlier attribute with the same type and axes",
+                spec.loc_of("default"),
+            )
+    elif default is not None:
         if kind == "bool" and not isinstance(default, bool):
             raise FormulaError(f"attribute '{name}': default must be true or false", spec.loc_of("default"))
         if kind == "int" and (isinstance(default, bool) or not isinstance(default, int)):

@@ -1,0 +1,219 @@
+"""The ``symcost`` command: parse options, call the library, hand the result to :mod:`report`.
+
+Every :class:`~symcost.errors.SymcostError` becomes one ``Error: file:line:col: ...`` line on
+stderr and exit status 1; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+
+from .errors import Location, SymcostError, UsageError
+
+app = typer.Typer(
+    name="symcost",
+    help=(
+        "Closed-form FLOPs, MACs, parameters and memory traffic of neural-network layers, "
+        "with no framework and no forward pass.\n\n"
+        "Examples:\n\n"
+        "  symcost derive conv2d\n\n"
+        "  symcost derive conv2d --set kernel=3 stride=1 padding=1\n\n"
+        "  symcost list formulas"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+list_app = typer.Typer(help="List what symcost knows: formulas.", no_args_is_help=True)
+app.add_typer(list_app, name="list")
+
+_state = {"debug": False}
+
+FormatOption = Annotated[str, typer.Option("--format", "-f", help="Output format: text, latex, json or markdown.")]
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    """Turn symcost's own errors into one `Error:` line and exit status 1."""
+    try:
+        yield
+    except SymcostError as exc:
+        if _state["debug"]:
+            raise
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        typer.echo(f"symcost {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show a traceback instead of a one-line error.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+    formulas_dir: Annotated[
+        list[str] | None,
+        typer.Option("--formulas", metavar="DIR", help="Also search DIR for formula files (before the bundled ones)."),
+    ] = None,
+) -> None:
+    _state["debug"] = debug
+    if formulas_dir:
+        with _user_errors():
+            from . import registry
+
+            for folder in formulas_dir:
+                registry.add_path(folder)
+
+
+_ASSIGN = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_]*)\s*=(.*)$", re.S)
+
+
+def parse_assignments(items: list[str], names: dict[str, Any]) -> dict[str, Any]:
+    """``["kernel=3", "stride=1,padding=1", "bias=false", "W=H"]`` → values for a formula.
+
+    Values are integers, ``true``/``false``, or expressions over the formula's symbols, parsed
+    by the safe parser (never ``eval``).
+    """
+    from . import expr
+
+    values: dict[str, Any] = {}
+    for item in items:
+        for part in _split_top_level(item):
+            match = _ASSIGN.match(part)
+            if not match:
+                raise UsageError(f"expected NAME=VALUE, got {part!r}", Location("--set"))
+            key, text = match.group(1), match.group(2).strip()
+            lowered = text.lower()
+            if lowered in ("true", "false"):
+                values[key] = lowered == "true"
+                continue
+            try:
+                value = expr.parse(text, names)
+            except SymcostError as exc:
+                raise UsageError(f"{key}={text}: {exc.message}", Location("--set")) from None
+            values[key] = int(value) if value.is_Integer else value
+    return values
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split ``"kernel=3,stride=1"`` on commas that are not inside parentheses (``max(a, b)``)."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(text):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(text[start:index])
+            start = index + 1
+    parts.append(text[start:])
+    return [p for p in parts if p.strip()]
+
+
+def _check_format(fmt: str, allowed: tuple[str, ...]) -> str:
+    from .errors import did_you_mean
+
+    if fmt not in allowed:
+        raise UsageError(f"unknown format '{fmt}'{did_you_mean(fmt, allowed)}; choose from {', '.join(allowed)}")
+    return fmt
+
+
+@app.command()
+def derive(
+    name: Annotated[str, typer.Argument(help="Formula name, e.g. conv2d (see `symcost list formulas`).")],
+    bindings: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[NAME=VALUE]...", help="Values to bind, as with --set."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            "-s",
+            metavar="NAME=VALUE",
+            help="Bind a symbol or attribute (kernel=3, kernel_h=3, bias=false, W=H); repeat or comma-separate.",
+        ),
+    ] = None,
+    fmt: FormatOption = "text",
+    expand: Annotated[
+        bool, typer.Option("--expand", help="Expand named intermediates (H_out) into the input symbols.")
+    ] = False,
+    defaults: Annotated[
+        bool, typer.Option("--defaults", help="Apply attribute defaults (stride=1, bias=true, ...) to what is not set.")
+    ] = False,
+    count_elementwise: Annotated[
+        str,
+        typer.Option(
+            "--count-elementwise",
+            metavar="CATEGORIES",
+            help="Fold elementwise categories into FLOPs: 'norm,bias' or 'all' (default: none, as FlopCounterMode).",
+        ),
+    ] = "",
+) -> None:
+    """Print a layer's cost in closed form: symbols, constraints, output shape, MACs, FLOPs,
+    parameters, buffers and memory traffic.
+
+    Examples:
+
+      symcost derive conv2d
+
+      symcost derive conv2d --set kernel=3 stride=1 padding=1
+
+      symcost derive batchnorm2d --count-elementwise norm
+
+      symcost derive linear --format latex
+    """
+    with _user_errors():
+        from . import cost, registry, report
+
+        _check_format(fmt, report.FORMATS)
+        formula = registry.get(name)
+        values = parse_assignments([*(set_ or []), *(bindings or [])], formula.symbols)
+        convention = cost.TORCH
+        if count_elementwise:
+            convention = convention.with_elementwise(cost.parse_categories(count_elementwise))
+        bound = formula.bind(defaults=defaults, **values)
+        data = report.derivation(formula, bound, convention=convention, expand=expand)
+        typer.echo(report.render_derivation(data, fmt))
+
+
+@list_app.command("formulas")
+def list_formulas(fmt: FormatOption = "text") -> None:
+    """List the formula catalog with a one-line summary each.
+
+    Example: symcost list formulas --format json
+    """
+    with _user_errors():
+        from . import registry, report
+
+        _check_format(fmt, ("text", "json", "markdown"))
+        typer.echo(report.render_formula_list(registry.all_formulas(), fmt))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except SymcostError as exc:  # raised outside a command body (should not happen; be safe)
+        if _state["debug"]:
+            raise
+        typer.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,282 @@
+"""Every output format and number-formatting rule: text, LaTeX, JSON and Markdown.
+
+Expressions print in symcost's own expression language, so anything ``derive`` prints can be
+pasted back into a formula or an architecture file:
+
+>>> import sympy
+>>> H, s = sympy.symbols("H s", integer=True, positive=True)
+>>> format_expr(sympy.floor((H - 3) / s) + sympy.Mod(H, 4) + sympy.Max(H, s))
+'floor((H - 3)/s) + H % 4 + max(H, s)'
+>>> format_count(8178368512)
+'8,178,368,512'
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import sympy
+from sympy.printing.str import StrPrinter
+
+from . import cost
+from .formula import Bound, Formula, Variadic
+
+FORMATS = ("text", "latex", "json", "markdown")
+
+
+class _Printer(StrPrinter):
+    """sympy's str printer, speaking symcost's expression language (``floor ceil min max %``)."""
+
+    def _print_floor(self, e: sympy.Basic) -> str:
+        return f"floor({self._print(e.args[0])})"
+
+    def _print_ceiling(self, e: sympy.Basic) -> str:
+        return f"ceil({self._print(e.args[0])})"
+
+    def _print_Min(self, e: sympy.Basic) -> str:
+        return "min(" + ", ".join(self._print(a) for a in e.args) + ")"
+
+    def _print_Max(self, e: sympy.Basic) -> str:
+        return "max(" + ", ".join(self._print(a) for a in e.args) + ")"
+
+    def _print_Abs(self, e: sympy.Basic) -> str:
+        return f"abs({self._print(e.args[0])})"
+
+    def _print_Mod(self, e: sympy.Basic) -> str:
+        a, b = e.args
+        return f"{self.parenthesize(a, 50)} % {self.parenthesize(b, 50)}"
+
+    def _print_Relational(self, e: sympy.Basic) -> str:
+        ops = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
+        return f"{self._print(e.lhs)} {ops.get(e.rel_op, e.rel_op)} {self._print(e.rhs)}"
+
+
+_PRINTER = _Printer()
+
+
+def format_expr(e: Any) -> str:
+    """An expression (or a shape dim) in symcost's expression language."""
+    if isinstance(e, Variadic):
+        return str(e)
+    if isinstance(e, bool):
+        return "true" if e else "false"
+    if isinstance(e, int):
+        return str(e)
+    return _PRINTER.doprint(e)
+
+
+def latex_expr(e: Any) -> str:
+    if isinstance(e, Variadic):
+        return r"\ast " + sympy.latex(e.symbol)
+    return sympy.latex(e)
+
+
+def format_count(n: int) -> str:
+    """An exact count with thousands separators (never rounded)."""
+    return f"{n:,}"
+
+
+def format_shape(shape: Any) -> str:
+    return "[" + ", ".join(format_expr(d) for d in shape) + "]"
+
+
+# ---- derive ---------------------------------------------------------------------------------
+
+
+def derivation(
+    formula: Formula,
+    bound: Bound,
+    *,
+    convention: cost.Convention = cost.TORCH,
+    expand: bool = False,
+) -> dict[str, Any]:
+    """Everything ``symcost derive`` shows, as plain data (the JSON format's contract)."""
+    subs = dict(bound.subs)
+    inline = {}
+    where = {}
+    for name, (symbol, definition) in formula.where.items():
+        value = definition.xreplace(inline).xreplace(subs)
+        if expand or bound.values or value.is_Atom:
+            inline[symbol] = value
+        where[name] = value
+
+    def show(e: Any) -> Any:
+        if isinstance(e, Variadic):
+            value = subs.get(e.symbol)
+            return e if value is None else value
+        return e.xreplace(inline).xreplace(subs)
+
+    costs = {k: show(v) for k, v in formula.costs_compact.items()}
+    elementwise = {k: show(v) for k, v in formula.elementwise_compact.items()}
+    flops = cost.flops(costs["macs"], elementwise, convention)
+    constraints = [c for c in bound.constraints]
+
+    symbols = {}
+    for name, sym in formula.shape_symbols.items():
+        symbols[name] = {"kind": "shape", "doc": sym.doc}
+    for attr in formula.attributes.values():
+        for symbol_name in attr.symbol_names:
+            symbols[symbol_name] = {
+                "kind": "attribute",
+                "attribute": attr.name,
+                "type": attr.kind,
+                "doc": formula.symbol_doc(symbol_name),
+                "default": attr.default,
+                "min": attr.minimum,
+            }
+    return {
+        "name": formula.name,
+        "summary": formula.summary,
+        "path": formula.path,
+        "convention": {"name": convention.name, "doc": convention.doc},
+        "symbols": symbols,
+        "bound": {k: format_expr(v) for k, v in bound.values.items()},
+        "free": [n for n in formula.symbols if n not in bound.values],
+        "inputs": {k: [format_expr(d) for d in v] for k, v in formula.inputs.items()},
+        "where": {k: format_expr(v) for k, v in where.items() if formula.where[k][0] not in inline},
+        "constraints": [
+            {"check": format_expr(c.check.xreplace(inline).xreplace(subs)), "message": c.message} for c in constraints
+        ],
+        "defaults_not_applied": {
+            n: format_expr(info["default"])
+            for n, info in symbols.items()
+            if info["kind"] == "attribute" and info["default"] is not None and n not in bound.values
+        },
+        "outputs": {k: [format_expr(show(d)) for d in v] for k, v in formula.outputs_compact.items()},
+        "costs": {"flops": format_expr(flops), **{k: format_expr(v) for k, v in costs.items()}},
+        "elementwise": {k: format_expr(v) for k, v in elementwise.items()},
+        "elementwise_in_flops": sorted(convention.elementwise_in_flops),
+        "notes": list(formula.notes),
+        "sources": list(formula.sources),
+        "_exprs": {"flops": flops, **costs},
+        "_elementwise": elementwise,
+        "_where": where,
+        "_outputs": {k: tuple(show(d) for d in v) for k, v in formula.outputs_compact.items()},
+    }
+
+
+_COST_LABELS = {
+    "flops": "FLOPs",
+    "macs": "MACs",
+    "params": "params",
+    "buffers": "buffers",
+    "read": "read (elements)",
+    "write": "write (elements)",
+}
+
+
+def render_derivation(data: Mapping[str, Any], fmt: str) -> str:
+    if fmt == "json":
+        public = {k: v for k, v in data.items() if not k.startswith("_")}
+        return json.dumps(public, indent=2, default=str)
+    if fmt == "latex":
+        return _derive_latex(data)
+    if fmt == "markdown":
+        return _derive_markdown(data)
+    return _derive_text(data)
+
+
+def _derive_text(d: Mapping[str, Any]) -> str:
+    lines = [f"{d['name']}: {d['summary']}", f"  from {d['path']}", ""]
+    width = max([len(n) for n in d["symbols"]] + [8])
+    lines.append("Symbols")
+    for name, info in d["symbols"].items():
+        if name in d["bound"]:
+            status = f"= {d['bound'][name]}"
+        elif info["kind"] == "attribute":
+            default = info["default"]
+            status = "required" if default is None else f"default {format_expr(default)}"
+        else:
+            status = ""
+        lines.append(f"  {name:<{width}}  {info['doc']}{'  [' + status + ']' if status else ''}")
+    if d["bound"] and d["defaults_not_applied"]:
+        shown = " ".join(f"{k}={v}" for k, v in d["defaults_not_applied"].items())
+        lines.append(f"  (left symbolic, not defaulted: {shown}; --defaults applies them)")
+    lines.append("")
+    lines.append("Inputs")
+    lines += [f"  {k}: [{', '.join(v)}]" for k, v in d["inputs"].items()]
+    if d["where"]:
+        lines += ["", "Where"]
+        lines += [f"  {k} = {v}" for k, v in d["where"].items()]
+    if d["constraints"]:
+        lines += ["", "Constraints"]
+        lines += [f"  {c['check']}    ({c['message']})" for c in d["constraints"]]
+    lines += ["", "Outputs"]
+    lines += [f"  {k}: [{', '.join(v)}]" for k, v in d["outputs"].items()]
+    lines += ["", f"Costs  (convention '{d['convention']['name']}': {d['convention']['doc']})"]
+    cw = max(len(v) for v in _COST_LABELS.values())
+    for key, label in _COST_LABELS.items():
+        lines.append(f"  {label:<{cw}} = {d['costs'][key]}")
+    if d["elementwise"]:
+        included = set(d["elementwise_in_flops"])
+        lines += ["", "Elementwise operations" + (" (not in FLOPs)" if not included else "")]
+        for key, value in d["elementwise"].items():
+            tag = "  [in FLOPs]" if key in included else ""
+            lines.append(f"  {key:<{cw}} = {value}{tag}")
+    if d["notes"]:
+        lines += ["", "Notes"] + [f"  - {n}" for n in d["notes"]]
+    if d["sources"]:
+        lines += ["", "Sources"] + [f"  - {s}" for s in d["sources"]]
+    return "\n".join(lines)
+
+
+def _derive_latex(d: Mapping[str, Any]) -> str:
+    rows = []
+    for name, value in d["_where"].items():
+        if name in d["where"]:
+            rows.append(rf"{sympy.latex(sympy.Symbol(name))} &= {latex_expr(value)}")
+    labels = {"flops": r"\mathrm{FLOPs}", "macs": r"\mathrm{MACs}", "params": r"\mathrm{params}",
+              "buffers": r"\mathrm{buffers}", "read": r"\mathrm{read}", "write": r"\mathrm{write}"}  # fmt: skip
+    for key, label in labels.items():
+        rows.append(rf"{label} &= {latex_expr(d['_exprs'][key])}")
+    for key, value in d["_elementwise"].items():
+        rows.append(rf"\mathrm{{{key}}} &= {latex_expr(value)}")
+    body = " \\\\\n".join(rows)
+    return f"% symcost derive {d['name']} (convention: {d['convention']['name']})\n\\begin{{align*}}\n{body}\n\\end{{align*}}"
+
+
+def _derive_markdown(d: Mapping[str, Any]) -> str:
+    lines = [f"### `{d['name']}`", "", d["summary"], "", "| symbol | meaning | value |", "|---|---|---|"]
+    for name, info in d["symbols"].items():
+        value = d["bound"].get(name)
+        if value is None and info["kind"] == "attribute" and info["default"] is not None:
+            value = f"default {format_expr(info['default'])}"
+        lines.append(f"| `{name}` | {info['doc']} | {value or ''} |")
+    lines += ["", "| quantity | closed form |", "|---|---|"]
+    for k, v in d["where"].items():
+        lines.append(f"| `{k}` | `{v}` |")
+    for k, v in d["outputs"].items():
+        lines.append(f"| output `{k}` | `[{', '.join(v)}]` |")
+    for key, label in _COST_LABELS.items():
+        lines.append(f"| {label} | `{d['costs'][key]}` |")
+    for key, value in d["elementwise"].items():
+        lines.append(f"| elementwise `{key}` | `{value}` |")
+    if d["notes"]:
+        lines += [""] + [f"- {n}" for n in d["notes"]]
+    return "\n".join(lines)
+
+
+# ---- list formulas -----------------------------------------------------------------------------
+
+
+def render_formula_list(formulas: list[Formula], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(
+            [{"name": f.name, "category": f.category, "summary": f.summary, "path": f.path} for f in formulas],
+            indent=2,
+        )
+    if fmt == "markdown":
+        rows = ["| formula | category | summary |", "|---|---|---|"]
+        rows += [f"| `{f.name}` | {f.category} | {f.summary} |" for f in formulas]
+        return "\n".join(rows)
+    width = max((len(f.name) for f in formulas), default=8)
+    lines = []
+    for category in sorted({f.category for f in formulas}):
+        lines.append(category)
+        for f in formulas:
+            if f.category == category:
+                lines.append(f"  {f.name:<{width}}  {f.summary}")
+    lines.append(f"\n{len(formulas)} formulas. `symcost derive NAME` shows one in closed form.")
+    return "\n".join(lines)

@@ -1,0 +1,129 @@
+"""The command line, through typer's CliRunner: help, formats, and errors users read."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from symcost import expr, registry
+from symcost.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+@pytest.mark.parametrize("command", [[], ["derive"], ["list"], ["list", "formulas"]])
+def test_every_command_has_help(command):
+    result = run(*command, "--help")
+    assert result.exit_code == 0
+    assert "Usage" in result.stdout
+    assert len(result.stdout.split()) > 15
+
+
+def test_derive_help_shows_examples():
+    result = run("derive", "--help")
+    assert "symcost derive conv2d --set kernel=3 stride=1 padding=1" in result.stdout
+
+
+def test_derive_text():
+    result = run("derive", "conv2d")
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert "H_out = floor((H - dilation_h*(kernel_h - 1) + 2*padding_h - 1)/stride_h) + 1" in out
+    assert "MACs             = C_in*C_out*H_out*N*W_out*kernel_h*kernel_w/groups" in out
+    assert "groups must divide the input channels" in out
+
+
+def test_derive_set_simplifies():
+    result = run("derive", "conv2d", "--set", "kernel=3", "stride=1", "padding=1", "--defaults")
+    assert result.exit_code == 0, result.stderr
+    assert "y: [N, C_out, H, W]" in result.stdout
+    assert "MACs             = 9*C_in*C_out*H*N*W" in result.stdout
+
+
+def test_derive_set_can_bind_to_expressions():
+    result = run("derive", "conv2d", "--set", "kernel=1,W=H", "--defaults")
+    assert result.exit_code == 0, result.stderr
+    assert "MACs             = C_in*C_out*H**2*N" in result.stdout
+
+
+def test_derive_json_parses_and_is_complete():
+    result = run("derive", "conv2d", "--format", "json", "--set", "kernel=3")
+    data = json.loads(result.stdout)
+    assert data["name"] == "conv2d"
+    assert set(data["costs"]) == {"flops", "macs", "params", "buffers", "read", "write"}
+    assert data["bound"] == {"kernel_h": "3", "kernel_w": "3"}
+    assert data["convention"]["name"] == "torch"
+
+
+def test_derive_latex_and_markdown():
+    latex = run("derive", "linear", "--format", "latex").stdout
+    assert "\\begin{align*}" in latex and "\\mathrm{FLOPs}" in latex
+    markdown = run("derive", "linear", "--format", "markdown").stdout
+    assert markdown.startswith("### `linear`") and "| MACs |" in markdown
+
+
+def test_count_elementwise_folds_bias_into_flops():
+    result = run("derive", "linear", "--count-elementwise", "bias", "--format", "json")
+    data = json.loads(result.stdout)
+    s = registry.get("linear").symbols
+    flops = expr.parse(data["costs"]["flops"], s)  # what derive prints parses back
+    batch, fin, fout, bias = s["batch"], s["in_features"], s["out_features"], s["bias"]
+    assert flops == 2 * batch * fin * fout + batch * bias * fout
+    assert data["elementwise_in_flops"] == ["bias"]
+
+
+def test_list_formulas():
+    result = run("list", "formulas")
+    assert result.exit_code == 0
+    for name in registry.names():
+        assert name in result.stdout
+    data = json.loads(run("list", "formulas", "--format", "json").stdout)
+    assert {d["name"] for d in data} == set(registry.names())
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["derive", "conv2x"], "unknown formula 'conv2x' (did you mean 'conv2d'?)"),
+        (["derive", "conv2d", "--set", "kernel=0"], "attribute 'kernel' (kernel_h) must be >= 1"),
+        (["derive", "conv2d", "--set", "groups=true"], "must be an integer, got the bool True"),
+        (["derive", "conv2d", "--set", "H=__import__('os')"], "unknown function '__import__'"),
+        (["derive", "conv2d", "--set", "H=().__class__"], "is not allowed"),
+        (["derive", "conv2d", "--set", "H=1.5"], "only integer literals"),
+        (["derive", "conv2d", "--set", "nokey"], "expected NAME=VALUE"),
+        (["derive", "conv2d", "--set", "kernal=3"], "did you mean 'kernel'"),
+        (["derive", "conv2d", "--set", "kernel=99,H=8,W=8", "--defaults"], "dilated kernel is taller"),
+        (["derive", "conv2d", "--format", "yaml"], "unknown format 'yaml'"),
+        (["derive", "conv2d", "--count-elementwise", "nrom"], "did you mean 'norm'"),
+    ],
+)
+def test_bad_input_is_one_error_line(args, needle):
+    result = run(*args)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("Error: ")
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.stderr.count("\n") == 1
+
+
+def test_debug_shows_the_traceback():
+    result = run("--debug", "derive", "conv2x")
+    assert result.exit_code == 1 and result.exception is not None
+
+
+def test_console_script_end_to_end():
+    done = subprocess.run(
+        [sys.executable, "-m", "symcost.cli", "derive", "nope"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("Error: unknown formula 'nope'")
+    ok = subprocess.run([sys.executable, "-m", "symcost.cli", "--version"], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and ok.stdout.startswith("symcost ")

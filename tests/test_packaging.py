@@ -1,0 +1,60 @@
+"""The bundled catalog travels inside the wheel, and `import symcost` stays light."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_wheel_ships_the_catalog_and_loads_from_it(tmp_path):
+    built = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path / "dist"), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stdout + built.stderr
+    wheel = next((tmp_path / "dist").glob("symcost-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        assert "symcost/_data/formulas/conv2d.yaml" in names
+        assert "symcost/py.typed" in names
+        archive.extractall(tmp_path / "site")
+    # Run from an empty folder with only the unpacked wheel on the path: no checkout to fall back on.
+    script = (
+        "import symcost.registry as r\n"
+        "print(r.data_dir('formulas'))\n"
+        "print(r.get('conv2d').evaluate(N=1, C_in=3, H=224, W=224, C_out=64, kernel=3, stride=2, padding=1).flops)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(tmp_path / "site")}
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120
+    )
+    if done.returncode != 0 and "No module named" in done.stderr:
+        # -S drops site-packages (sympy, yaml); keep them but put the wheel first.
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120
+        )
+    assert done.returncode == 0, done.stderr
+    folder, flops = done.stdout.split()
+    assert Path(folder).is_relative_to(tmp_path / "site")
+    assert int(flops) == 43_352_064  # 2 * 112*112*64*3*3*3
+
+
+def test_import_symcost_does_not_import_heavy_libraries():
+    script = (
+        "import sys, symcost\n"
+        "from symcost import formulas\n"
+        "formulas.conv2d.flops\n"
+        "import symcost.cli\n"
+        "heavy = [m for m in ('torch', 'numpy', 'matplotlib', 'pydantic') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""

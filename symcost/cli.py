@@ -22,6 +22,9 @@ app = typer.Typer(
         "Closed-form FLOPs, MACs, parameters and memory traffic of neural-network layers, "
         "with no framework and no forward pass.\n\n"
         "Examples:\n\n"
+        "  symcost eval archs/resnet50.yaml\n\n"
+        "  symcost eval resnet50 --set H=320 W=320 --depth 1\n\n"
+        "  symcost eval gpt2 --symbolic --set B=1\n\n"
         "  symcost derive conv2d\n\n"
         "  symcost derive conv2d --set kernel=3 stride=1 padding=1\n\n"
         "  symcost list formulas"
@@ -31,7 +34,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-list_app = typer.Typer(help="List what symcost knows: formulas.", no_args_is_help=True)
+list_app = typer.Typer(help="List what symcost knows: formulas and bundled architectures.", no_args_is_help=True)
 app.add_typer(list_app, name="list")
 
 _state = {"debug": False}
@@ -202,6 +205,136 @@ def list_formulas(fmt: FormatOption = "text") -> None:
 
         _check_format(fmt, ("text", "json", "markdown"))
         typer.echo(report.render_formula_list(registry.all_formulas(), fmt))
+
+
+def _arch_path(arch: str) -> tuple[Any, str]:
+    """A path to a YAML file, or the name of a bundled architecture."""
+    from pathlib import Path
+
+    from . import registry
+
+    path = Path(arch)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return path, arch
+    bundled = registry.data_dir("archs")
+    candidate = bundled / f"{arch}.yaml"
+    if candidate.is_file():
+        return candidate, f"archs/{arch}.yaml"
+    known = sorted(p.stem for p in bundled.glob("*.yaml"))
+    raise UsageError(f"no architecture file or bundled architecture '{arch}'{did_you_mean_text(arch, known)}")
+
+
+def did_you_mean_text(name: str, known: list[str]) -> str:
+    from .errors import did_you_mean
+
+    return did_you_mean(name, known)
+
+
+@app.command("eval")
+def eval_(
+    arch: Annotated[str, typer.Argument(help="An architecture file (archs/resnet50.yaml) or a bundled name (resnet50).")],
+    bindings: Annotated[
+        list[str] | None, typer.Argument(metavar="[NAME=VALUE]...", help="Variable values, as with --set.")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", "-s", metavar="NAME=VALUE", help="Set a variable (N=8, H=320, n_layer=24); repeat or comma-separate."),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, json, csv, markdown or latex.")] = "table",
+    depth: Annotated[
+        int | None, typer.Option("--depth", "-d", min=1, help="Fold layers into their blocks, K levels deep.")
+    ] = None,
+    dtype: Annotated[
+        str, typer.Option("--dtype", help="Storage dtype for bytes: fp32, fp16, bf16, fp8, int8, int4.")
+    ] = "fp32",
+    symbolic: Annotated[
+        bool,
+        typer.Option("--symbolic", help="Print closed-form totals over the variables not given with --set."),
+    ] = False,
+    count_elementwise: Annotated[
+        str,
+        typer.Option("--count-elementwise", metavar="CATEGORIES", help="Fold elementwise categories into FLOPs: 'norm,bias' or 'all'."),
+    ] = "",
+) -> None:
+    """Cost a whole network: a per-layer table and exact totals (params, MACs, FLOPs, bytes).
+
+    Variables take their defaults unless --set. FLOPs = 2 x MACs (FlopCounterMode's convention);
+    elementwise work is reported apart.
+
+    Examples:
+
+      symcost eval archs/resnet50.yaml
+
+      symcost eval resnet50 --set N=8 H=320 W=320 --depth 1
+
+      symcost eval resnet50 --symbolic --set N=1
+
+      symcost eval llama --set n_layer=80 d_model=8192 n_heads=64 n_kv_heads=8 d_ff=28672
+
+      symcost eval gpt2 --format json
+    """
+    with _user_errors():
+        from . import arch as arch_module
+        from . import compile as compile_module
+        from . import cost, report, shapes
+
+        _check_format(fmt, report.EVAL_FORMATS)
+        cost.dtype_bits(dtype)
+        path, shown = _arch_path(arch)
+        graph = shapes.build(arch_module.load_path(path, shown))
+        names = {v.name: v.symbol for v in graph.arch.variables.values()}
+        values = parse_assignments([*(set_ or []), *(bindings or [])], names)
+        convention = cost.TORCH
+        if count_elementwise:
+            convention = convention.with_elementwise(cost.parse_categories(count_elementwise))
+        if symbolic:
+            closed = compile_module.symbolic_totals(graph, values, convention)
+            free = {s.name for e in closed.values() for s in e.free_symbols}
+            numeric = {k: v for k, v in values.items() if not isinstance(v, int) or k not in free}
+            result = compile_module.evaluate(graph, numeric, convention)
+        else:
+            closed = None
+            result = compile_module.evaluate(graph, values, convention)
+        data = report.eval_data(result, dtype=dtype, depth=depth, symbolic=closed)
+        typer.echo(report.render_eval(data, fmt))
+
+
+@app.command()
+def check(
+    files: Annotated[list[str], typer.Argument(help="Architecture files (or bundled names) to validate.")],
+) -> None:
+    """Validate architecture files: grammar, references, shapes and constraints at the defaults.
+
+    Example: symcost check archs/*.yaml
+    """
+    with _user_errors():
+        from . import arch as arch_module
+        from . import compile as compile_module
+        from . import shapes
+
+        for item in files:
+            path, shown = _arch_path(item)
+            graph = shapes.build(arch_module.load_path(path, shown))
+            if all(v.default is not None for v in graph.arch.variables.values()):
+                compile_module.evaluate(graph)
+            typer.echo(f"ok  {shown}  ({len(graph.nodes)} layer nodes)")
+
+
+@list_app.command("archs")
+def list_archs(fmt: FormatOption = "text") -> None:
+    """List the bundled architectures.
+
+    Example: symcost list archs
+    """
+    with _user_errors():
+        from . import arch as arch_module
+        from . import registry, report
+
+        _check_format(fmt, ("text", "json"))
+        entries = []
+        for path in sorted(registry.data_dir("archs").glob("*.yaml")):
+            entries.append((path.stem, arch_module.load_path(path, f"archs/{path.name}").summary))
+        typer.echo(report.render_arch_list(entries, fmt))
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ word "FLOPs" means:
 >>> flops(m, {"bias": b})
 2*m
 >>> flops(m, {"bias": b}, TORCH.with_elementwise({"bias"}))
-2*m + b
+b + 2*m
 """
 
 from __future__ import annotations
@@ -103,3 +103,31 @@ def parse_categories(text: str) -> frozenset[str]:
         return frozenset(ELEMENTWISE_CATEGORIES)
     TORCH.with_elementwise(words)  # validates
     return frozenset(words)
+
+
+# ---- architecture totals ----------------------------------------------------------------------
+
+#: Bits per element of each storage dtype (model size and memory traffic).
+DTYPE_BITS: dict[str, int] = {"fp64": 64, "fp32": 32, "tf32": 32, "fp16": 16, "bf16": 16, "fp8": 8, "int8": 8, "int4": 4}
+
+
+def dtype_bits(name: str) -> int:
+    if name not in DTYPE_BITS:
+        raise UsageError(f"unknown dtype '{name}'{did_you_mean(name, DTYPE_BITS)}; choose from {', '.join(DTYPE_BITS)}")
+    return DTYPE_BITS[name]
+
+
+def to_bytes(elements: int, dtype: str) -> int:
+    """Bytes for ``elements`` values of ``dtype``, rounded up to whole bytes (int4 packs two per byte)."""
+    return -(-elements * dtype_bits(dtype) // 8)
+
+
+def node_totals(count: sympy.Expr, costs: Mapping[str, sympy.Expr], elementwise: Mapping[str, sympy.Expr],
+                convention: Convention = TORCH) -> dict[str, sympy.Expr]:  # fmt: skip
+    """One node's contribution: every raw cost and FLOPs under ``convention``, times its copies."""
+    out = {key: count * value for key, value in costs.items()}
+    out["flops"] = count * flops(costs["macs"], elementwise, convention)
+    out["elementwise"] = count * elementwise_total(elementwise)
+    for category, value in elementwise.items():
+        out[f"elementwise.{category}"] = count * value
+    return out

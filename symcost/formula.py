@@ -342,11 +342,16 @@ class Formula:
                 raise FormulaError(f"{where}{self.name}: {label} must be <= {high}, got {value}")
         return value
 
+    @cached_property
+    def constraint_checks(self) -> tuple[sympy.Basic, ...]:
+        """Each constraint's condition with ``where`` quantities expanded (computed once)."""
+        return tuple(self.expand(c.check) for c in self.constraints)
+
     def check_constraints(self, subs: Mapping[sympy.Symbol, sympy.Expr], where: str = "") -> list[Constraint]:
         """Raise on a constraint that is false under ``subs``; return those still undecided."""
         undecided = []
-        for constraint in self.constraints:
-            truth = self.expand(constraint.check).xreplace(subs)
+        for constraint, check in zip(self.constraints, self.constraint_checks):
+            truth = check.xreplace(subs)
             if truth is sympy.true:
                 continue
             if truth is sympy.false:

@@ -6,7 +6,7 @@ pasted back into a formula or an architecture file:
 >>> import sympy
 >>> H, s = sympy.symbols("H s", integer=True, positive=True)
 >>> format_expr(sympy.floor((H - 3) / s) + sympy.Mod(H, 4) + sympy.Max(H, s))
-'floor((H - 3)/s) + H % 4 + max(H, s)'
+'H % 4 + floor((H - 3)/s) + max(H, s)'
 >>> format_count(8178368512)
 '8,178,368,512'
 """
@@ -47,6 +47,24 @@ class _Printer(StrPrinter):
     def _print_Mod(self, e: sympy.Basic) -> str:
         a, b = e.args
         return f"{self.parenthesize(a, 50)} % {self.parenthesize(b, 50)}"
+
+    def _print_min_(self, e: sympy.Basic) -> str:
+        return "min(" + ", ".join(self._print(a) for a in e.args) + ")"
+
+    def _print_max_(self, e: sympy.Basic) -> str:
+        return "max(" + ", ".join(self._print(a) for a in e.args) + ")"
+
+    def _print_gcd(self, e: sympy.Basic) -> str:
+        return "gcd(" + ", ".join(self._print(a) for a in e.args) + ")"
+
+    def _print_And(self, e: sympy.Basic) -> str:
+        return " and ".join(f"({self._print(a)})" for a in e.args)
+
+    def _print_Or(self, e: sympy.Basic) -> str:
+        return " or ".join(f"({self._print(a)})" for a in e.args)
+
+    def _print_Not(self, e: sympy.Basic) -> str:
+        return f"not ({self._print(e.args[0])})"
 
     def _print_Relational(self, e: sympy.Basic) -> str:
         ops = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
@@ -280,3 +298,212 @@ def render_formula_list(formulas: list[Formula], fmt: str) -> str:
                 lines.append(f"  {f.name:<{width}}  {f.summary}")
     lines.append(f"\n{len(formulas)} formulas. `symcost derive NAME` shows one in closed form.")
     return "\n".join(lines)
+
+
+# ---- eval ------------------------------------------------------------------------------------
+
+EVAL_FORMATS = ("table", "json", "csv", "markdown", "latex")
+_LAYER_COLUMNS = ("params", "macs", "flops", "read", "write")
+
+
+def si(value: float, unit: str = "") -> str:
+    """A short decimal-SI figure for reading (``8.18 G``); exact counts are printed beside it."""
+    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}".rstrip()
+
+
+def fold(result: Any, depth: int | None) -> list[dict[str, Any]]:
+    """Per-layer rows, or rows folded to the first ``depth`` components of each layer path."""
+    rows: list[dict[str, Any]] = []
+    index: dict[str, dict[str, Any]] = {}
+    for node in result.nodes:
+        parts = node.path.split(".")
+        key = ".".join(parts[:depth]) if depth else node.path
+        row = index.get(key)
+        if row is None:
+            row = {"name": key, "op": node.op, "count": node.count, "output": list(node.output), "layers": 0}
+            row.update({k: 0 for k in (*_LAYER_COLUMNS, "buffers", "elementwise")})
+            row["tied_to"] = node.tied_to
+            index[key] = row
+            rows.append(row)
+        elif row["op"] != node.op:
+            row["op"] = "block"
+        row["output"] = list(node.output)
+        row["layers"] += node.count
+        if key != node.path:
+            row["count"] = 1
+        for column in (*_LAYER_COLUMNS, "buffers", "elementwise"):
+            row[column] += node.values[column]
+    return rows
+
+
+def eval_data(result: Any, *, dtype: str, depth: int | None, symbolic: dict[str, Any] | None) -> dict[str, Any]:
+    """The JSON contract of ``symcost eval``: exact integers, expressions as strings."""
+    totals = dict(result.totals)
+    traffic_elements = totals["read"] + totals["write"]
+    traffic = cost.to_bytes(traffic_elements, dtype)
+    data: dict[str, Any] = {
+        "arch": result.graph.arch.name,
+        "path": result.graph.arch.path,
+        "convention": {"name": result.convention.name, "doc": result.convention.doc},
+        "dtype": dtype,
+        "values": dict(result.values),
+        "outputs": {k: list(v) for k, v in result.outputs.items()},
+        "totals": {
+            "params": totals["params"],
+            "buffers": totals["buffers"],
+            "macs": totals["macs"],
+            "flops": totals["flops"],
+            "elementwise": totals["elementwise"],
+            "elementwise_by_category": result.elementwise_by_category(),
+            "read_elements": totals["read"],
+            "write_elements": totals["write"],
+            "model_bytes": cost.to_bytes(totals["params"] + totals["buffers"], dtype),
+            "params_bytes": cost.to_bytes(totals["params"], dtype),
+            "activation_elements": totals["write"],
+            "activation_bytes": cost.to_bytes(totals["write"], dtype),
+            "traffic_bytes": traffic,
+            "intensity_flop_per_byte": (totals["flops"] / traffic) if traffic else None,
+        },
+        "layers": fold(result, depth),
+    }
+    if symbolic is not None:
+        data["symbolic"] = {k: format_expr(symbolic[k]) for k in TOTAL_ORDER}
+        data["free"] = sorted({s.name for k in TOTAL_ORDER for s in symbolic[k].free_symbols})
+        data["_symbolic_latex"] = {k: sympy.latex(symbolic[k]) for k in TOTAL_ORDER}
+    return data
+
+
+TOTAL_ORDER = ("params", "buffers", "macs", "flops", "elementwise", "read", "write")
+
+
+def render_eval(data: dict[str, Any], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps({k: v for k, v in data.items() if not k.startswith("_")}, indent=2)
+    if fmt == "csv":
+        return _eval_csv(data)
+    if fmt == "markdown":
+        return _eval_markdown(data)
+    if fmt == "latex":
+        return _eval_latex(data)
+    return _eval_table(data)
+
+
+def _name(row: dict[str, Any]) -> str:
+    suffix = f" x{row['count']}" if row["count"] != 1 else ""
+    tied = f" (tied to {row['tied_to']})" if row.get("tied_to") else ""
+    return f"{row['name']}{suffix}{tied}"
+
+
+def _eval_table(d: dict[str, Any]) -> str:
+    t = d["totals"]
+    flops = t["flops"] or 1
+    header = ("layer", "op", "output", "params", "MACs", "FLOPs", "read", "write", "FLOPs %")
+    body = []
+    for row in d["layers"]:
+        body.append(
+            (
+                _name(row),
+                row["op"],
+                "x".join(str(v) for v in row["output"]),
+                format_count(row["params"]),
+                format_count(row["macs"]),
+                format_count(row["flops"]),
+                format_count(row["read"]),
+                format_count(row["write"]),
+                f"{100 * row['flops'] / flops:.1f}",
+            )
+        )
+    widths = [max(len(header[i]), *(len(r[i]) for r in body)) for i in range(len(header))]
+    right = {3, 4, 5, 6, 7, 8}
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    lines = [line(header), line(tuple("-" * w for w in widths))]
+    lines += [line(r) for r in body]
+    values = ", ".join(f"{k}={v}" for k, v in d["values"].items())
+    lines += ["", f"Totals for {d['arch']} at {values}", f"  convention '{d['convention']['name']}': {d['convention']['doc']}"]
+    dtype = d["dtype"]
+
+    def total(label: str, value: int, extra: str = "") -> str:
+        return f"  {label:<22} {format_count(value):>26}  {extra}".rstrip()
+
+    lines.append(total("params", t["params"], f"({si(t['params'])}; {si(t['params_bytes'], 'B')} as {dtype})"))
+    lines.append(total("buffers", t["buffers"], "(not trainable: e.g. BatchNorm running statistics)"))
+    lines.append(total("MACs", t["macs"], f"({si(t['macs'])})"))
+    lines.append(total("FLOPs", t["flops"], f"({si(t['flops'], 'FLOP')})"))
+    categories = ", ".join(f"{k} {format_count(v)}" for k, v in t["elementwise_by_category"].items() if v)
+    in_flops = set(d["convention"]["name"].split("+")[1:])
+    note = "in FLOPs" if in_flops else "not in FLOPs"
+    lines.append(total("elementwise ops", t["elementwise"], f"({note}: {categories})" if categories else ""))
+    lines.append(total("model size (bytes)", t["model_bytes"], f"({si(t['model_bytes'], 'B')}, params + buffers as {dtype})"))
+    lines.append(total("activations (elements)", t["activation_elements"], f"({si(t['activation_bytes'], 'B')} as {dtype}, every layer's output)"))
+    lines.append(total("memory read (elements)", t["read_elements"], "(inputs + weights of every layer)"))
+    lines.append(total("memory write (elements)", t["write_elements"]))
+    lines.append(total("memory traffic (bytes)", t["traffic_bytes"], f"({si(t['traffic_bytes'], 'B')} as {dtype})"))
+    if t["intensity_flop_per_byte"] is not None:
+        lines.append(f"  {'arithmetic intensity':<22} {t['intensity_flop_per_byte']:>26.2f}  FLOP/byte")
+    if "symbolic" in d:
+        lines += ["", f"Closed form (free: {', '.join(d['free']) or 'none'})"]
+        lines += [f"  {k:<10} = {v}" for k, v in d["symbolic"].items()]
+    return "\n".join(lines)
+
+
+def _eval_csv(d: dict[str, Any]) -> str:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["layer", "op", "count", "output", "params", "buffers", "macs", "flops", "elementwise", "read", "write"])
+    for r in d["layers"]:
+        writer.writerow([r["name"], r["op"], r["count"], "x".join(map(str, r["output"])), r["params"], r["buffers"],
+                         r["macs"], r["flops"], r["elementwise"], r["read"], r["write"]])  # fmt: skip
+    t = d["totals"]
+    writer.writerow(["total", "", "", "", t["params"], t["buffers"], t["macs"], t["flops"], t["elementwise"],
+                     t["read_elements"], t["write_elements"]])  # fmt: skip
+    return buffer.getvalue().rstrip("\n")
+
+
+def _eval_markdown(d: dict[str, Any]) -> str:
+    lines = ["| layer | op | output | params | MACs | FLOPs |", "|---|---|---|---:|---:|---:|"]
+    for r in d["layers"]:
+        lines.append(f"| `{_name(r)}` | {r['op']} | {'x'.join(map(str, r['output']))} | {format_count(r['params'])} | "
+                     f"{format_count(r['macs'])} | {format_count(r['flops'])} |")  # fmt: skip
+    t = d["totals"]
+    lines.append(f"| **total** | | | **{format_count(t['params'])}** | **{format_count(t['macs'])}** | **{format_count(t['flops'])}** |")
+    if "symbolic" in d:
+        lines += ["", "| total | closed form |", "|---|---|"] + [f"| {k} | `{v}` |" for k, v in d["symbolic"].items()]
+    return "\n".join(lines)
+
+
+def _eval_latex(d: dict[str, Any]) -> str:
+    t = d["totals"]
+    rows = [
+        r"\begin{tabular}{lrrr}",
+        r"\toprule",
+        r"layer & params & MACs & FLOPs \\",
+        r"\midrule",
+    ]
+    for r in d["layers"]:
+        name = _name(r).replace("_", r"\_")
+        rows.append(f"{name} & {format_count(r['params'])} & {format_count(r['macs'])} & {format_count(r['flops'])} \\\\")
+    rows += [r"\midrule", f"total & {format_count(t['params'])} & {format_count(t['macs'])} & {format_count(t['flops'])} \\\\",
+             r"\bottomrule", r"\end{tabular}"]  # fmt: skip
+    out = f"% symcost eval {d['arch']} (convention: {d['convention']['name']})\n" + "\n".join(rows)
+    if "symbolic" in d:
+        out += "\n\\begin{align*}\n" + " \\\\\n".join(
+            rf"\mathrm{{{k}}} &= {v}" for k, v in d.get("_symbolic_latex", {}).items()
+        ) + "\n\\end{align*}"
+    return out
+
+
+def render_arch_list(entries: list[tuple[str, str]], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps([{"name": n, "summary": s} for n, s in entries], indent=2)
+    width = max((len(n) for n, _ in entries), default=8)
+    lines = [f"  {n:<{width}}  {s}" for n, s in entries]
+    return "\n".join(lines + [f"\n{len(entries)} architectures. `symcost eval NAME` costs one."])

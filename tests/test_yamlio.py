@@ -20,7 +20,7 @@ def test_locations():
     [
         ("a: !!python/object/apply:os.system ['touch /tmp/x']\n", "object-building", 1),
         ("a: !!python/name:os.system\n", "object-building", 1),
-        ("a: &x [1, 2]\nb: *x\n", "aliases", 2),
+        ("a: &x [1, 2]\nb: *x\n", "aliases", 1),  # reported at the anchored node the alias reuses
         ("a: 1\na: 2\n", "duplicate key 'a'", 2),
         ("a: [1, 2\n", "", None),
         ("a: b: c\n", "", 1),

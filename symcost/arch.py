@@ -1,0 +1,393 @@
+"""An architecture file → an :class:`Arch`: variables, inputs, reusable blocks and layers.
+
+Only structure is checked here (keys, types, names, references between blocks, expressions);
+shapes are propagated by :mod:`symcost.shapes`. The grammar is documented in ``docs/archs.md``.
+
+>>> arch = load_text('''
+... name: mlp
+... summary: two-layer perceptron
+... variables: {N: 1, d: 784, hidden: 4*d}
+... inputs: {x: [N, d]}
+... layers:
+...   - {op: linear, name: fc1, out_features: hidden}
+...   - {op: relu}
+...   - {op: linear, name: fc2, out_features: 10}
+... ''', "mlp.yaml")
+>>> [layer.op for layer in arch.layers], str(arch.variables["hidden"].default)
+(['linear', 'relu', 'linear'], '4*d')
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sympy
+
+from . import expr
+from .errors import ArchError, Location, did_you_mean
+from .yamlio import Mapping as YMapping
+from .yamlio import load_file
+from .yamlio import load_text as yaml_load_text
+
+_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_LAYER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+_TOP_KEYS = {"name", "summary", "doc", "sources", "notes", "variables", "inputs", "blocks", "layers", "outputs", "extends"}
+_EXTENDS_KEYS = {"name", "summary", "doc", "sources", "notes", "variables", "extends"}
+_BLOCK_KEYS = {"args", "inputs", "layers", "output", "doc"}
+_LAYER_KEYS = {"op", "block", "name", "in", "repeat", "index_from", "when", "tied"}
+_VARIABLE_KEYS = {"default", "doc"}
+
+
+def variable_symbol(name: str) -> sympy.Symbol:
+    """Architecture variables are positive integers, like formula shape symbols (same symbols)."""
+    return sympy.Symbol(name, integer=True, positive=True)
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    symbol: sympy.Symbol
+    default: sympy.Expr | None  # None: the user must --set it
+    doc: str
+    loc: Location
+
+
+@dataclass(frozen=True)
+class Value:
+    """A layer or block-argument value: an expression (``raw`` text kept for messages) or a list."""
+
+    raw: Any
+    loc: Location
+
+
+@dataclass(frozen=True)
+class Layer:
+    op: str | None  # a formula name ...
+    block: str | None  # ... or a block name
+    name: str | None
+    inputs: tuple[tuple[str, Location], ...]  # () = the previous layer's output
+    repeat: Value | None
+    index_from: int
+    when: Value | None
+    tied: tuple[str, Location] | None
+    args: Mapping[str, Value]  # attributes / shape expectations / block arguments
+    loc: Location
+
+
+@dataclass(frozen=True)
+class Block:
+    name: str
+    args: Mapping[str, Value | None]  # None: required
+    inputs: tuple[str, ...]
+    layers: tuple[Layer, ...]
+    output: str | None
+    doc: str
+    loc: Location
+
+
+@dataclass(frozen=True)
+class Arch:
+    name: str
+    summary: str
+    doc: str
+    path: str
+    variables: Mapping[str, Variable]
+    inputs: Mapping[str, tuple[Value, ...]]
+    blocks: Mapping[str, Block]
+    layers: tuple[Layer, ...]
+    outputs: tuple[str, ...]
+    notes: tuple[str, ...]
+    sources: tuple[str, ...]
+    loc: Location
+
+
+def load_path(path: str | Path, display_name: str | None = None) -> Arch:
+    shown = display_name or str(path)
+    return parse(load_file(path, shown), shown)
+
+
+def load_text(text: str, name: str = "<string>") -> Arch:
+    return parse(yaml_load_text(text, name), name)
+
+
+def parse(data: Any, path: str, _chain: tuple[str, ...] = ()) -> Arch:
+    """Validate a parsed architecture file."""
+    top = _mapping(data, "an architecture file", Location(path, 1, 1))
+    if "extends" in top:
+        return _extend(top, path, _chain)
+    _known(top, _TOP_KEYS, "architecture")
+    name = _text(top, "name", required=True)
+    variables: dict[str, Variable] = {}
+    raw_vars = _mapping(top.get("variables"), "variables", top.loc_of("variables"), optional=True)
+    for var_name, spec in raw_vars.items():
+        loc = raw_vars.key_loc(var_name)
+        if not isinstance(var_name, str) or not _IDENT.match(var_name):
+            raise ArchError(f"'{var_name}' is not a valid variable name", loc)
+        if var_name in expr.FUNCTIONS:
+            raise ArchError(f"'{var_name}' is a function name and cannot be a variable", loc)
+        doc = ""
+        value_loc = raw_vars.loc_of(var_name)
+        if isinstance(spec, YMapping):
+            _known(spec, _VARIABLE_KEYS, f"variable '{var_name}'")
+            doc = _text(spec, "doc")
+            value_loc = spec.loc_of("default")
+            spec = spec.get("default")
+        default = None
+        if spec is not None:
+            names = {v.name: v.symbol for v in variables.values()}
+            default = expr.parse(spec, names, loc=value_loc)
+        variables[var_name] = Variable(var_name, variable_symbol(var_name), default, doc, loc)
+
+    raw_inputs = _mapping(top.get("inputs"), "inputs", top.loc_of("inputs"))
+    if not raw_inputs:
+        raise ArchError("'inputs' must name at least one input tensor, like x: [N, 3, H, W]", raw_inputs.loc)
+    inputs = {}
+    for tensor, dims in raw_inputs.items():
+        _check_name(tensor, raw_inputs.key_loc(tensor), "input")
+        inputs[tensor] = _shape(dims, raw_inputs.loc_of(tensor), f"input '{tensor}'")
+
+    blocks: dict[str, Block] = {}
+    raw_blocks = _mapping(top.get("blocks"), "blocks", top.loc_of("blocks"), optional=True)
+    for block_name, spec in raw_blocks.items():
+        _check_name(block_name, raw_blocks.key_loc(block_name), "block")
+        blocks[block_name] = _block(block_name, spec, raw_blocks.loc_of(block_name))
+
+    layers = _layers(top.get("layers"), top.loc_of("layers"), "layers")
+    if not layers:
+        raise ArchError("'layers' must hold at least one layer", top.loc_of("layers"))
+    arch = Arch(
+        name=name,
+        summary=_text(top, "summary", required=True),
+        doc=_text(top, "doc"),
+        path=path,
+        variables=variables,
+        inputs=inputs,
+        blocks=blocks,
+        layers=tuple(layers),
+        outputs=tuple(_names(top.get("outputs"), top.loc_of("outputs"), "outputs")),
+        notes=tuple(_texts(top, "notes")),
+        sources=tuple(_texts(top, "sources")),
+        loc=top.loc,
+    )
+    _check_block_references(arch)
+    return arch
+
+
+def _extend(top: YMapping, path: str, chain: tuple[str, ...]) -> Arch:
+    """``extends: resnet50`` (a bundled name or a path beside this file) with new variable defaults."""
+    _known(top, _EXTENDS_KEYS, "an architecture that extends another")
+    target = _text(top, "extends", required=True)
+    here = Path(path).parent
+    candidates = [here / target, here / f"{target}.yaml"]
+    try:
+        from .registry import data_dir
+
+        candidates.append(data_dir("archs") / f"{target}.yaml")
+    except Exception:  # pragma: no cover - no bundled folder
+        pass
+    base_path = next((c for c in candidates if c.is_file()), None)
+    if base_path is None:
+        raise ArchError(f"cannot find the architecture '{target}' to extend", top.loc_of("extends"))
+    shown = str(here / base_path.name) if base_path.parent == here else f"archs/{base_path.name}"
+    if shown in chain or path in chain:
+        raise ArchError(f"'extends' forms a cycle: {' -> '.join([*chain, path, shown])}", top.loc_of("extends"))
+    base = parse(load_file(base_path, shown), shown, (*chain, path))
+    variables = dict(base.variables)
+    raw_vars = _mapping(top.get("variables"), "variables", top.loc_of("variables"), optional=True)
+    for var_name, spec in raw_vars.items():
+        if var_name not in variables:
+            raise ArchError(
+                f"'{base.name}' has no variable '{var_name}'{did_you_mean(str(var_name), variables)}",
+                raw_vars.key_loc(var_name),
+            )
+        names = {v.name: v.symbol for v in variables.values()}
+        default = expr.parse(spec, names, loc=raw_vars.loc_of(var_name))
+        old = variables[var_name]
+        variables[var_name] = Variable(old.name, old.symbol, default, old.doc, raw_vars.key_loc(var_name))
+    return Arch(
+        name=_text(top, "name", required=True),
+        summary=_text(top, "summary", required=True),
+        doc=_text(top, "doc") or base.doc,
+        path=path,
+        variables=variables,
+        inputs=base.inputs,
+        blocks=base.blocks,
+        layers=base.layers,
+        outputs=base.outputs,
+        notes=tuple(_texts(top, "notes")) or base.notes,
+        sources=tuple(_texts(top, "sources")) or base.sources,
+        loc=top.loc,
+    )
+
+
+def _block(name: str, spec: Any, loc: Location) -> Block:
+    spec = _mapping(spec, f"block '{name}'", loc)
+    _known(spec, _BLOCK_KEYS, f"block '{name}'")
+    args: dict[str, Value | None] = {}
+    raw_args = _mapping(spec.get("args"), f"block '{name}' args", spec.loc_of("args"), optional=True)
+    for arg, default in raw_args.items():
+        _check_ident(arg, raw_args.key_loc(arg), "block argument")
+        args[arg] = None if default is None else Value(default, raw_args.loc_of(arg))
+    inputs = tuple(_names(spec.get("inputs", ["x"]), spec.loc_of("inputs"), f"block '{name}' inputs"))
+    layers = _layers(spec.get("layers"), spec.loc_of("layers"), f"block '{name}' layers")
+    if not layers:
+        raise ArchError(f"block '{name}' has no layers", spec.loc)
+    output = spec.get("output")
+    if output is not None and not isinstance(output, str):
+        raise ArchError(f"block '{name}': output must be a tensor name", spec.loc_of("output"))
+    return Block(name, args, inputs, tuple(layers), output, _text(spec, "doc"), loc)
+
+
+def _layers(raw: Any, loc: Location, what: str) -> list[Layer]:
+    if raw is None:
+        raise ArchError(f"missing {what}", loc)
+    if not isinstance(raw, list):
+        raise ArchError(f"{what} must be a list of layers", loc)
+    return [_layer(item, raw.loc_of(i)) for i, item in enumerate(raw)]
+
+
+def _layer(raw: Any, loc: Location) -> Layer:
+    if isinstance(raw, str):  # shorthand: "- relu"
+        return Layer(raw, None, None, (), None, 0, None, None, {}, loc)
+    spec = _mapping(raw, "a layer", loc)
+    kinds = [k for k in ("op", "block") if k in spec]
+    if len(kinds) != 1:
+        raise ArchError("a layer needs exactly one of 'op: FORMULA' or 'block: BLOCK'", spec.loc)
+    target = spec[kinds[0]]
+    if not isinstance(target, str) or not _IDENT.match(target):
+        raise ArchError(f"'{kinds[0]}' must be a name", spec.loc_of(kinds[0]))
+    name = spec.get("name")
+    if name is not None:
+        if not isinstance(name, str) or not _LAYER_NAME.match(name):
+            raise ArchError(f"layer name {name!r} may hold letters, digits, '_', '.' and '-'", spec.loc_of("name"))
+    inputs: tuple[tuple[str, Location], ...] = ()
+    if "in" in spec:
+        raw_in = spec["in"]
+        items = raw_in if isinstance(raw_in, list) else [raw_in]
+        locs = [raw_in.loc_of(i) for i in range(len(items))] if isinstance(raw_in, list) else [spec.loc_of("in")]
+        for item, item_loc in zip(items, locs):
+            if not isinstance(item, str) or not _LAYER_NAME.match(item):
+                raise ArchError("'in' names tensors: a name or a list of names", item_loc)
+        inputs = tuple(zip(items, locs))
+    tied = None
+    if "tied" in spec:
+        if not isinstance(spec["tied"], str):
+            raise ArchError("'tied' names the layer whose parameters this one shares", spec.loc_of("tied"))
+        tied = (spec["tied"], spec.loc_of("tied"))
+    args = {}
+    for key, value in spec.items():
+        if key in _LAYER_KEYS:
+            continue
+        if not isinstance(key, str) or not _IDENT.match(key):
+            raise ArchError(f"'{key}' is not a valid attribute name", spec.key_loc(key))
+        args[key] = Value(value, spec.loc_of(key))
+    return Layer(
+        op=target if kinds[0] == "op" else None,
+        block=target if kinds[0] == "block" else None,
+        name=name,
+        inputs=inputs,
+        repeat=Value(spec["repeat"], spec.loc_of("repeat")) if "repeat" in spec else None,
+        index_from=_index_from(spec),
+        when=Value(spec["when"], spec.loc_of("when")) if "when" in spec else None,
+        tied=tied,
+        args=args,
+        loc=spec.loc,
+    )
+
+
+def _index_from(spec: YMapping) -> int:
+    value = spec.get("index_from", 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ArchError("'index_from' must be a whole number >= 0 (the first copy's index in names)", spec.loc_of("index_from"))
+    if "index_from" in spec and "repeat" not in spec:
+        raise ArchError("'index_from' numbers the copies of a 'repeat'", spec.loc_of("index_from"))
+    return value
+
+
+def _check_block_references(arch: Arch) -> None:
+    """Unknown blocks get a did-you-mean; a block that (indirectly) uses itself is a cycle."""
+
+    def visit(layers: tuple[Layer, ...], stack: tuple[str, ...]) -> None:
+        for layer in layers:
+            if layer.block is None:
+                continue
+            if layer.block not in arch.blocks:
+                raise ArchError(
+                    f"unknown block '{layer.block}'{did_you_mean(layer.block, arch.blocks)}", layer.loc
+                )
+            if layer.block in stack:
+                cycle = " -> ".join([*stack[stack.index(layer.block) :], layer.block])
+                raise ArchError(f"blocks form a cycle: {cycle}", layer.loc)
+            visit(arch.blocks[layer.block].layers, (*stack, layer.block))
+
+    visit(arch.layers, ())
+
+
+# ---- small validators ------------------------------------------------------------------------
+
+
+def _mapping(value: Any, what: str, loc: Location, optional: bool = False) -> YMapping:
+    if value is None:
+        if optional or what == "inputs":
+            empty = YMapping()
+            empty.loc, empty.key_locs, empty.value_locs = loc, {}, {}
+            return empty
+    if not isinstance(value, YMapping):
+        raise ArchError(f"{what} must be a mapping", loc)
+    return value
+
+
+def _known(mapping: YMapping, allowed: set[str], what: str) -> None:
+    for key in mapping:
+        if key not in allowed:
+            raise ArchError(f"{what}: unknown key '{key}'{did_you_mean(str(key), allowed)}", mapping.key_loc(key))
+
+
+def _text(mapping: YMapping, key: str, required: bool = False) -> str:
+    value = mapping.get(key)
+    if value is None:
+        if required:
+            raise ArchError(f"missing '{key}'", mapping.loc)
+        return ""
+    if not isinstance(value, str):
+        raise ArchError(f"'{key}' must be text", mapping.loc_of(key))
+    return value.strip()
+
+
+def _texts(mapping: YMapping, key: str) -> list[str]:
+    value = mapping.get(key, [])
+    if isinstance(value, str):
+        return [value.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ArchError(f"'{key}' must be text or a list of text", mapping.loc_of(key))
+    return [v.strip() for v in value]
+
+
+def _names(value: Any, loc: Location, what: str) -> list[str]:
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if not isinstance(item, str) or not _LAYER_NAME.match(item):
+            raise ArchError(f"{what} must be a list of names", loc)
+    return list(items)
+
+
+def _shape(dims: Any, loc: Location, what: str) -> tuple[Value, ...]:
+    if not isinstance(dims, list) or not dims:
+        raise ArchError(f"{what}: a shape is a non-empty list, like [N, 3, H, W]", loc)
+    return tuple(Value(d, dims.loc_of(i)) for i, d in enumerate(dims))
+
+
+def _check_name(name: Any, loc: Location, what: str) -> None:
+    if not isinstance(name, str) or not _LAYER_NAME.match(name):
+        raise ArchError(f"{name!r} is not a valid {what} name", loc)
+
+
+def _check_ident(name: Any, loc: Location, what: str) -> None:
+    if not isinstance(name, str) or not _IDENT.match(name):
+        raise ArchError(f"{name!r} is not a valid {what} name", loc)

@@ -1,0 +1,148 @@
+"""The numeric path: bind variable values into a :class:`~symcost.shapes.Graph`, exactly.
+
+Every count is a Python ``int`` (no float, no int64 wrap-around). Checks that shapes could not
+decide symbolically (a kernel against a still-symbolic input size) are decided here, with the
+layer's location in the error.
+
+>>> from symcost.arch import load_text
+>>> from symcost.shapes import build
+>>> g = build(load_text('''
+... name: fc
+... summary: the user's FC example
+... variables: {N: 1}
+... inputs: {x: [N, 100]}
+... layers: [{op: linear, out_features: 50}]
+... ''', "fc.yaml"))
+>>> r = evaluate(g)
+>>> r.totals["flops"], r.totals["params"]
+(10000, 5050)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sympy
+
+from . import cost
+from .errors import ArchError, Location, ShapeError, UsageError, did_you_mean
+from .shapes import Graph, Node
+
+TOTAL_KEYS = ("params", "buffers", "macs", "flops", "elementwise", "read", "write")
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    path: str
+    op: str
+    count: int
+    copies: str
+    output: tuple[int, ...]
+    values: Mapping[str, int]  # params, buffers, macs, flops, elementwise, read, write, elementwise.<cat>
+    tied_to: str | None
+
+
+@dataclass(frozen=True)
+class Result:
+    graph: Graph
+    values: Mapping[str, int]  # variable values used
+    nodes: tuple[NodeResult, ...]
+    totals: Mapping[str, int]
+    outputs: Mapping[str, tuple[int, ...]]
+    convention: cost.Convention
+
+    def elementwise_by_category(self) -> dict[str, int]:
+        return {k.split(".", 1)[1]: v for k, v in self.totals.items() if k.startswith("elementwise.")}
+
+
+def resolve(graph: Graph, values: Mapping[str, Any], *, symbolic: bool = False) -> dict[sympy.Symbol, sympy.Expr]:
+    """Variable symbol → value: ``values`` first, then defaults (in file order).
+
+    With ``symbolic``, variables without a given value stay free, except those whose default
+    is an expression of other variables (``d_ff: 4*d_model``), which are substituted.
+    """
+    arch = graph.arch
+    for name in values:
+        if name not in arch.variables:
+            raise UsageError(
+                f"'{arch.name}' has no variable '{name}'{did_you_mean(name, arch.variables)}; "
+                f"its variables: {', '.join(arch.variables)}",
+                Location("--set"),
+            )
+    subs: dict[sympy.Symbol, sympy.Expr] = {}
+    for var in arch.variables.values():
+        if var.name in values:
+            given = values[var.name]
+            value = given if isinstance(given, sympy.Basic) else sympy.Integer(int(given))
+            value = value.xreplace(subs)
+        elif var.default is not None and (not symbolic or not var.default.is_number):
+            value = var.default.xreplace(subs)
+        elif symbolic:
+            continue
+        else:
+            raise ArchError(f"variable '{var.name}' has no value: pass --set {var.name}=...", var.loc)
+        if value.is_number and (not value.is_Integer or value < 1):
+            raise ArchError(f"variable '{var.name}' must be a whole number >= 1, got {value}", var.loc)
+        subs[var.symbol] = value
+    return subs
+
+
+def _int(value: sympy.Expr, node: Node, what: str) -> int:
+    if not value.is_Integer:
+        raise ShapeError(f"layer '{node.path}' ({node.op}): {what} did not evaluate to a whole number: {value}", node.loc)
+    return int(value)
+
+
+def evaluate(
+    graph: Graph, values: Mapping[str, Any] | None = None, convention: cost.Convention = cost.TORCH
+) -> Result:
+    """Exact integer costs of every node and the totals, at ``values`` (defaults for the rest)."""
+    subs = resolve(graph, values or {})
+    results = []
+    totals = dict.fromkeys(TOTAL_KEYS, 0)
+    for node in graph.nodes:
+        for check in node.checks:
+            verdict = check.condition.xreplace(subs)
+            if verdict is sympy.false or verdict is False:
+                raise ShapeError(f"layer '{node.path}' ({node.op}): {check.message}", node.loc)
+        count = _int(node.count.xreplace(subs), node, "the repeat count")
+        if count < 0:
+            raise ShapeError(f"layer '{node.path}' ({node.op}): the repeat count is negative ({count})", node.loc)
+        if count == 0:  # a repeat that evaluates to no copies (a one-block stage's "blocks - 1")
+            continue
+        output = tuple(_int(d.xreplace(subs), node, "an output size") for d in node.output)
+        if any(d < 1 for d in output):
+            raise ShapeError(f"layer '{node.path}' ({node.op}): output size {output} is not positive", node.loc)
+        raw = {k: _int(v.xreplace(subs), node, k) for k, v in node.costs.items()}
+        elementwise = {k: _int(v.xreplace(subs), node, k) for k, v in node.elementwise.items()}
+        per = cost.node_totals(
+            sympy.Integer(count),
+            {k: sympy.Integer(v) for k, v in raw.items()},
+            {k: sympy.Integer(v) for k, v in elementwise.items()},
+            convention,
+        )
+        numbers = {k: int(v) for k, v in per.items()}
+        for key, value in numbers.items():
+            totals[key] = totals.get(key, 0) + value
+        path = node.concrete_path(subs) if node.ranges else node.path
+        results.append(NodeResult(path, node.op, count, node.copies, output, numbers, node.tied_to))
+    outputs = {
+        name: tuple(int(d.xreplace(subs)) for d in shape) for name, shape in graph.outputs.items()
+    }
+    used = {sym.name: int(v) for sym, v in subs.items()}
+    return Result(graph, used, tuple(results), totals, outputs, convention)
+
+
+def symbolic_totals(
+    graph: Graph, values: Mapping[str, Any] | None = None, convention: cost.Convention = cost.TORCH
+) -> dict[str, sympy.Expr]:
+    """Closed-form totals over the variables not given in ``values``."""
+    subs = resolve(graph, values or {}, symbolic=True)
+    sums: dict[str, list[sympy.Expr]] = {key: [] for key in TOTAL_KEYS}
+    for node in graph.nodes:
+        per = cost.node_totals(node.count, node.costs, node.elementwise, convention)
+        for key, value in per.items():
+            sums.setdefault(key, []).append(value)
+    return {key: sympy.Add(*terms).xreplace(subs) for key, terms in sums.items()}

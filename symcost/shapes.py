@@ -1,0 +1,495 @@
+"""Propagate symbolic shapes through an :class:`~symcost.arch.Arch` into a :class:`Graph`.
+
+Each layer binds its formula's input pattern (``[N, C_in, H, W]``) to the shapes that reach it,
+checks the layer's attributes and the formula's constraints, and gets its output shapes and its
+costs as expressions in the architecture's variables. Blocks expand in place; a repeated block
+whose input shape does not change is costed once and multiplied, so 80 identical transformer
+layers cost no more to derive than one.
+
+>>> from symcost.arch import load_text
+>>> g = build(load_text('''
+... name: mlp
+... summary: two-layer perceptron
+... variables: {N: 1, d: 784}
+... inputs: {x: [N, d]}
+... layers:
+...   - {op: linear, name: fc1, out_features: 256}
+...   - {op: relu}
+...   - {op: linear, name: fc2, out_features: 10}
+... ''', "mlp.yaml"))
+>>> [(n.path, n.output) for n in g.nodes]
+[('fc1', (N, 256)), ('relu', (N, 256)), ('fc2', (N, 10))]
+>>> g.nodes[0].costs["params"]      # in the variables: 784*256 + 256 = 200,960 at the default d
+256*d + 256
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy
+
+from . import expr, registry
+from .arch import Arch, Layer, Value
+from .errors import ArchError, FormulaError, Location, ShapeError, did_you_mean
+from .formula import Formula, Variadic
+
+Shape = tuple[sympy.Expr, ...]
+
+
+@dataclass(frozen=True)
+class Check:
+    """A condition that could not be decided symbolically; checked when values are bound."""
+
+    condition: sympy.Basic
+    message: str
+
+
+@dataclass
+class Node:
+    """One primitive layer in the expanded graph, with its costs in the architecture's variables."""
+
+    path: str  # "layer1.0.conv1"
+    op: str
+    formula: Formula
+    loc: Location
+    count: sympy.Expr  # how many identical copies this node stands for (repeats)
+    inputs: tuple[Shape, ...]
+    outputs: dict[str, Shape]
+    costs: dict[str, sympy.Expr]  # macs, params, buffers, read, write
+    elementwise: dict[str, sympy.Expr]
+    checks: list[Check] = field(default_factory=list)
+    tied_to: str | None = None
+    copies: str = ""  # "0-79" when this node stands for several repeats
+    ranges: list[tuple[str, int, sympy.Expr]] = field(default_factory=list)  # symbolic repeat labels
+
+    def concrete_path(self, subs: Mapping[sympy.Symbol, sympy.Expr]) -> str:
+        """The path with symbolic repeat ranges (``1..blocks1-1``) written as numbers (``1-2``)."""
+        path = self.path
+        for label, first, count in self.ranges:
+            n = int(count.xreplace(subs))
+            path = path.replace(label, f"{first}-{first + n - 1}" if n > 1 else f"{first}", 1)
+        return path
+
+    @property
+    def output(self) -> Shape:
+        return next(iter(self.outputs.values()))
+
+
+@dataclass
+class Graph:
+    arch: Arch
+    nodes: list[Node]
+    outputs: dict[str, Shape]
+    checks: list[tuple[Check, Location, str]]  # arch-level checks (shape equalities at merges)
+
+
+@dataclass
+class _Scope:
+    prefix: str
+    names: dict[str, sympy.Basic]  # variables and block arguments, for expressions
+    tensors: dict[str, tuple[Shape, str]]  # tensor name -> (shape, producing node path)
+    last: str | None
+    nodes_by_name: dict[str, Node]
+    used: dict[str, int] = field(default_factory=dict)
+
+
+def build(arch: Arch) -> Graph:
+    """Expand blocks, propagate shapes, bind formulas: the symbolic graph of ``arch``."""
+    names: dict[str, sympy.Basic] = {v.name: v.symbol for v in arch.variables.values()}
+    tensors: dict[str, tuple[Shape, str]] = {}
+    for tensor, dims in arch.inputs.items():
+        tensors[tensor] = (tuple(_expr(d, names) for d in dims), tensor)
+    scope = _Scope("", names, tensors, next(iter(arch.inputs)), {})
+    graph = Graph(arch, [], {}, [])
+    _expand(arch, arch.layers, scope, graph, sympy.Integer(1))
+    wanted = arch.outputs or ((scope.last,) if scope.last else ())
+    for name in wanted:
+        if name not in scope.tensors:
+            raise ArchError(f"unknown output tensor '{name}'{did_you_mean(name, scope.tensors)}", arch.loc)
+        graph.outputs[name] = scope.tensors[name][0]
+    return graph
+
+
+def _expr(value: Value, names: Mapping[str, sympy.Basic]) -> sympy.Expr:
+    raw = value.raw
+    if isinstance(raw, bool):
+        return sympy.Integer(int(raw))
+    return expr.parse(raw, names, loc=value.loc)
+
+
+def _decided(condition: sympy.Basic) -> bool | None:
+    if condition is sympy.true:
+        return True
+    if condition is sympy.false:
+        return False
+    return None
+
+
+def equal(a: sympy.Expr, b: sympy.Expr) -> bool | None:
+    """True/False when sympy can decide that two dims are (un)equal, else None."""
+    if a == b:
+        return True
+    difference = sympy.expand(a - b)
+    if difference == 0:
+        return True
+    if difference.is_number:
+        return False
+    if difference.is_zero is False:
+        return False
+    return None
+
+
+def _expand(arch: Arch, layers: tuple[Layer, ...], scope: _Scope, graph: Graph, multiplier: sympy.Expr) -> None:
+    for layer in layers:
+        if layer.when is not None:
+            flag = _expr(layer.when, scope.names)
+            if not flag.is_number:
+                raise ArchError("'when' must be decidable from numbers (a block argument like true/false)", layer.when.loc)
+            if flag == 0:
+                continue
+        base = layer.name or layer.op or layer.block
+        assert base is not None
+        name = _unique(base, scope, layer.name is not None, layer.loc)
+        if layer.repeat is None:
+            out = _instance(arch, layer, scope, graph, multiplier, f"{scope.prefix}{name}", _inputs(layer, scope))
+            _register(scope, name, out)
+            continue
+        _repeat(arch, layer, scope, graph, multiplier, name)
+
+
+def _repeat(arch: Arch, layer: Layer, scope: _Scope, graph: Graph, multiplier: sympy.Expr, name: str) -> None:
+    """Chain ``repeat`` copies; once a copy keeps its input's shape, the rest are identical to it,
+    so that copy is costed once and multiplied (an 80-layer decoder costs one layer's work)."""
+    assert layer.repeat is not None
+    count = _expr(layer.repeat, scope.names)
+    if count.is_number and (not count.is_Integer or count < 1):
+        raise ArchError(f"repeat must be a whole number >= 1, got {count}", layer.repeat.loc)
+    inputs = _inputs(layer, scope)
+    if len(inputs) != 1:
+        raise ArchError("a repeated layer takes one input (its own previous output)", layer.loc)
+    total = int(count) if count.is_number else None
+    index = 0
+    while True:
+        start = len(graph.nodes)
+        shape = inputs[0][0]
+        path = f"{scope.prefix}{name}.{index + layer.index_from}"
+        out = _instance(arch, layer, scope, graph, multiplier, path, inputs)
+        keeps_shape = len(out) == len(shape) and all(equal(a, b) is True for a, b in zip(out, shape))
+        if total is None and not keeps_shape:
+            raise ArchError(
+                "a repeat count that is not a number needs a block that keeps its input's shape "
+                f"(copy {index} maps {_show(shape)} to {_show(out)})",
+                layer.repeat.loc,
+            )
+        if keeps_shape or index + 1 == total:
+            copies = count - index
+            if copies != 1:
+                first, last = index + layer.index_from, count - 1 + layer.index_from
+                label = f"{first}-{last}" if total is not None else f"{first}..{_show((last,))[1:-1]}".replace(" ", "")
+                for node in graph.nodes[start:]:
+                    node.count = node.count * copies
+                    node.copies = label
+                    node.path = node.path.replace(path, f"{scope.prefix}{name}.{label}", 1)
+                    if total is None:
+                        node.ranges.append((label, first, copies))
+            _register(scope, name, out)
+            return
+        inputs = ((out, path),)
+        index += 1
+
+
+def _register(scope: _Scope, name: str, shape: Shape) -> None:
+    scope.tensors[name] = (shape, f"{scope.prefix}{name}")
+    scope.last = name
+
+
+def _unique(base: str, scope: _Scope, explicit: bool, loc: Location) -> str:
+    if explicit:
+        if base in scope.tensors:
+            raise ArchError(f"the name '{base}' is already used in this scope", loc)
+        return base
+    used = scope.used.get(base, 0)
+    scope.used[base] = used + 1
+    name = base if used == 0 else f"{base}_{used + 1}"
+    while name in scope.tensors:
+        used += 1
+        name = f"{base}_{used + 1}"
+    return name
+
+
+def _inputs(layer: Layer, scope: _Scope) -> tuple[tuple[Shape, str], ...]:
+    if not layer.inputs:
+        if scope.last is None:
+            raise ArchError("this layer has no input: name one with 'in:'", layer.loc)
+        return (scope.tensors[scope.last],)
+    found = []
+    for tensor, loc in layer.inputs:
+        if tensor not in scope.tensors:
+            raise ArchError(
+                f"unknown tensor '{tensor}'{did_you_mean(tensor, scope.tensors)} "
+                "(a layer may only use tensors defined before it: no cycles)",
+                loc,
+            )
+        found.append(scope.tensors[tensor])
+    return tuple(found)
+
+
+def _show(shape: Shape) -> str:
+    from .report import format_shape
+
+    return format_shape(shape)
+
+
+def _instance(
+    arch: Arch,
+    layer: Layer,
+    scope: _Scope,
+    graph: Graph,
+    multiplier: sympy.Expr,
+    path: str,
+    inputs: tuple[tuple[Shape, str], ...],
+) -> Shape:
+    if layer.block is not None:
+        return _block_instance(arch, layer, scope, graph, multiplier, path, inputs)
+    try:
+        formula = registry.get(layer.op)  # type: ignore[arg-type]
+    except FormulaError as exc:
+        if "unknown formula" in exc.message:
+            raise ArchError(exc.message, layer.loc) from None
+        raise
+    node = bind_formula(formula, layer, scope, path, multiplier, inputs)
+    graph.nodes.append(node)
+    scope.nodes_by_name[path] = node
+    return node.output
+
+
+def _block_instance(
+    arch: Arch,
+    layer: Layer,
+    scope: _Scope,
+    graph: Graph,
+    multiplier: sympy.Expr,
+    path: str,
+    inputs: tuple[tuple[Shape, str], ...],
+) -> Shape:
+    block = arch.blocks[layer.block]  # type: ignore[index]
+    names = dict(scope.names)
+    for key, value in layer.args.items():
+        if key not in block.args:
+            raise ArchError(
+                f"block '{block.name}' has no argument '{key}'{did_you_mean(key, block.args)}", value.loc
+            )
+        names[key] = _expr(value, scope.names)
+    for key, default in block.args.items():
+        if key in layer.args:
+            continue
+        if default is None:
+            raise ArchError(f"block '{block.name}' needs argument '{key}'", layer.loc)
+        names[key] = _expr(default, names)
+    if len(inputs) != len(block.inputs):
+        raise ArchError(
+            f"block '{block.name}' takes {len(block.inputs)} input(s) ({', '.join(block.inputs)}), got {len(inputs)}",
+            layer.loc,
+        )
+    tensors = {inner: value for inner, value in zip(block.inputs, inputs)}
+    inner = _Scope(f"{path}.", names, tensors, block.inputs[0], scope.nodes_by_name)
+    _expand(arch, block.layers, inner, graph, multiplier)
+    output = block.output or inner.last
+    if output not in inner.tensors:
+        raise ArchError(f"block '{block.name}': unknown output '{output}'", block.loc)
+    return inner.tensors[output][0]
+
+
+def bind_formula(
+    formula: Formula,
+    layer: Layer,
+    scope: _Scope,
+    path: str,
+    multiplier: sympy.Expr,
+    inputs: tuple[tuple[Shape, str], ...],
+) -> Node:
+    """Match the formula's input patterns to actual shapes, bind attributes, and cost the node."""
+    where = f"layer '{path}' ({formula.name})"
+    patterns = list(formula.inputs.items())
+    if len(inputs) != len(patterns):
+        names = ", ".join(name for name, _ in patterns)
+        raise ShapeError(f"{where} takes {len(patterns)} input(s) ({names}), got {len(inputs)}", layer.loc)
+    mapping: dict[sympy.Symbol, sympy.Expr] = {}
+    variadic_dims: dict[sympy.Symbol, Shape] = {}
+    checks: list[Check] = []
+
+    def bind(symbol: sympy.Symbol, value: sympy.Expr, what: str) -> None:
+        if symbol not in mapping:
+            mapping[symbol] = value
+            return
+        verdict = equal(mapping[symbol], value)
+        if verdict is False:
+            raise ShapeError(
+                f"{where}: {what} must equal {formula.symbol_doc(symbol.name) or symbol.name} "
+                f"{_show((mapping[symbol],))[1:-1]}, got {_show((value,))[1:-1]}",
+                layer.loc,
+            )
+        if verdict is None:
+            checks.append(Check(sympy.Eq(mapping[symbol], value), f"{what} must equal {symbol.name}"))
+
+    for (in_name, pattern), (shape, _producer) in zip(patterns, inputs):
+        variadic_at = next((i for i, d in enumerate(pattern) if isinstance(d, Variadic)), None)
+        fixed = len(pattern) - (variadic_at is not None)
+        if (variadic_at is None and len(shape) != len(pattern)) or len(shape) < fixed:
+            raise ShapeError(
+                f"{where}: input '{in_name}' must be {len(pattern)}-D {_show(pattern)}, got {_show(shape)}", layer.loc
+            )
+        if variadic_at is None:
+            pairs = list(zip(pattern, shape))
+        else:
+            tail = len(pattern) - variadic_at - 1
+            middle = shape[variadic_at : len(shape) - tail]
+            var = pattern[variadic_at]
+            product = sympy.Mul(*middle) if middle else sympy.Integer(1)
+            if var.symbol in variadic_dims and len(variadic_dims[var.symbol]) != len(middle):
+                raise ShapeError(f"{where}: input '{in_name}' leading dims {_show(middle)} do not match", layer.loc)
+            variadic_dims.setdefault(var.symbol, middle)
+            bind(var.symbol, product, f"input '{in_name}' leading dims")
+            pairs = list(zip(pattern[:variadic_at], shape[:variadic_at])) + list(
+                zip(pattern[variadic_at + 1 :], shape[len(shape) - tail :])
+            )
+        for index, (dim_pattern, dim) in enumerate(pairs):
+            if isinstance(dim_pattern, sympy.Symbol) and dim_pattern.name in formula.shape_symbols:
+                bind(dim_pattern, dim, f"input '{in_name}' dim {index}")
+            else:
+                expected = formula.expand(dim_pattern).xreplace(mapping)
+                verdict = equal(expected, dim)
+                if verdict is False:
+                    raise ShapeError(
+                        f"{where}: input '{in_name}' dim {index} must be {_show((expected,))[1:-1]}, "
+                        f"got {_show((dim,))[1:-1]}",
+                        layer.loc,
+                    )
+                if verdict is None:
+                    checks.append(Check(sympy.Eq(expected, dim), f"input '{in_name}' dim {index} mismatch"))
+
+    # attributes and expected shape symbols written on the layer
+    for key, value in layer.args.items():
+        if key in formula.shape_symbols:
+            symbol = formula.shape_symbols[key].symbol
+            bind(symbol, _expr(value, scope.names), f"the layer's {key}")
+            continue
+        attribute = formula.attributes.get(key)
+        axis_owner = None
+        if attribute is None:
+            axis_owner = next((a for a in formula.attributes.values() if key in a.symbol_names), None)
+        if attribute is None and axis_owner is None:
+            known = [*formula.attributes, *formula.shape_symbols]
+            raise ArchError(f"{where} has no attribute '{key}'{did_you_mean(key, known)}", value.loc)
+        if axis_owner is not None:
+            mapping[formula.symbols[key]] = _attribute_value(axis_owner, value, scope, where)
+            continue
+        assert attribute is not None
+        raw = value.raw
+        if attribute.axes and isinstance(raw, list):
+            if len(raw) != len(attribute.axes):
+                raise ArchError(
+                    f"{where}: '{key}' takes {len(attribute.axes)} values ({', '.join(attribute.symbol_names)})",
+                    value.loc,
+                )
+            for index, symbol in enumerate(attribute.symbols):
+                item = Value(raw[index], raw.loc_of(index) if hasattr(raw, "loc_of") else value.loc)
+                mapping[symbol] = _attribute_value(attribute, item, scope, where)
+        else:
+            bound = _attribute_value(attribute, value, scope, where)
+            for symbol in attribute.symbols:
+                mapping[symbol] = bound
+    for attribute in formula.attributes.values():
+        for index, symbol in enumerate(attribute.symbols):
+            if symbol in mapping:
+                continue
+            if attribute.default is None:
+                raise ArchError(f"{where} needs attribute '{attribute.name}' ({attribute.doc})", layer.loc)
+            if isinstance(attribute.default, str):
+                mapping[symbol] = mapping[formula.attributes[attribute.default].symbols[index]]
+            else:
+                mapping[symbol] = sympy.Integer(int(attribute.default))
+        # numeric domains, checked now where the value is a number
+        for symbol in attribute.symbols:
+            value = mapping[symbol]
+            if value.is_number:
+                if attribute.minimum is not None and value < attribute.minimum:
+                    raise ArchError(f"{where}: attribute '{symbol.name}' must be >= {attribute.minimum}, got {value}", layer.loc)
+                if attribute.maximum is not None and value > attribute.maximum:
+                    raise ArchError(f"{where}: attribute '{symbol.name}' must be <= {attribute.maximum}, got {value}", layer.loc)
+    for name, symbol in formula.symbols.items():
+        if symbol not in mapping:  # pragma: no cover - every symbol is an input dim or an attribute
+            raise ArchError(f"{where}: nothing binds '{name}'", layer.loc)
+
+    for constraint, check in zip(formula.constraints, formula.constraint_checks):
+        condition = check.xreplace(mapping)
+        verdict = _decided(condition)
+        if verdict is False:
+            raise ShapeError(f"{where}: {constraint.message}", layer.loc)
+        if verdict is None:
+            checks.append(Check(condition, constraint.message))
+
+    outputs: dict[str, Shape] = {}
+    for out_name, pattern in formula.outputs.items():
+        dims: list[sympy.Expr] = []
+        for dim in pattern:
+            if isinstance(dim, Variadic):
+                dims.extend(variadic_dims.get(dim.symbol, (mapping[dim.symbol],)))
+            else:
+                dims.append(dim.xreplace(mapping))
+        for index, dim in enumerate(dims):
+            if dim.is_number and dim < 1:
+                raise ShapeError(
+                    f"{where}: output '{out_name}' would have size {dim} in dim {index} "
+                    "(is the kernel larger than the padded input?)",
+                    layer.loc,
+                )
+            if not dim.is_number:
+                checks.append(Check(dim >= 1, f"output '{out_name}' dim {index} must be at least 1"))
+        outputs[out_name] = tuple(dims)
+
+    costs = {key: value.xreplace(mapping) for key, value in formula.costs.items()}
+    elementwise = {key: value.xreplace(mapping) for key, value in formula.elementwise.items()}
+    node = Node(path, formula.name, formula, layer.loc, multiplier, tuple(s for s, _ in inputs), outputs, costs, elementwise, checks)
+    if layer.tied is not None:
+        _tie(node, layer, scope)
+    return node
+
+
+def _attribute_value(attribute: Any, value: Value, scope: _Scope, where: str) -> sympy.Expr:
+    raw = value.raw
+    if attribute.kind == "bool":
+        if isinstance(raw, bool):
+            return sympy.Integer(int(raw))
+        result = _expr(value, scope.names)
+        if result.is_number and result not in (0, 1):
+            raise ArchError(f"{where}: attribute '{attribute.name}' must be true or false, got {raw!r}", value.loc)
+        return result
+    if isinstance(raw, bool):
+        raise ArchError(f"{where}: attribute '{attribute.name}' must be an integer, got {str(raw).lower()}", value.loc)
+    result = _expr(value, scope.names)
+    if result.is_number and not result.is_Integer:
+        raise ArchError(f"{where}: attribute '{attribute.name}' must be a whole number, got {result}", value.loc)
+    return result
+
+
+def _tie(node: Node, layer: Layer, scope: _Scope) -> None:
+    """Parameters shared with an earlier layer are counted once (GPT-2's lm_head and wte)."""
+    target_name, loc = layer.tied  # type: ignore[misc]
+    candidates = [target_name, f"{scope.prefix}{target_name}"]
+    target = next((scope.nodes_by_name[c] for c in candidates if c in scope.nodes_by_name), None)
+    if target is None:
+        raise ArchError(
+            f"'tied' names an unknown layer '{target_name}'{did_you_mean(target_name, scope.nodes_by_name)}", loc
+        )
+    if equal(node.costs["params"], target.costs["params"]) is False:
+        raise ArchError(
+            f"layer '{node.path}' is tied to '{target.path}' but their parameter counts differ: "
+            f"{_show((node.costs['params'],))[1:-1]} vs {_show((target.costs['params'],))[1:-1]}",
+            loc,
+        )
+    node.costs["params"] = sympy.Integer(0)
+    node.tied_to = target.path

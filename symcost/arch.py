@@ -35,7 +35,19 @@ from .yamlio import load_text as yaml_load_text
 
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _LAYER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
-_TOP_KEYS = {"name", "summary", "doc", "sources", "notes", "variables", "inputs", "blocks", "layers", "outputs", "extends"}
+_TOP_KEYS = {
+    "name",
+    "summary",
+    "doc",
+    "sources",
+    "notes",
+    "variables",
+    "inputs",
+    "blocks",
+    "layers",
+    "outputs",
+    "extends",
+}
 _EXTENDS_KEYS = {"name", "summary", "doc", "sources", "notes", "variables", "extends"}
 _BLOCK_KEYS = {"args", "inputs", "layers", "output", "doc"}
 _LAYER_KEYS = {"op", "block", "name", "in", "repeat", "index_from", "when", "tied"}
@@ -302,7 +314,9 @@ def _layer(raw: Any, loc: Location) -> Layer:
 def _index_from(spec: YMapping) -> int:
     value = spec.get("index_from", 0)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ArchError("'index_from' must be a whole number >= 0 (the first copy's index in names)", spec.loc_of("index_from"))
+        raise ArchError(
+            "'index_from' must be a whole number >= 0 (the first copy's index in names)", spec.loc_of("index_from")
+        )
     if "index_from" in spec and "repeat" not in spec:
         raise ArchError("'index_from' numbers the copies of a 'repeat'", spec.loc_of("index_from"))
     return value
@@ -316,9 +330,7 @@ def _check_block_references(arch: Arch) -> None:
             if layer.block is None:
                 continue
             if layer.block not in arch.blocks:
-                raise ArchError(
-                    f"unknown block '{layer.block}'{did_you_mean(layer.block, arch.blocks)}", layer.loc
-                )
+                raise ArchError(f"unknown block '{layer.block}'{did_you_mean(layer.block, arch.blocks)}", layer.loc)
             if layer.block in stack:
                 cycle = " -> ".join([*stack[stack.index(layer.block) :], layer.block])
                 raise ArchError(f"blocks form a cycle: {cycle}", layer.loc)

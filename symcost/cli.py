@@ -232,13 +232,20 @@ def did_you_mean_text(name: str, known: list[str]) -> str:
 
 @app.command("eval")
 def eval_(
-    arch: Annotated[str, typer.Argument(help="An architecture file (archs/resnet50.yaml) or a bundled name (resnet50).")],
+    arch: Annotated[
+        str, typer.Argument(help="An architecture file (archs/resnet50.yaml) or a bundled name (resnet50).")
+    ],
     bindings: Annotated[
         list[str] | None, typer.Argument(metavar="[NAME=VALUE]...", help="Variable values, as with --set.")
     ] = None,
     set_: Annotated[
         list[str] | None,
-        typer.Option("--set", "-s", metavar="NAME=VALUE", help="Set a variable (N=8, H=320, n_layer=24); repeat or comma-separate."),
+        typer.Option(
+            "--set",
+            "-s",
+            metavar="NAME=VALUE",
+            help="Set a variable (N=8, H=320, n_layer=24); repeat or comma-separate.",
+        ),
     ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, json, csv, markdown or latex.")] = "table",
     depth: Annotated[
@@ -253,7 +260,11 @@ def eval_(
     ] = False,
     count_elementwise: Annotated[
         str,
-        typer.Option("--count-elementwise", metavar="CATEGORIES", help="Fold elementwise categories into FLOPs: 'norm,bias' or 'all'."),
+        typer.Option(
+            "--count-elementwise",
+            metavar="CATEGORIES",
+            help="Fold elementwise categories into FLOPs: 'norm,bias' or 'all'.",
+        ),
     ] = "",
 ) -> None:
     """Cost a whole network: a per-layer table and exact totals (params, MACs, FLOPs, bytes).
@@ -315,9 +326,13 @@ def check(
         for item in files:
             path, shown = _arch_path(item)
             graph = shapes.build(arch_module.load_path(path, shown))
-            if all(v.default is not None for v in graph.arch.variables.values()):
+            unset = [v.name for v in graph.arch.variables.values() if v.default is None]
+            if unset:
+                note = f"; variables without defaults: {', '.join(unset)}; not evaluated"
+            else:
                 compile_module.evaluate(graph)
-            typer.echo(f"ok  {shown}  ({len(graph.nodes)} layer nodes)")
+                note = "; evaluated at the defaults"
+            typer.echo(f"ok  {shown}  ({len(graph.nodes)} layer nodes{note})")
 
 
 @list_app.command("archs")

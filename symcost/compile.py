@@ -91,15 +91,22 @@ def resolve(graph: Graph, values: Mapping[str, Any], *, symbolic: bool = False) 
 
 def _int(value: sympy.Expr, node: Node, what: str) -> int:
     if not value.is_Integer:
-        raise ShapeError(f"layer '{node.path}' ({node.op}): {what} did not evaluate to a whole number: {value}", node.loc)
+        raise ShapeError(
+            f"layer '{node.path}' ({node.op}): {what} did not evaluate to a whole number: {value}", node.loc
+        )
     return int(value)
 
 
-def evaluate(
-    graph: Graph, values: Mapping[str, Any] | None = None, convention: cost.Convention = cost.TORCH
-) -> Result:
+def evaluate(graph: Graph, values: Mapping[str, Any] | None = None, convention: cost.Convention = cost.TORCH) -> Result:
     """Exact integer costs of every node and the totals, at ``values`` (defaults for the rest)."""
     subs = resolve(graph, values or {})
+    for tensor, dims in graph.arch.inputs.items():
+        for dim in dims:
+            from .shapes import _expr
+
+            value = _expr(dim, {v.name: v.symbol for v in graph.arch.variables.values()}).xreplace(subs)
+            if not value.is_Integer or value < 1:
+                raise ShapeError(f"input '{tensor}' has a dim of size {value}: sizes must be >= 1", dim.loc)
     results = []
     totals = dict.fromkeys(TOTAL_KEYS, 0)
     for node in graph.nodes:
@@ -128,9 +135,7 @@ def evaluate(
             totals[key] = totals.get(key, 0) + value
         path = node.concrete_path(subs) if node.ranges else node.path
         results.append(NodeResult(path, node.op, count, node.copies, output, numbers, node.tied_to))
-    outputs = {
-        name: tuple(int(d.xreplace(subs)) for d in shape) for name, shape in graph.outputs.items()
-    }
+    outputs = {name: tuple(int(d.xreplace(subs)) for d in shape) for name, shape in graph.outputs.items()}
     used = {sym.name: int(v) for sym, v in subs.items()}
     return Result(graph, used, tuple(results), totals, outputs, convention)
 

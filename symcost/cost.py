@@ -81,9 +81,7 @@ TORCH = Convention(
 )
 
 
-def flops(
-    macs: sympy.Expr, elementwise: Mapping[str, sympy.Expr], convention: Convention = TORCH
-) -> sympy.Expr:
+def flops(macs: sympy.Expr, elementwise: Mapping[str, sympy.Expr], convention: Convention = TORCH) -> sympy.Expr:
     """FLOPs under ``convention``: ``flops_per_mac * macs`` plus the included elementwise counts."""
     total = convention.flops_per_mac * macs
     for category in sorted(convention.elementwise_in_flops):
@@ -108,7 +106,16 @@ def parse_categories(text: str) -> frozenset[str]:
 # ---- architecture totals ----------------------------------------------------------------------
 
 #: Bits per element of each storage dtype (model size and memory traffic).
-DTYPE_BITS: dict[str, int] = {"fp64": 64, "fp32": 32, "tf32": 32, "fp16": 16, "bf16": 16, "fp8": 8, "int8": 8, "int4": 4}
+DTYPE_BITS: dict[str, int] = {
+    "fp64": 64,
+    "fp32": 32,
+    "tf32": 32,
+    "fp16": 16,
+    "bf16": 16,
+    "fp8": 8,
+    "int8": 8,
+    "int4": 4,
+}
 
 
 def dtype_bits(name: str) -> int:

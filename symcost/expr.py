@@ -38,6 +38,7 @@ MAX_AST_DEPTH = 64
 MAX_EXPONENT = 64
 MAX_LITERAL = 10**40
 
+
 class gcd(sympy.Function):
     """Greatest common divisor of two integers, kept symbolic until both are numbers.
 
@@ -234,8 +235,10 @@ class _Builder:
         raise self.fail(f"operator {_describe(node.op)} is not allowed", node)
 
     def _Call(self, node: ast.Call, depth: int) -> sympy.Basic:
-        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
-            shown = node.func.id if isinstance(node.func, ast.Name) else _describe(node.func)
+        if not isinstance(node.func, ast.Name):
+            raise self.fail(f"calling through {_describe(node.func)} is not allowed in an expression", node)
+        if node.func.id not in FUNCTIONS:
+            shown = node.func.id
             known = did_you_mean(shown, FUNCTIONS)
             raise self.fail(f"unknown function {shown!r}{known}; allowed: {', '.join(FUNCTIONS)}", node)
         if node.keywords:
@@ -243,7 +246,9 @@ class _Builder:
         function, fewest, most = FUNCTIONS[node.func.id]
         count = len(node.args)
         if count < fewest or (most is not None and count > most):
-            raise self.fail(f"{node.func.id}() takes {fewest}{'' if most == fewest else '+'} argument(s), got {count}", node)
+            raise self.fail(
+                f"{node.func.id}() takes {fewest}{'' if most == fewest else '+'} argument(s), got {count}", node
+            )
         args = [self._number(self.build(arg, depth), arg) for arg in node.args]
         return function(*args)
 

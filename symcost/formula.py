@@ -359,9 +359,7 @@ class Formula:
             undecided.append(constraint)
         return undecided
 
-    def evaluate(
-        self, convention: cost.Convention = cost.TORCH, /, **values: Any
-    ) -> Evaluation:
+    def evaluate(self, convention: cost.Convention = cost.TORCH, /, **values: Any) -> Evaluation:
         """Exact integer costs for concrete values. Per-axis attributes take one int or a tuple.
 
         >>> from symcost import formulas
@@ -663,7 +661,9 @@ def _attribute(
         declare(symbol_name, symbol, parent.key_loc(name))
         symbols.append(symbol)
     test = _test_range(spec, f"attribute '{name}'", minimum, kind == "bool")
-    return Attribute(name, kind, axes, minimum, maximum, default, _string(spec, "doc", required=True), test, tuple(symbols))
+    return Attribute(
+        name, kind, axes, minimum, maximum, default, _string(spec, "doc", required=True), test, tuple(symbols)
+    )
 
 
 def _shapes(top: YMapping, key: str, names: dict[str, sympy.Basic], declared_only: bool) -> dict[str, Shape]:
@@ -711,9 +711,7 @@ def _twin(top: YMapping, names: Mapping[str, sympy.Basic]) -> TorchTwin:
         else:
             args[key] = expr.parse(value, names, loc=loc)
     inputs = _shapes(spec, "inputs", dict(names), declared_only=False) if "inputs" in spec else {}
-    return TorchTwin(
-        spec.get("module"), spec.get("function"), spec.get("builder"), args, inputs, _string(spec, "note")
-    )
+    return TorchTwin(spec.get("module"), spec.get("function"), spec.get("builder"), args, inputs, _string(spec, "note"))
 
 
 # ---- small validators ------------------------------------------------------------------

@@ -420,12 +420,18 @@ def _eval_table(d: dict[str, Any]) -> str:
     right = {3, 4, 5, 6, 7, 8}
 
     def line(cells: tuple[str, ...]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
 
     lines = [line(header), line(tuple("-" * w for w in widths))]
     lines += [line(r) for r in body]
     values = ", ".join(f"{k}={v}" for k, v in d["values"].items())
-    lines += ["", f"Totals for {d['arch']} at {values}", f"  convention '{d['convention']['name']}': {d['convention']['doc']}"]
+    lines += [
+        "",
+        f"Totals for {d['arch']} at {values}",
+        f"  convention '{d['convention']['name']}': {d['convention']['doc']}",
+    ]
     dtype = d["dtype"]
 
     def total(label: str, value: int, extra: str = "") -> str:
@@ -439,8 +445,16 @@ def _eval_table(d: dict[str, Any]) -> str:
     in_flops = set(d["convention"]["name"].split("+")[1:])
     note = "in FLOPs" if in_flops else "not in FLOPs"
     lines.append(total("elementwise ops", t["elementwise"], f"({note}: {categories})" if categories else ""))
-    lines.append(total("model size (bytes)", t["model_bytes"], f"({si(t['model_bytes'], 'B')}, params + buffers as {dtype})"))
-    lines.append(total("activations (elements)", t["activation_elements"], f"({si(t['activation_bytes'], 'B')} as {dtype}, every layer's output)"))
+    lines.append(
+        total("model size (bytes)", t["model_bytes"], f"({si(t['model_bytes'], 'B')}, params + buffers as {dtype})")
+    )
+    lines.append(
+        total(
+            "activations (elements)",
+            t["activation_elements"],
+            f"({si(t['activation_bytes'], 'B')} as {dtype}, every layer's output)",
+        )
+    )
     lines.append(total("memory read (elements)", t["read_elements"], "(inputs + weights of every layer)"))
     lines.append(total("memory write (elements)", t["write_elements"]))
     lines.append(total("memory traffic (bytes)", t["traffic_bytes"], f"({si(t['traffic_bytes'], 'B')} as {dtype})"))
@@ -458,7 +472,9 @@ def _eval_csv(d: dict[str, Any]) -> str:
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["layer", "op", "count", "output", "params", "buffers", "macs", "flops", "elementwise", "read", "write"])
+    writer.writerow(
+        ["layer", "op", "count", "output", "params", "buffers", "macs", "flops", "elementwise", "read", "write"]
+    )
     for r in d["layers"]:
         writer.writerow([r["name"], r["op"], r["count"], "x".join(map(str, r["output"])), r["params"], r["buffers"],
                          r["macs"], r["flops"], r["elementwise"], r["read"], r["write"]])  # fmt: skip
@@ -474,7 +490,9 @@ def _eval_markdown(d: dict[str, Any]) -> str:
         lines.append(f"| `{_name(r)}` | {r['op']} | {'x'.join(map(str, r['output']))} | {format_count(r['params'])} | "
                      f"{format_count(r['macs'])} | {format_count(r['flops'])} |")  # fmt: skip
     t = d["totals"]
-    lines.append(f"| **total** | | | **{format_count(t['params'])}** | **{format_count(t['macs'])}** | **{format_count(t['flops'])}** |")
+    lines.append(
+        f"| **total** | | | **{format_count(t['params'])}** | **{format_count(t['macs'])}** | **{format_count(t['flops'])}** |"
+    )
     if "symbolic" in d:
         lines += ["", "| total | closed form |", "|---|---|"] + [f"| {k} | `{v}` |" for k, v in d["symbolic"].items()]
     return "\n".join(lines)
@@ -490,14 +508,18 @@ def _eval_latex(d: dict[str, Any]) -> str:
     ]
     for r in d["layers"]:
         name = _name(r).replace("_", r"\_")
-        rows.append(f"{name} & {format_count(r['params'])} & {format_count(r['macs'])} & {format_count(r['flops'])} \\\\")
+        rows.append(
+            f"{name} & {format_count(r['params'])} & {format_count(r['macs'])} & {format_count(r['flops'])} \\\\"
+        )
     rows += [r"\midrule", f"total & {format_count(t['params'])} & {format_count(t['macs'])} & {format_count(t['flops'])} \\\\",
              r"\bottomrule", r"\end{tabular}"]  # fmt: skip
     out = f"% symcost eval {d['arch']} (convention: {d['convention']['name']})\n" + "\n".join(rows)
     if "symbolic" in d:
-        out += "\n\\begin{align*}\n" + " \\\\\n".join(
-            rf"\mathrm{{{k}}} &= {v}" for k, v in d.get("_symbolic_latex", {}).items()
-        ) + "\n\\end{align*}"
+        out += (
+            "\n\\begin{align*}\n"
+            + " \\\\\n".join(rf"\mathrm{{{k}}} &= {v}" for k, v in d.get("_symbolic_latex", {}).items())
+            + "\n\\end{align*}"
+        )
     return out
 
 

@@ -101,7 +101,11 @@ def build(arch: Arch) -> Graph:
     names: dict[str, sympy.Basic] = {v.name: v.symbol for v in arch.variables.values()}
     tensors: dict[str, tuple[Shape, str]] = {}
     for tensor, dims in arch.inputs.items():
-        tensors[tensor] = (tuple(_expr(d, names) for d in dims), tensor)
+        shape = tuple(_expr(d, names) for d in dims)
+        for dim, value in zip(dims, shape):
+            if value.is_number and value < 1:
+                raise ShapeError(f"input '{tensor}' has a dim of size {value}: sizes must be >= 1", dim.loc)
+        tensors[tensor] = (shape, tensor)
     scope = _Scope("", names, tensors, next(iter(arch.inputs)), {})
     graph = Graph(arch, [], {}, [])
     _expand(arch, arch.layers, scope, graph, sympy.Integer(1))
@@ -147,7 +151,9 @@ def _expand(arch: Arch, layers: tuple[Layer, ...], scope: _Scope, graph: Graph, 
         if layer.when is not None:
             flag = _expr(layer.when, scope.names)
             if not flag.is_number:
-                raise ArchError("'when' must be decidable from numbers (a block argument like true/false)", layer.when.loc)
+                raise ArchError(
+                    "'when' must be decidable from numbers (a block argument like true/false)", layer.when.loc
+                )
             if flag == 0:
                 continue
         base = layer.name or layer.op or layer.block
@@ -279,9 +285,7 @@ def _block_instance(
     names = dict(scope.names)
     for key, value in layer.args.items():
         if key not in block.args:
-            raise ArchError(
-                f"block '{block.name}' has no argument '{key}'{did_you_mean(key, block.args)}", value.loc
-            )
+            raise ArchError(f"block '{block.name}' has no argument '{key}'{did_you_mean(key, block.args)}", value.loc)
         names[key] = _expr(value, scope.names)
     for key, default in block.args.items():
         if key in layer.args:
@@ -417,9 +421,13 @@ def bind_formula(
             value = mapping[symbol]
             if value.is_number:
                 if attribute.minimum is not None and value < attribute.minimum:
-                    raise ArchError(f"{where}: attribute '{symbol.name}' must be >= {attribute.minimum}, got {value}", layer.loc)
+                    raise ArchError(
+                        f"{where}: attribute '{symbol.name}' must be >= {attribute.minimum}, got {value}", layer.loc
+                    )
                 if attribute.maximum is not None and value > attribute.maximum:
-                    raise ArchError(f"{where}: attribute '{symbol.name}' must be <= {attribute.maximum}, got {value}", layer.loc)
+                    raise ArchError(
+                        f"{where}: attribute '{symbol.name}' must be <= {attribute.maximum}, got {value}", layer.loc
+                    )
     for name, symbol in formula.symbols.items():
         if symbol not in mapping:  # pragma: no cover - every symbol is an input dim or an attribute
             raise ArchError(f"{where}: nothing binds '{name}'", layer.loc)
@@ -453,7 +461,18 @@ def bind_formula(
 
     costs = {key: value.xreplace(mapping) for key, value in formula.costs.items()}
     elementwise = {key: value.xreplace(mapping) for key, value in formula.elementwise.items()}
-    node = Node(path, formula.name, formula, layer.loc, multiplier, tuple(s for s, _ in inputs), outputs, costs, elementwise, checks)
+    node = Node(
+        path,
+        formula.name,
+        formula,
+        layer.loc,
+        multiplier,
+        tuple(s for s, _ in inputs),
+        outputs,
+        costs,
+        elementwise,
+        checks,
+    )
     if layer.tied is not None:
         _tie(node, layer, scope)
     return node

@@ -12,7 +12,7 @@ import sympy
 from symcost import expr
 from symcost.errors import ExprError, Location
 
-H, W, N, S, E, I, Q = (sympy.Symbol(n, integer=True, positive=True) for n in "HWNSEIQ")
+H, W, N, S, E, I, Q = (sympy.Symbol(n, integer=True, positive=True) for n in "HWNSEIQ")  # noqa: E741 - sympy shadows these names; here they are plain symbols
 NAMES = {"H": H, "W": W, "N": N, "S": S, "E": E, "I": I, "Q": Q}
 LOC = Location("archs/x.yaml", 12, 9)
 

@@ -117,7 +117,9 @@ def test_expressions_are_sympy_in_named_symbols():
     # Solving the linear layer's params for out_features.
     lin = formulas.linear
     out = lin.symbols["out_features"]
-    solved = sympy.solve(sympy.Eq(lin.params.subs({lin.symbols["in_features"]: 100, lin.symbols["bias"]: 1}), 5050), out)
+    solved = sympy.solve(
+        sympy.Eq(lin.params.subs({lin.symbols["in_features"]: 100, lin.symbols["bias"]: 1}), 5050), out
+    )
     assert solved == [50]
 
 

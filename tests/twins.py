@@ -66,7 +66,9 @@ def builder(function: Callable) -> Callable:
     return function
 
 
-def build_twin(formula: Formula, values: Mapping[str, Any]) -> tuple[Callable[..., Any], list[torch.Tensor], torch.nn.Module | None]:
+def build_twin(
+    formula: Formula, values: Mapping[str, Any]
+) -> tuple[Callable[..., Any], list[torch.Tensor], torch.nn.Module | None]:
     """(callable, input tensors, module or None) for the formula at ``values``."""
     twin = formula.torch
     assert twin is not None

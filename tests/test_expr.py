@@ -26,8 +26,8 @@ LOC = Location("archs/x.yaml", 12, 9)
         ("H % 32", sympy.Mod(H, 32)),
         ("-H + +W", W - H),
         ("2**10", 1024),
-        ("max(H, W, 3)", sympy.Max(H, W, 3)),
-        ("min(H, W)", sympy.Min(H, W)),
+        ("max(H, W, 3)", expr.max_(H, W, 3)),
+        ("min(H, W)", expr.min_(H, W)),
         ("ceil(H/3) + floor(W/3) + abs(H - W)", sympy.ceiling(H / 3) + sympy.floor(W / 3) + sympy.Abs(H - W)),
         # sympy's own names would rebind these through sympify: here they are plain symbols
         ("N*S*E*I*Q", N * S * E * I * Q),
@@ -36,6 +36,14 @@ LOC = Location("archs/x.yaml", 12, 9)
 )
 def test_accepts(text, expected):
     assert expr.parse(text, NAMES) == expected
+
+
+def test_min_max_gcd_are_exact_on_numbers():
+    values = {H: 12, W: 18}
+    assert expr.parse("max(H, W, 3)", NAMES).xreplace(values) == 18
+    assert expr.parse("min(H, W)", NAMES).xreplace(values) == 12
+    assert expr.parse("gcd(H, W)", NAMES).xreplace(values) == 6
+    assert expr.parse("H + W - gcd(H, W)", NAMES).xreplace({H: 10, W: 6}) == 14  # adaptive pool windows
 
 
 def test_comparisons_only_in_constraints():

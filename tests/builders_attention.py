@@ -1,0 +1,103 @@
+"""Torch twins of the attention and recurrent formulas (``sdpa``, ``multi_head_attention``),
+built on the ``meta`` device, where FlopCounterMode counts SDPA as its two bmms.
+
+Causal masks follow the formulas' convention, aligned bottom-right (query ``i`` of ``S_q`` sees the
+``S_kv - S_q + i + 1`` keys up to it, :func:`torch.nn.attention.bias.causal_lower_right`'s mask).
+FlopCounterMode counts the full ``S_q x S_kv`` square whatever the mask, so with ``exact_causal``
+the twin computes causal attention as one SDPA call per query row over its visible prefix of keys
+(the decode steps of a KV cache): its count is then exactly the visible pairs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .twins import META, builder
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, exact_causal: bool) -> torch.Tensor:
+    """softmax(q k^T / sqrt(D)) v over [B, H, S, D] tensors, grouped-query when k has fewer heads."""
+    gqa = q.shape[1] != k.shape[1]
+    s_q, s_kv = q.shape[2], k.shape[2]
+    if causal and exact_causal:
+        # Row i sees keys [0, S_kv - S_q + i]: the i-th decode step over a cache of that length.
+        rows = [
+            F.scaled_dot_product_attention(
+                q[:, :, i : i + 1], k[:, :, : s_kv - s_q + i + 1], v[:, :, : s_kv - s_q + i + 1], enable_gqa=gqa
+            )
+            for i in range(s_q)
+        ]
+        return torch.cat(rows, dim=2)
+    if causal and s_q <= s_kv:
+        # causal_lower_right's mask, materialized: its CausalBias subclass cannot be created under
+        # FlopCounterMode's dispatch mode.
+        mask = torch.ones(s_q, s_kv, dtype=torch.bool, device=q.device).tril(s_kv - s_q)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=gqa)
+    # Causal with S_q > S_kv has no bottom-right meaning (early queries would see no key): torch's
+    # top-left mask stands in; the full-square count does not depend on where the mask sits.
+    return F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=gqa)
+
+
+@builder
+def sdpa(values: dict[str, Any]):
+    b, h_q, h_kv, s_q, s_kv, d, d_v = (values[n] for n in ("B", "H_q", "H_kv", "S_q", "S_kv", "D", "D_v"))
+    q = torch.empty(b, h_q, s_q, d, device=META)
+    k = torch.empty(b, h_kv, s_kv, d, device=META)
+    v = torch.empty(b, h_kv, s_kv, d_v, device=META)
+    causal, exact = bool(values["causal"]), bool(values["exact_causal"])
+    return (lambda q, k, v: attend(q, k, v, causal, exact)), [q, k, v]
+
+
+class MultiHeadAttention(nn.Module):
+    """An attention layer from four nn.Linear projections and SDPA (grouped-query when kv_heads < heads)."""
+
+    def __init__(
+        self,
+        embed: int,
+        heads: int,
+        kv_heads: int,
+        head_dim: int,
+        bias: bool = True,
+        causal: bool = False,
+        exact_causal: bool = False,
+        device: torch.device = META,
+    ):
+        super().__init__()
+        self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
+        self.causal, self.exact_causal = causal, exact_causal
+        self.q_proj = nn.Linear(embed, heads * head_dim, bias=bias, device=device)
+        self.k_proj = nn.Linear(embed, kv_heads * head_dim, bias=bias, device=device)
+        self.v_proj = nn.Linear(embed, kv_heads * head_dim, bias=bias, device=device)
+        self.out_proj = nn.Linear(heads * head_dim, embed, bias=bias, device=device)
+
+    def _split(self, x: torch.Tensor, heads: int) -> torch.Tensor:
+        b, s, _ = x.shape
+        return x.view(b, s, heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, x_q: torch.Tensor, x_kv: torch.Tensor) -> torch.Tensor:
+        q = self._split(self.q_proj(x_q), self.heads)
+        k = self._split(self.k_proj(x_kv), self.kv_heads)
+        v = self._split(self.v_proj(x_kv), self.kv_heads)
+        o = attend(q, k, v, self.causal, self.exact_causal)
+        b, _, s_q, _ = o.shape
+        return self.out_proj(o.transpose(1, 2).reshape(b, s_q, self.heads * self.head_dim))
+
+
+@builder
+def multi_head_attention(values: dict[str, Any]):
+    module = MultiHeadAttention(
+        values["E"],
+        values["heads"],
+        values["kv_heads"],
+        values["head_dim"],
+        bias=bool(values["bias"]),
+        causal=bool(values["causal"]),
+        exact_causal=bool(values["exact_causal"]),
+    )
+    x_q = torch.empty(values["B"], values["S_q"], values["E"], device=META)
+    x_kv = torch.empty(values["B"], values["S_kv"], values["E"], device=META)
+    return module, [x_q, x_kv]

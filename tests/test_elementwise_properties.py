@@ -1,0 +1,294 @@
+"""Properties of the activation, elementwise, embedding and shape formulas.
+
+FlopCounterMode counts every one of these as 0 FLOPs, so the twin test can only check their
+parameters and output shapes at single-dim ``*name`` points. Here: the algebra of their counts
+(linear in the element count, read twice the write for a binary op, ...), their variadic dims
+against torch at multi-dim shapes, and the "a view moves nothing" claims against torch's own
+aliasing. Their worked examples are checked by tests/test_examples.py.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import sympy
+import torch
+import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
+
+from symcost import cost, registry
+
+ACTIVATIONS = ["relu", "gelu", "silu", "sigmoid", "tanh", "hardswish"]
+VIEWS = ["identity", "flatten", "reshape", "transpose", "permute"]
+MINE = [
+    *ACTIVATIONS,
+    "softmax",
+    "dropout",
+    "add",
+    "mul",
+    "concat",
+    "embedding",
+    "upsample_nearest2d",
+    "upsample_bilinear2d",
+    *VIEWS,
+]
+ALL_ELEMENTWISE = cost.TORCH.with_elementwise(cost.ELEMENTWISE_CATEGORIES)
+
+sizes = st.integers(1, 64)
+small = st.integers(1, 6)
+#: concrete dims for a ``*name``: zero to three dims (zero dims have product 1)
+dims = st.lists(small, min_size=0, max_size=3)
+
+
+def evaluate(name: str, **values):
+    return registry.get(name).evaluate(**values)
+
+
+def costs(ev) -> dict[str, int]:
+    """Every count of an evaluation, elementwise categories included, in one flat dict."""
+    return {
+        "macs": ev.macs,
+        "flops": ev.flops,
+        "params": ev.params,
+        "buffers": ev.buffers,
+        "read": ev.read,
+        "write": ev.write,
+        **{f"elementwise.{k}": v for k, v in ev.elementwise.items()},
+    }
+
+
+def meta(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    return torch.empty(shape, dtype=dtype, device="meta")
+
+
+# ---- every formula of this family ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", MINE)
+def test_zero_flops_and_no_macs(name):
+    """FlopCounterMode's rule: none of these is a matmul, conv or attention."""
+    formula = registry.get(name)
+    assert formula.macs == 0
+    assert formula.flops == 0
+    # folding every elementwise category in gives exactly their sum
+    assert sympy.expand(formula.flops_under(ALL_ELEMENTWISE) - cost.elementwise_total(formula.elementwise)) == 0
+
+
+@pytest.mark.parametrize("name", [n for n in MINE if n != "embedding"])
+def test_no_parameters_or_buffers(name):
+    formula = registry.get(name)
+    assert formula.params == 0
+    assert formula.buffers == 0
+
+
+# ---- activations -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+@given(n=sizes, k=st.integers(1, 8))
+def test_activation_costs_are_linear_in_the_element_count(name, n, k):
+    one, many = costs(evaluate(name, numel=n)), costs(evaluate(name, numel=k * n))
+    assert many == {key: k * value for key, value in one.items()}
+    assert one["read"] == one["write"] == one["elementwise.activation"] == n
+
+
+@pytest.mark.parametrize("name", [*ACTIVATIONS, "dropout", "add", "mul"])
+def test_symbolic_costs_are_homogeneous_linear(name):
+    """Each closed form is c * numel: zero at numel = 0, second derivative 0."""
+    formula = registry.get(name)
+    numel = formula.symbols["numel"]
+    for key, expression in [*formula.costs.items(), *formula.elementwise.items()]:
+        assert expression.xreplace({numel: 0}) == 0, f"{name} {key}"
+        assert sympy.diff(expression, numel, 2) == 0, f"{name} {key}"
+
+
+def _function(name: str):
+    twin = registry.get(name).torch
+    return getattr(F, twin.function) if hasattr(F, twin.function) else getattr(torch, twin.function)
+
+
+@pytest.mark.parametrize("name", ACTIVATIONS)
+@given(shape=dims)
+def test_activation_numel_is_any_shape(name, shape):
+    """``*numel`` stands for any dims: torch keeps the shape, and the element counts agree."""
+    numel = math.prod(shape)
+    out = _function(name)(meta(*shape))
+    assert tuple(out.shape) == tuple(shape)
+    assert math.prod(evaluate(name, numel=numel).output_shape) == out.numel()
+
+
+# ---- softmax, dropout, add, mul --------------------------------------------------------------
+
+
+@given(batch_dims=dims, s=st.integers(1, 32))
+def test_softmax_is_three_per_element_over_any_leading_dims(batch_dims, s):
+    batch = math.prod(batch_dims)
+    ev = evaluate("softmax", batch=batch, S=s)
+    assert ev.elementwise["softmax"] == 3 * ev.read == 3 * ev.write == 3 * batch * s
+    # thop's calculate_softmax counts 3*S - 1 per row: symcost's is exactly batch more (the notes say so)
+    assert ev.elementwise["softmax"] - batch * (3 * s - 1) == batch
+    out = F.softmax(meta(*batch_dims, s), dim=-1)
+    assert math.prod(out.shape[:-1]) == ev.output_shape[0] and out.shape[-1] == ev.output_shape[-1]
+
+
+@given(n=sizes)
+def test_dropout_is_free_in_inference_and_two_multiplies_in_training(n):
+    inference = costs(evaluate("dropout", numel=n))
+    assert inference == costs(evaluate("identity", numel=n)) | {"elementwise.mul": 0}
+    training = evaluate("dropout", numel=n, training=True)
+    assert training.read == training.write == n
+    assert training.elementwise["mul"] == 2 * n
+
+
+def test_dropout_and_identity_return_their_input_in_inference():
+    """The 0 traffic of inference dropout and nn.Identity: torch hands back the same tensor."""
+    x = torch.ones(3, 4)
+    assert F.dropout(x, p=0.5, training=False) is x
+    assert torch.nn.Dropout(p=0.5).eval()(x) is x
+    assert torch.nn.Identity()(x) is x
+    assert F.dropout(x, p=0.5, training=True) is not x  # training allocates an output
+
+
+@pytest.mark.parametrize("name", ["add", "mul"])
+@given(n=sizes, k=st.integers(1, 8))
+def test_binary_ops_read_twice_what_they_write(name, n, k):
+    ev = evaluate(name, numel=n)
+    assert ev.read == 2 * ev.write == 2 * n
+    assert ev.elementwise == {name: ev.write}
+    assert costs(evaluate(name, numel=k * n)) == {key: k * v for key, v in costs(ev).items()}
+
+
+@pytest.mark.parametrize("name", ["add", "mul"])
+@given(shape=dims)
+def test_binary_ops_keep_any_shape(name, shape):
+    out = _function(name)(meta(*shape), meta(*shape))
+    assert tuple(out.shape) == tuple(shape)
+    assert evaluate(name, numel=math.prod(shape)).write == out.numel()
+
+
+# ---- concat ----------------------------------------------------------------------------------
+
+
+@given(n=small, c_a=st.integers(1, 8), c_b=st.integers(1, 8), rest_dims=dims)
+def test_concat_channels_add_up_and_every_element_is_copied_once(n, c_a, c_b, rest_dims):
+    rest = math.prod(rest_dims)
+    ev = evaluate("concat", N=n, C_a=c_a, C_b=c_b, rest=rest)
+    assert ev.output_shape == (n, c_a + c_b, rest)
+    inputs = n * c_a * rest + n * c_b * rest
+    assert ev.read == ev.write == inputs == math.prod(ev.output_shape)
+    out = torch.cat([meta(n, c_a, *rest_dims), meta(n, c_b, *rest_dims)], dim=1)
+    assert out.shape[1] == c_a + c_b and out.numel() == ev.write
+
+
+def test_concat_is_symmetric_in_its_inputs():
+    formula = registry.get("concat")
+    s = formula.symbols
+    swap = {s["C_a"]: s["C_b"], s["C_b"]: s["C_a"]}
+    for key, expression in formula.costs.items():
+        assert sympy.expand(expression.xreplace(swap) - expression) == 0, key
+
+
+# ---- embedding -------------------------------------------------------------------------------
+
+
+@given(b1=st.integers(1, 64), b2=st.integers(1, 64), vocab=st.integers(1, 100), d=st.integers(1, 16))
+def test_embedding_params_do_not_depend_on_the_batch(b1, b2, vocab, d):
+    one = evaluate("embedding", batch=b1, num_embeddings=vocab, embedding_dim=d)
+    two = evaluate("embedding", batch=b2, num_embeddings=vocab, embedding_dim=d)
+    assert one.params == two.params == vocab * d
+    # traffic, though, is per id and never touches the rest of the table
+    assert one.write == b1 * d and one.read == one.write + b1
+    bigger = evaluate("embedding", batch=b1, num_embeddings=vocab + 1, embedding_dim=d)
+    assert (bigger.read, bigger.write) == (one.read, one.write)
+
+
+def test_embedding_params_are_free_of_batch_symbolically():
+    formula = registry.get("embedding")
+    assert sympy.diff(formula.params, formula.symbols["batch"]) == 0
+    assert sympy.diff(formula.write, formula.symbols["num_embeddings"]) == 0
+
+
+@given(id_dims=dims, vocab=st.integers(1, 20), d=st.integers(1, 8))
+def test_embedding_appends_one_dim_to_any_ids_shape(id_dims, vocab, d):
+    module = torch.nn.Embedding(vocab, d, device="meta")
+    out = module(meta(*id_dims, dtype=torch.long))
+    ev = evaluate("embedding", batch=math.prod(id_dims), num_embeddings=vocab, embedding_dim=d)
+    assert tuple(out.shape) == (*id_dims, d)
+    assert out.numel() == ev.write and ev.params == sum(p.numel() for p in module.parameters())
+
+
+# ---- views -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", VIEWS)
+def test_views_move_nothing(name):
+    formula = registry.get(name)
+    assert formula.read == 0 and formula.write == 0 and not formula.elementwise
+
+
+@given(n=small, rest_dims=st.lists(small, min_size=1, max_size=3))
+def test_flatten_preserves_the_element_count(n, rest_dims):
+    x = torch.ones(n, *rest_dims)
+    ev = evaluate("flatten", N=n, rest=math.prod(rest_dims))
+    out = torch.flatten(x, 1)
+    assert tuple(out.shape) == ev.output_shape
+    assert math.prod(ev.output_shape) == x.numel()
+    assert out.data_ptr() == x.data_ptr()  # a view: the 0 traffic is torch's
+
+
+@given(shape=dims)
+def test_reshape_preserves_the_element_count(shape):
+    x = torch.ones(tuple(shape))
+    ev = evaluate("reshape", numel=x.numel())
+    out = x.reshape(ev.output_shape)
+    assert out.numel() == x.numel() and out.data_ptr() == x.data_ptr()
+
+
+@given(batch_dims=dims, a=st.integers(1, 16), b=st.integers(1, 16))
+def test_transpose_swaps_the_last_two_dims_and_twice_is_the_identity(batch_dims, a, b):
+    batch = math.prod(batch_dims)
+    ev = evaluate("transpose", batch=batch, A=a, B=b)
+    assert ev.output_shape == (batch, b, a)
+    assert evaluate("transpose", batch=batch, A=b, B=a).output_shape == (batch, a, b)
+    x = torch.ones(*batch_dims, a, b)
+    out = torch.transpose(x, -2, -1)
+    assert tuple(out.shape[-2:]) == (b, a) and math.prod(out.shape[:-2]) == batch
+    assert out.data_ptr() == x.data_ptr()
+
+
+@given(n=small, c=small, h=small, w=small)
+def test_permute_reorders_the_dims(n, c, h, w):
+    ev = evaluate("permute", N=n, C=c, H=h, W=w)
+    assert sorted(ev.output_shape) == sorted((n, c, h, w))
+    x = torch.ones(n, c, h, w)
+    out = x.permute(0, 2, 3, 1)
+    assert tuple(out.shape) == ev.output_shape and out.data_ptr() == x.data_ptr()
+
+
+# ---- upsampling ------------------------------------------------------------------------------
+
+UPSAMPLES = {"upsample_nearest2d": 0, "upsample_bilinear2d": 11}  # interpolate ops per output element
+
+
+@pytest.mark.parametrize("name", UPSAMPLES)
+@given(n=small, c=small, h=st.integers(1, 12), w=st.integers(1, 12), sh=st.integers(1, 4), sw=st.integers(1, 4))
+def test_upsample_output_is_input_times_both_scales(name, n, c, h, w, sh, sw):
+    ev = evaluate(name, N=n, C=c, H=h, W=w, scale_factor=(sh, sw))
+    assert ev.output_shape == (n, c, h * sh, w * sw)
+    assert ev.write == ev.read * sh * sw == math.prod(ev.output_shape)
+    assert ev.elementwise["interpolate"] == UPSAMPLES[name] * ev.write
+    if sh == sw == 1:
+        assert ev.output_shape == (n, c, h, w)
+
+
+@given(n=small, c=small, h=st.integers(1, 12), w=st.integers(1, 12), sh=st.integers(1, 4), sw=st.integers(1, 4))
+def test_bilinear_counts_do_not_depend_on_align_corners(n, c, h, w, sh, sw):
+    values = {"N": n, "C": c, "H": h, "W": w, "scale_factor": (sh, sw)}
+    off = evaluate("upsample_bilinear2d", **values, align_corners=False)
+    on = evaluate("upsample_bilinear2d", **values, align_corners=True)
+    assert costs(off) == costs(on) and off.outputs == on.outputs
+    # and bilinear moves exactly what nearest moves
+    nearest = evaluate("upsample_nearest2d", **values)
+    assert (nearest.read, nearest.write, nearest.outputs) == (off.read, off.write, off.outputs)

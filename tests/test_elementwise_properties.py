@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from symcost import cost, registry
 
-ACTIVATIONS = ["relu", "gelu", "silu", "sigmoid", "tanh", "hardswish"]
+ACTIVATIONS = ["relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardswish"]
 VIEWS = ["identity", "flatten", "reshape", "transpose", "permute"]
 MINE = [
     *ACTIVATIONS,

@@ -162,3 +162,25 @@ def test_list_and_check():
 def test_help(command):
     out = run(*command, "--help")
     assert "Usage" in out and "Example" in out
+
+
+@pytest.mark.parametrize(
+    ("condition", "kept"),
+    [("true", True), ("false", False), ("1 - flag", False), ("s == 1 and flag", True), ("s > 1 or not flag", False)],
+)
+def test_when_takes_flags_expressions_and_comparisons(condition, kept):
+    text = f"""
+name: w
+summary: a conditional layer
+inputs: {{x: [1, 4]}}
+blocks:
+  b:
+    args: {{s: 1, flag: true}}
+    layers:
+      - {{op: relu, name: always}}
+      - {{op: gelu, name: maybe, when: "{condition}"}}
+layers:
+  - {{block: b}}
+"""
+    ops = [n.op for n in build(load_text(text, "w.yaml")).nodes]
+    assert ops == (["relu", "gelu"] if kept else ["relu"])

@@ -276,8 +276,9 @@ class _Builder:
         return value
 
     def _boolean(self, value: sympy.Basic, node: ast.AST) -> sympy.Basic:
+        # A number in a condition is true when non-zero, so a 0/1 flag reads as itself: "s == 1 and flag".
         if isinstance(value, sympy.Expr):
-            raise self.fail("expected a comparison here", node)
+            return sympy.Ne(value, 0)
         return value
 
 

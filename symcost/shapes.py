@@ -148,14 +148,8 @@ def equal(a: sympy.Expr, b: sympy.Expr) -> bool | None:
 
 def _expand(arch: Arch, layers: tuple[Layer, ...], scope: _Scope, graph: Graph, multiplier: sympy.Expr) -> None:
     for layer in layers:
-        if layer.when is not None:
-            flag = _expr(layer.when, scope.names)
-            if not flag.is_number:
-                raise ArchError(
-                    "'when' must be decidable from numbers (a block argument like true/false)", layer.when.loc
-                )
-            if flag == 0:
-                continue
+        if layer.when is not None and not _when(layer.when, scope.names):
+            continue
         base = layer.name or layer.op or layer.block
         assert base is not None
         name = _unique(base, scope, layer.name is not None, layer.loc)
@@ -164,6 +158,20 @@ def _expand(arch: Arch, layers: tuple[Layer, ...], scope: _Scope, graph: Graph, 
             _register(scope, name, out)
             continue
         _repeat(arch, layer, scope, graph, multiplier, name)
+
+
+def _when(value: Value, names: Mapping[str, sympy.Basic]) -> bool:
+    """``when: downsample``, ``when: 1 - downsample`` or ``when: stride == 1 and C_in == C_out``."""
+    if isinstance(value.raw, bool):
+        return value.raw
+    flag = expr.parse(value.raw, names, loc=value.loc, allow_compare=True)
+    if flag is sympy.true or flag is sympy.false:
+        return flag is sympy.true
+    if isinstance(flag, sympy.Expr) and flag.is_number:
+        return flag != 0
+    raise ArchError(
+        "'when' must be decidable from numbers: block arguments and literals, not free variables", value.loc
+    )
 
 
 def _repeat(arch: Arch, layer: Layer, scope: _Scope, graph: Graph, multiplier: sympy.Expr, name: str) -> None:

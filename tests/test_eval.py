@@ -178,7 +178,7 @@ blocks:
     args: {{s: 1, flag: true}}
     layers:
       - {{op: relu, name: always}}
-      - {{op: gelu, name: maybe, when: "{condition}"}}
+      - {{op: gelu, name: maybe, when: {condition}}}
 layers:
   - {{block: b}}
 """

@@ -280,7 +280,7 @@ def eval_(
 
       symcost eval resnet50 --symbolic --set N=1
 
-      symcost eval llama --set n_layer=80 d_model=8192 n_heads=64 n_kv_heads=8 d_ff=28672
+      symcost eval llama --set n_layer=80 d_model=8192 n_head=64 n_kv_head=8 d_ff=28672
 
       symcost eval gpt2 --format json
     """

@@ -23,6 +23,7 @@ def test_wheel_ships_the_catalog_and_loads_from_it(tmp_path):
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         assert "symcost/_data/formulas/conv2d.yaml" in names
+        assert "symcost/_data/archs/resnet50.yaml" in names
         assert "symcost/py.typed" in names
         archive.extractall(tmp_path / "site")
     # Run from an empty folder with only the unpacked wheel on the path: no checkout to fall back on.
@@ -30,6 +31,10 @@ def test_wheel_ships_the_catalog_and_loads_from_it(tmp_path):
         "import symcost.registry as r\n"
         "print(r.data_dir('formulas'))\n"
         "print(r.get('conv2d').evaluate(N=1, C_in=3, H=224, W=224, C_out=64, kernel=3, stride=2, padding=1).flops)\n"
+        "from symcost.arch import load_path\n"
+        "from symcost.shapes import build\n"
+        "from symcost.compile import evaluate\n"
+        "print(evaluate(build(load_path(r.data_dir('archs') / 'resnet50.yaml'))).totals['flops'])\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(tmp_path / "site")}
     done = subprocess.run(
@@ -41,9 +46,10 @@ def test_wheel_ships_the_catalog_and_loads_from_it(tmp_path):
             [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120
         )
     assert done.returncode == 0, done.stderr
-    folder, flops = done.stdout.split()
+    folder, flops, resnet = done.stdout.split()
     assert Path(folder).is_relative_to(tmp_path / "site")
     assert int(flops) == 43_352_064  # 2 * 112*112*64*3*3*3
+    assert int(resnet) == 8_178_368_512  # torchvision's 4.089 GMACs, as FLOPs
 
 
 def test_import_symcost_does_not_import_heavy_libraries():

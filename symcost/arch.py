@@ -30,7 +30,7 @@ import sympy
 from . import expr
 from .errors import ArchError, Location, did_you_mean
 from .yamlio import Mapping as YMapping
-from .yamlio import load_file
+from .yamlio import check_keys, load_file, mapping_at, text_at, texts_at
 from .yamlio import load_text as yaml_load_text
 
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -343,40 +343,20 @@ def _check_block_references(arch: Arch) -> None:
 
 
 def _mapping(value: Any, what: str, loc: Location, optional: bool = False) -> YMapping:
-    if value is None:
-        if optional or what == "inputs":
-            empty = YMapping()
-            empty.loc, empty.key_locs, empty.value_locs = loc, {}, {}
-            return empty
-    if not isinstance(value, YMapping):
-        raise ArchError(f"{what} must be a mapping", loc)
-    return value
+    # a missing 'inputs' reads as empty, so that the caller can say what an input looks like
+    return mapping_at(value, what, loc, ArchError, optional=optional or what == "inputs")
 
 
 def _known(mapping: YMapping, allowed: set[str], what: str) -> None:
-    for key in mapping:
-        if key not in allowed:
-            raise ArchError(f"{what}: unknown key '{key}'{did_you_mean(str(key), allowed)}", mapping.key_loc(key))
+    check_keys(mapping, allowed, what, ArchError)
 
 
 def _text(mapping: YMapping, key: str, required: bool = False) -> str:
-    value = mapping.get(key)
-    if value is None:
-        if required:
-            raise ArchError(f"missing '{key}'", mapping.loc)
-        return ""
-    if not isinstance(value, str):
-        raise ArchError(f"'{key}' must be text", mapping.loc_of(key))
-    return value.strip()
+    return text_at(mapping, key, ArchError, required)
 
 
 def _texts(mapping: YMapping, key: str) -> list[str]:
-    value = mapping.get(key, [])
-    if isinstance(value, str):
-        return [value.strip()]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ArchError(f"'{key}' must be text or a list of text", mapping.loc_of(key))
-    return [v.strip() for v in value]
+    return texts_at(mapping, key, ArchError)
 
 
 def _names(value: Any, loc: Location, what: str) -> list[str]:

@@ -40,6 +40,27 @@ app.add_typer(list_app, name="list")
 _state = {"debug": False}
 
 FormatOption = Annotated[str, typer.Option("--format", "-f", help="Output format: text, latex, json or markdown.")]
+BindingsArgument = Annotated[
+    list[str] | None, typer.Argument(metavar="[NAME=VALUE]...", help="Values to bind, as with --set.")
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        "-s",
+        metavar="NAME=VALUE",
+        help="Bind a name: an integer, true/false, or an expression (H=320, bias=false, W=H); "
+        "repeat the option or comma-separate.",
+    ),
+]
+CountElementwiseOption = Annotated[
+    str,
+    typer.Option(
+        "--count-elementwise",
+        metavar="CATEGORIES",
+        help="Fold elementwise categories into FLOPs: 'norm,bias' or 'all' (default: none, as FlopCounterMode).",
+    ),
+]
 
 
 @contextmanager
@@ -138,19 +159,8 @@ def _check_format(fmt: str, allowed: tuple[str, ...]) -> str:
 @app.command()
 def derive(
     name: Annotated[str, typer.Argument(help="Formula name, e.g. conv2d (see `symcost list formulas`).")],
-    bindings: Annotated[
-        list[str] | None,
-        typer.Argument(metavar="[NAME=VALUE]...", help="Values to bind, as with --set."),
-    ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set",
-            "-s",
-            metavar="NAME=VALUE",
-            help="Bind a symbol or attribute (kernel=3, kernel_h=3, bias=false, W=H); repeat or comma-separate.",
-        ),
-    ] = None,
+    bindings: BindingsArgument = None,
+    set_: SetOption = None,
     fmt: FormatOption = "text",
     expand: Annotated[
         bool, typer.Option("--expand", help="Expand named intermediates (H_out) into the input symbols.")
@@ -158,14 +168,7 @@ def derive(
     defaults: Annotated[
         bool, typer.Option("--defaults", help="Apply attribute defaults (stride=1, bias=true, ...) to what is not set.")
     ] = False,
-    count_elementwise: Annotated[
-        str,
-        typer.Option(
-            "--count-elementwise",
-            metavar="CATEGORIES",
-            help="Fold elementwise categories into FLOPs: 'norm,bias' or 'all' (default: none, as FlopCounterMode).",
-        ),
-    ] = "",
+    count_elementwise: CountElementwiseOption = "",
 ) -> None:
     """Print a layer's cost in closed form: symbols, constraints, output shape, MACs, FLOPs,
     parameters, buffers and memory traffic.
@@ -235,18 +238,8 @@ def eval_(
     arch: Annotated[
         str, typer.Argument(help="An architecture file (archs/resnet50.yaml) or a bundled name (resnet50).")
     ],
-    bindings: Annotated[
-        list[str] | None, typer.Argument(metavar="[NAME=VALUE]...", help="Variable values, as with --set.")
-    ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set",
-            "-s",
-            metavar="NAME=VALUE",
-            help="Set a variable (N=8, H=320, n_layer=24); repeat or comma-separate.",
-        ),
-    ] = None,
+    bindings: BindingsArgument = None,
+    set_: SetOption = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, json, csv, markdown or latex.")] = "table",
     depth: Annotated[
         int | None, typer.Option("--depth", "-d", min=1, help="Fold layers into their blocks, K levels deep.")
@@ -258,14 +251,7 @@ def eval_(
         bool,
         typer.Option("--symbolic", help="Print closed-form totals over the variables not given with --set."),
     ] = False,
-    count_elementwise: Annotated[
-        str,
-        typer.Option(
-            "--count-elementwise",
-            metavar="CATEGORIES",
-            help="Fold elementwise categories into FLOPs: 'norm,bias' or 'all'.",
-        ),
-    ] = "",
+    count_elementwise: CountElementwiseOption = "",
 ) -> None:
     """Cost a whole network: a per-layer table and exact totals (params, MACs, FLOPs, bytes).
 

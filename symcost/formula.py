@@ -29,6 +29,7 @@ from . import cost, expr
 from .errors import FormulaError, Location, did_you_mean
 from .yamlio import Mapping as YMapping
 from .yamlio import Sequence as YSequence
+from .yamlio import check_keys, mapping_at, text_at, texts_at
 
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _TOP_KEYS = {
@@ -718,38 +719,19 @@ def _twin(top: YMapping, names: Mapping[str, sympy.Basic]) -> TorchTwin:
 
 
 def _mapping(value: Any, what: str, loc: Location, required: bool = False) -> YMapping:
-    if value is None and not required:
-        empty = YMapping()
-        empty.loc, empty.key_locs, empty.value_locs = loc, {}, {}
-        return empty
-    if not isinstance(value, YMapping):
-        raise FormulaError(f"{what} must be a mapping", loc)
-    return value
+    return mapping_at(value, what, loc, FormulaError, optional=not required)
 
 
 def _known_keys(mapping: YMapping, allowed: Iterable[str], what: str) -> None:
-    allowed = set(allowed)
-    for key in mapping:
-        if key not in allowed:
-            raise FormulaError(f"{what}: unknown key '{key}'{did_you_mean(str(key), allowed)}", mapping.key_loc(key))
+    check_keys(mapping, allowed, what, FormulaError)
 
 
 def _string(mapping: YMapping, key: str, required: bool = False) -> str:
-    value = mapping.get(key)
-    if value is None:
-        if required:
-            raise FormulaError(f"missing '{key}'", mapping.loc)
-        return ""
-    if not isinstance(value, str):
-        raise FormulaError(f"'{key}' must be text", mapping.loc_of(key))
-    return value.strip()
+    return text_at(mapping, key, FormulaError, required)
 
 
 def _strings(mapping: YMapping, key: str) -> list[str]:
-    value = mapping.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise FormulaError(f"'{key}' must be a list of text", mapping.loc_of(key))
-    return [v.strip() for v in value]
+    return texts_at(mapping, key, FormulaError)
 
 
 def _int_or_none(mapping: YMapping, key: str) -> int | None:

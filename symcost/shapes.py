@@ -108,7 +108,7 @@ def build(arch: Arch) -> Graph:
         tensors[tensor] = (shape, tensor)
     scope = _Scope("", names, tensors, next(iter(arch.inputs)), {})
     graph = Graph(arch, [], {}, [])
-    _expand(arch, arch.layers, scope, graph, sympy.Integer(1))
+    _expand(arch, arch.layers, scope, graph)
     wanted = arch.outputs or ((scope.last,) if scope.last else ())
     for name in wanted:
         if name not in scope.tensors:
@@ -146,7 +146,7 @@ def equal(a: sympy.Expr, b: sympy.Expr) -> bool | None:
     return None
 
 
-def _expand(arch: Arch, layers: tuple[Layer, ...], scope: _Scope, graph: Graph, multiplier: sympy.Expr) -> None:
+def _expand(arch: Arch, layers: tuple[Layer, ...], scope: _Scope, graph: Graph) -> None:
     for layer in layers:
         if layer.when is not None and not _when(layer.when, scope.names):
             continue
@@ -154,10 +154,10 @@ def _expand(arch: Arch, layers: tuple[Layer, ...], scope: _Scope, graph: Graph, 
         assert base is not None
         name = _unique(base, scope, layer.name is not None, layer.loc)
         if layer.repeat is None:
-            out = _instance(arch, layer, scope, graph, multiplier, f"{scope.prefix}{name}", _inputs(layer, scope))
+            out = _instance(arch, layer, scope, graph, f"{scope.prefix}{name}", _inputs(layer, scope))
             _register(scope, name, out)
             continue
-        _repeat(arch, layer, scope, graph, multiplier, name)
+        _repeat(arch, layer, scope, graph, name)
 
 
 def _when(value: Value, names: Mapping[str, sympy.Basic]) -> bool:
@@ -174,7 +174,7 @@ def _when(value: Value, names: Mapping[str, sympy.Basic]) -> bool:
     )
 
 
-def _repeat(arch: Arch, layer: Layer, scope: _Scope, graph: Graph, multiplier: sympy.Expr, name: str) -> None:
+def _repeat(arch: Arch, layer: Layer, scope: _Scope, graph: Graph, name: str) -> None:
     """Chain ``repeat`` copies; once a copy keeps its input's shape, the rest are identical to it,
     so that copy is costed once and multiplied (an 80-layer decoder costs one layer's work)."""
     assert layer.repeat is not None
@@ -190,7 +190,7 @@ def _repeat(arch: Arch, layer: Layer, scope: _Scope, graph: Graph, multiplier: s
         start = len(graph.nodes)
         shape = inputs[0][0]
         path = f"{scope.prefix}{name}.{index + layer.index_from}"
-        out = _instance(arch, layer, scope, graph, multiplier, path, inputs)
+        out = _instance(arch, layer, scope, graph, path, inputs)
         keeps_shape = len(out) == len(shape) and all(equal(a, b) is True for a, b in zip(out, shape))
         if total is None and not keeps_shape:
             raise ArchError(
@@ -262,19 +262,18 @@ def _instance(
     layer: Layer,
     scope: _Scope,
     graph: Graph,
-    multiplier: sympy.Expr,
     path: str,
     inputs: tuple[tuple[Shape, str], ...],
 ) -> Shape:
     if layer.block is not None:
-        return _block_instance(arch, layer, scope, graph, multiplier, path, inputs)
+        return _block_instance(arch, layer, scope, graph, path, inputs)
     try:
         formula = registry.get(layer.op)  # type: ignore[arg-type]
     except FormulaError as exc:
         if "unknown formula" in exc.message:
             raise ArchError(exc.message, layer.loc) from None
         raise
-    node = bind_formula(formula, layer, scope, path, multiplier, inputs)
+    node = bind_formula(formula, layer, scope, path, inputs)
     graph.nodes.append(node)
     scope.nodes_by_name[path] = node
     return node.output
@@ -285,7 +284,6 @@ def _block_instance(
     layer: Layer,
     scope: _Scope,
     graph: Graph,
-    multiplier: sympy.Expr,
     path: str,
     inputs: tuple[tuple[Shape, str], ...],
 ) -> Shape:
@@ -308,7 +306,7 @@ def _block_instance(
         )
     tensors = {inner: value for inner, value in zip(block.inputs, inputs)}
     inner = _Scope(f"{path}.", names, tensors, block.inputs[0], scope.nodes_by_name)
-    _expand(arch, block.layers, inner, graph, multiplier)
+    _expand(arch, block.layers, inner, graph)
     output = block.output or inner.last
     if output not in inner.tensors:
         raise ArchError(f"block '{block.name}': unknown output '{output}'", block.loc)
@@ -320,7 +318,6 @@ def bind_formula(
     layer: Layer,
     scope: _Scope,
     path: str,
-    multiplier: sympy.Expr,
     inputs: tuple[tuple[Shape, str], ...],
 ) -> Node:
     """Match the formula's input patterns to actual shapes, bind attributes, and cost the node."""
@@ -474,7 +471,7 @@ def bind_formula(
         formula.name,
         formula,
         layer.loc,
-        multiplier,
+        sympy.Integer(1),
         tuple(s for s, _ in inputs),
         outputs,
         costs,

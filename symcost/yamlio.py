@@ -18,12 +18,13 @@ Refused, each with a located :class:`~symcost.errors.YamlError`:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .errors import Location, YamlError
+from .errors import Location, SymcostError, YamlError, did_you_mean
 
 MAX_BYTES = 1_000_000
 
@@ -154,3 +155,49 @@ def load_file(path: str | Path, display_name: str | None = None) -> Any:
     except OSError as exc:
         raise YamlError(f"cannot read: {exc.strerror}", Location(name)) from None
     return load_text(text, name)
+
+
+# ---- validators shared by the formula and architecture readers -----------------------------
+# Each takes the error class to raise, so a formula file reports FormulaError and an
+# architecture file ArchError, from the same checks.
+
+
+def mapping_at(value: Any, what: str, loc: Location, error: type[SymcostError], optional: bool = False) -> Mapping:
+    """``value`` as a located mapping; ``None`` is an empty one when ``optional``."""
+    if value is None and optional:
+        empty = Mapping()
+        empty.loc, empty.key_locs, empty.value_locs = loc, {}, {}
+        return empty
+    if not isinstance(value, Mapping):
+        raise error(f"{what} must be a mapping", loc)
+    return value
+
+
+def check_keys(mapping: Mapping, allowed: Iterable[str], what: str, error: type[SymcostError]) -> None:
+    """Refuse keys outside ``allowed``, suggesting the nearest."""
+    allowed = set(allowed)
+    for key in mapping:
+        if key not in allowed:
+            raise error(f"{what}: unknown key '{key}'{did_you_mean(str(key), allowed)}", mapping.key_loc(key))
+
+
+def text_at(mapping: Mapping, key: str, error: type[SymcostError], required: bool = False) -> str:
+    """The text under ``key`` (stripped), ``""`` when absent and not required."""
+    value = mapping.get(key)
+    if value is None:
+        if required:
+            raise error(f"missing '{key}'", mapping.loc)
+        return ""
+    if not isinstance(value, str):
+        raise error(f"'{key}' must be text", mapping.loc_of(key))
+    return value.strip()
+
+
+def texts_at(mapping: Mapping, key: str, error: type[SymcostError]) -> list[str]:
+    """A text or a list of texts under ``key``, as a list."""
+    value = mapping.get(key, [])
+    if isinstance(value, str):
+        return [value.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise error(f"'{key}' must be text or a list of text", mapping.loc_of(key))
+    return [v.strip() for v in value]

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .errors import Location, SymcostError, UsageError
+from .errors import Location, SymcostError, UsageError, did_you_mean
 
 app = typer.Typer(
     name="symcost",
@@ -149,8 +149,6 @@ def _split_top_level(text: str) -> list[str]:
 
 
 def _check_format(fmt: str, allowed: tuple[str, ...]) -> str:
-    from .errors import did_you_mean
-
     if fmt not in allowed:
         raise UsageError(f"unknown format '{fmt}'{did_you_mean(fmt, allowed)}; choose from {', '.join(allowed)}")
     return fmt
@@ -224,13 +222,7 @@ def _arch_path(arch: str) -> tuple[Any, str]:
     if candidate.is_file():
         return candidate, f"archs/{arch}.yaml"
     known = sorted(p.stem for p in bundled.glob("*.yaml"))
-    raise UsageError(f"no architecture file or bundled architecture '{arch}'{did_you_mean_text(arch, known)}")
-
-
-def did_you_mean_text(name: str, known: list[str]) -> str:
-    from .errors import did_you_mean
-
-    return did_you_mean(name, known)
+    raise UsageError(f"no architecture file or bundled architecture '{arch}'{did_you_mean(arch, known)}")
 
 
 @app.command("eval")

@@ -100,13 +100,11 @@ def _int(value: sympy.Expr, node: Node, what: str) -> int:
 def evaluate(graph: Graph, values: Mapping[str, Any] | None = None, convention: cost.Convention = cost.TORCH) -> Result:
     """Exact integer costs of every node and the totals, at ``values`` (defaults for the rest)."""
     subs = resolve(graph, values or {})
-    for tensor, dims in graph.arch.inputs.items():
-        for dim in dims:
-            from .shapes import _expr
-
-            value = _expr(dim, {v.name: v.symbol for v in graph.arch.variables.values()}).xreplace(subs)
+    for tensor, dims in graph.inputs.items():
+        for dim, loc in dims:
+            value = dim.xreplace(subs)
             if not value.is_Integer or value < 1:
-                raise ShapeError(f"input '{tensor}' has a dim of size {value}: sizes must be >= 1", dim.loc)
+                raise ShapeError(f"input '{tensor}' has a dim of size {value}: sizes must be >= 1", loc)
     results = []
     totals = dict.fromkeys(TOTAL_KEYS, 0)
     for node in graph.nodes:

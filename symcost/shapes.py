@@ -83,7 +83,7 @@ class Graph:
     arch: Arch
     nodes: list[Node]
     outputs: dict[str, Shape]
-    checks: list[tuple[Check, Location, str]]  # arch-level checks (shape equalities at merges)
+    inputs: dict[str, tuple[tuple[sympy.Expr, Location], ...]]  # input dims, with where each was written
 
 
 @dataclass
@@ -100,14 +100,16 @@ def build(arch: Arch) -> Graph:
     """Expand blocks, propagate shapes, bind formulas: the symbolic graph of ``arch``."""
     names: dict[str, sympy.Basic] = {v.name: v.symbol for v in arch.variables.values()}
     tensors: dict[str, tuple[Shape, str]] = {}
+    inputs: dict[str, tuple[tuple[sympy.Expr, Location], ...]] = {}
     for tensor, dims in arch.inputs.items():
         shape = tuple(_expr(d, names) for d in dims)
         for dim, value in zip(dims, shape):
             if value.is_number and value < 1:
                 raise ShapeError(f"input '{tensor}' has a dim of size {value}: sizes must be >= 1", dim.loc)
         tensors[tensor] = (shape, tensor)
+        inputs[tensor] = tuple((value, dim.loc) for dim, value in zip(dims, shape))
     scope = _Scope("", names, tensors, next(iter(arch.inputs)), {})
-    graph = Graph(arch, [], {}, [])
+    graph = Graph(arch, [], {}, inputs)
     _expand(arch, arch.layers, scope, graph)
     wanted = arch.outputs or ((scope.last,) if scope.last else ())
     for name in wanted:

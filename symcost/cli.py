@@ -276,14 +276,8 @@ def eval_(
         convention = cost.TORCH
         if count_elementwise:
             convention = convention.with_elementwise(cost.parse_categories(count_elementwise))
-        if symbolic:
-            closed = compile_module.symbolic_totals(graph, values, convention)
-            free = {s.name for e in closed.values() for s in e.free_symbols}
-            numeric = {k: v for k, v in values.items() if not isinstance(v, int) or k not in free}
-            result = compile_module.evaluate(graph, numeric, convention)
-        else:
-            closed = None
-            result = compile_module.evaluate(graph, values, convention)
+        closed = compile_module.symbolic_totals(graph, values, convention) if symbolic else None
+        result = compile_module.evaluate(graph, values, convention)
         data = report.eval_data(result, dtype=dtype, depth=depth, symbolic=closed)
         typer.echo(report.render_eval(data, fmt))
 

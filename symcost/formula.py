@@ -451,16 +451,6 @@ class Bound:
     def elementwise(self) -> dict[str, sympy.Expr]:
         return {k: self._apply(v) for k, v in self.formula.elementwise_compact.items()}
 
-    def flops(self, convention: cost.Convention = cost.TORCH) -> sympy.Expr:
-        return sympy.expand(cost.flops(self.costs["macs"], self.elementwise, convention))
-
-    @cached_property
-    def free_symbols(self) -> list[str]:
-        names = set()
-        for e in [*self.costs.values(), *self.elementwise.values()]:
-            names |= {s.name for s in e.free_symbols}
-        return [n for n in self.formula.symbols if n in names]
-
 
 # ======================================================================================
 # Loading
@@ -571,12 +561,6 @@ def load(data: Any, path: str) -> Formula:
     raw_elementwise = _mapping(top.get("elementwise", YMapping()), "elementwise", top.loc_of("elementwise"))
     _known_keys(raw_elementwise, set(cost.ELEMENTWISE_CATEGORIES), "elementwise")
     elementwise = {k: expr.parse(v, names, loc=raw_elementwise.loc_of(k)) for k, v in raw_elementwise.items()}
-
-    free = {s for s in names.values() if isinstance(s, sympy.Symbol)}
-    for key, value in [*costs.items(), *elementwise.items()]:
-        stray = value.free_symbols - free
-        if stray:  # cannot happen through expr.parse, kept as a guard for future edits
-            raise FormulaError(f"cost '{key}' uses undeclared symbols {sorted(map(str, stray))}", raw_costs.loc)
 
     torch_twin = None
     if "torch" in top:

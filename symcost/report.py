@@ -67,8 +67,7 @@ class _Printer(StrPrinter):
         return f"not ({self._print(e.args[0])})"
 
     def _print_Relational(self, e: sympy.Basic) -> str:
-        ops = {"==": "==", "!=": "!=", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
-        return f"{self._print(e.lhs)} {ops.get(e.rel_op, e.rel_op)} {self._print(e.rhs)}"
+        return f"{self._print(e.lhs)} {e.rel_op} {self._print(e.rhs)}"
 
 
 _PRINTER = _Printer()
@@ -129,7 +128,6 @@ def derivation(
     costs = {k: show(v) for k, v in formula.costs_compact.items()}
     elementwise = {k: show(v) for k, v in formula.elementwise_compact.items()}
     flops = cost.flops(costs["macs"], elementwise, convention)
-    constraints = [c for c in bound.constraints]
 
     symbols = {}
     for name, sym in formula.shape_symbols.items():
@@ -155,7 +153,8 @@ def derivation(
         "inputs": {k: [format_expr(d) for d in v] for k, v in formula.inputs.items()},
         "where": {k: format_expr(v) for k, v in where.items() if formula.where[k][0] not in inline},
         "constraints": [
-            {"check": format_expr(c.check.xreplace(inline).xreplace(subs)), "message": c.message} for c in constraints
+            {"check": format_expr(c.check.xreplace(inline).xreplace(subs)), "message": c.message}
+            for c in bound.constraints
         ],
         "defaults_not_applied": {
             n: format_expr(info["default"])
@@ -348,6 +347,7 @@ def eval_data(result: Any, *, dtype: str, depth: int | None, symbolic: dict[str,
         "arch": result.graph.arch.name,
         "path": result.graph.arch.path,
         "convention": {"name": result.convention.name, "doc": result.convention.doc},
+        "elementwise_in_flops": sorted(result.convention.elementwise_in_flops),
         "dtype": dtype,
         "values": dict(result.values),
         "outputs": {k: list(v) for k, v in result.outputs.items()},
@@ -442,9 +442,9 @@ def _eval_table(d: dict[str, Any]) -> str:
     lines.append(total("MACs", t["macs"], f"({si(t['macs'])})"))
     lines.append(total("FLOPs", t["flops"], f"({si(t['flops'], 'FLOP')})"))
     categories = ", ".join(f"{k} {format_count(v)}" for k, v in t["elementwise_by_category"].items() if v)
-    in_flops = set(d["convention"]["name"].split("+")[1:])
-    note = "in FLOPs" if in_flops else "not in FLOPs"
-    lines.append(total("elementwise ops", t["elementwise"], f"({note}: {categories})" if categories else ""))
+    folded = ", ".join(d["elementwise_in_flops"])
+    note = f"{categories}; {folded} folded into FLOPs" if folded else f"not in FLOPs: {categories}"
+    lines.append(total("elementwise ops", t["elementwise"], f"({note})" if categories else ""))
     lines.append(
         total("model size (bytes)", t["model_bytes"], f"({si(t['model_bytes'], 'B')}, params + buffers as {dtype})")
     )

@@ -69,6 +69,10 @@ class ShapeError(SymcostError):
     """Shapes that do not fit together as they propagate through a graph."""
 
 
+class DeviceError(SymcostError):
+    """A device file that breaks the schema, or a device that lacks what a command asks of it."""
+
+
 class UsageError(SymcostError):
     """A command-line argument symcost cannot use."""
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +47,28 @@ _TOP_KEYS = {
     "layers",
     "outputs",
     "extends",
+    "samples",
+    "tokens",
+    "phases",
 }
 _EXTENDS_KEYS = {"name", "summary", "doc", "sources", "notes", "variables", "extends"}
+_PHASE_KEYS = {"doc", "set"}
+#: Phases every architecture has: a plain forward pass, and a training step (forward + backward).
+BUILTIN_PHASES = {
+    "inference": "one forward pass at the variables' values (the default)",
+    "train": "one training step: forward + backward (2 x forward for matmul-class ops), with gradient and optimizer memory",
+}
 _BLOCK_KEYS = {"args", "inputs", "layers", "output", "doc"}
 _LAYER_KEYS = {"op", "block", "name", "in", "repeat", "index_from", "when", "tied"}
-_VARIABLE_KEYS = {"default", "doc"}
+_VARIABLE_KEYS = {"default", "doc", "min"}
 
 
-def variable_symbol(name: str) -> sympy.Symbol:
-    """Architecture variables are positive integers, like formula shape symbols (same symbols)."""
-    return sympy.Symbol(name, integer=True, positive=True)
+def variable_symbol(name: str, minimum: int = 1) -> sympy.Symbol:
+    """Architecture variables are positive integers, like formula shape symbols (same symbols);
+    a variable declared with ``min: 0`` (a KV cache's length) is a nonnegative one."""
+    if minimum >= 1:
+        return sympy.Symbol(name, integer=True, positive=True)
+    return sympy.Symbol(name, integer=True, nonnegative=True)
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,17 @@ class Variable:
     symbol: sympy.Symbol
     default: sympy.Expr | None  # None: the user must --set it
     doc: str
+    loc: Location
+    minimum: int = 1
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A named set of variable values (``decode: {S: 1, ctx: 4096}``); ``--set`` overrides them."""
+
+    name: str
+    doc: str
+    values: Mapping[str, sympy.Expr]
     loc: Location
 
 
@@ -115,6 +138,9 @@ class Arch:
     notes: tuple[str, ...]
     sources: tuple[str, ...]
     loc: Location
+    samples: sympy.Expr | None = None  # samples per forward pass (throughput in samples/s)
+    tokens: sympy.Expr | None = None  # tokens per forward pass (throughput in tokens/s)
+    phases: Mapping[str, Phase] = field(default_factory=dict)
 
 
 def load_path(path: str | Path, display_name: str | None = None) -> Arch:
@@ -142,17 +168,22 @@ def parse(data: Any, path: str, _chain: tuple[str, ...] = ()) -> Arch:
         if var_name in expr.FUNCTIONS:
             raise ArchError(f"'{var_name}' is a function name and cannot be a variable", loc)
         doc = ""
+        minimum = 1
         value_loc = raw_vars.loc_of(var_name)
         if isinstance(spec, YMapping):
             _known(spec, _VARIABLE_KEYS, f"variable '{var_name}'")
             doc = _text(spec, "doc")
+            if "min" in spec:
+                minimum = spec["min"]
+                if minimum not in (0, 1) or isinstance(minimum, bool):
+                    raise ArchError("a variable's 'min' must be 0 or 1 (the default)", spec.loc_of("min"))
             value_loc = spec.loc_of("default")
             spec = spec.get("default")
         default = None
         if spec is not None:
             names = {v.name: v.symbol for v in variables.values()}
             default = expr.parse(spec, names, loc=value_loc)
-        variables[var_name] = Variable(var_name, variable_symbol(var_name), default, doc, loc)
+        variables[var_name] = Variable(var_name, variable_symbol(var_name, minimum), default, doc, loc, minimum)
 
     raw_inputs = _mapping(top.get("inputs"), "inputs", top.loc_of("inputs"))
     if not raw_inputs:
@@ -184,9 +215,44 @@ def parse(data: Any, path: str, _chain: tuple[str, ...] = ()) -> Arch:
         notes=tuple(_texts(top, "notes")),
         sources=tuple(_texts(top, "sources")),
         loc=top.loc,
+        samples=_optional_expr(top, "samples", variables),
+        tokens=_optional_expr(top, "tokens", variables),
+        phases=_phases(top, variables),
     )
     _check_block_references(arch)
     return arch
+
+
+def _optional_expr(top: YMapping, key: str, variables: Mapping[str, Variable]) -> sympy.Expr | None:
+    """``samples: N`` or ``tokens: B*S``: an expression over the variables."""
+    if key not in top:
+        return None
+    names = {v.name: v.symbol for v in variables.values()}
+    return expr.parse(top[key], names, loc=top.loc_of(key))
+
+
+def _phases(top: YMapping, variables: Mapping[str, Variable]) -> dict[str, Phase]:
+    raw = _mapping(top.get("phases"), "phases", top.loc_of("phases"), optional=True)
+    names = {v.name: v.symbol for v in variables.values()}
+    phases = {}
+    for phase_name, spec in raw.items():
+        loc = raw.key_loc(phase_name)
+        _check_name(phase_name, loc, "phase")
+        if phase_name in BUILTIN_PHASES:
+            raise ArchError(f"'{phase_name}' is a built-in phase; give yours another name", loc)
+        spec = _mapping(spec, f"phase '{phase_name}'", raw.loc_of(phase_name))
+        _known(spec, _PHASE_KEYS, f"phase '{phase_name}'")
+        values_map = _mapping(spec.get("set"), f"phase '{phase_name}' set", spec.loc_of("set"))
+        values = {}
+        for var_name, value in values_map.items():
+            if var_name not in variables:
+                raise ArchError(
+                    f"phase '{phase_name}' sets an unknown variable '{var_name}'{did_you_mean(str(var_name), variables)}",
+                    values_map.key_loc(var_name),
+                )
+            values[var_name] = expr.parse(value, names, loc=values_map.loc_of(var_name))
+        phases[phase_name] = Phase(phase_name, _text(spec, "doc"), values, loc)
+    return phases
 
 
 def _extend(top: YMapping, path: str, chain: tuple[str, ...]) -> Arch:
@@ -219,7 +285,7 @@ def _extend(top: YMapping, path: str, chain: tuple[str, ...]) -> Arch:
         names = {v.name: v.symbol for v in variables.values()}
         default = expr.parse(spec, names, loc=raw_vars.loc_of(var_name))
         old = variables[var_name]
-        variables[var_name] = Variable(old.name, old.symbol, default, old.doc, raw_vars.key_loc(var_name))
+        variables[var_name] = Variable(old.name, old.symbol, default, old.doc, raw_vars.key_loc(var_name), old.minimum)
     return Arch(
         name=_text(top, "name", required=True),
         summary=_text(top, "summary", required=True),
@@ -233,6 +299,9 @@ def _extend(top: YMapping, path: str, chain: tuple[str, ...]) -> Arch:
         notes=tuple(_texts(top, "notes")) or base.notes,
         sources=tuple(_texts(top, "sources")) or base.sources,
         loc=top.loc,
+        samples=base.samples,
+        tokens=base.tokens,
+        phases=base.phases,
     )
 
 

@@ -30,7 +30,7 @@ from . import cost
 from .errors import ArchError, Location, ShapeError, UsageError, did_you_mean
 from .shapes import Graph, Node
 
-TOTAL_KEYS = ("params", "buffers", "macs", "flops", "elementwise", "read", "write")
+TOTAL_KEYS = ("params", "buffers", "macs", "flops", "elementwise", "read", "write", "cache")
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,11 @@ class NodeResult:
     count: int
     copies: str
     output: tuple[int, ...]
-    values: Mapping[str, int]  # params, buffers, macs, flops, elementwise, read, write, elementwise.<cat>
+    values: Mapping[str, int]  # params, buffers, macs, flops, elementwise, read, write, cache, elementwise.<cat>
     tied_to: str | None
+    index: int = 0  # the node's index in the graph
+    sources: tuple[int, ...] = ()  # producing node indexes of its inputs (-1 - i: the i-th graph input)
+    gemm: Mapping[str, int] | None = None  # batch, M, N per copy, for GEMM-class layers
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class Result:
     totals: Mapping[str, int]
     outputs: Mapping[str, tuple[int, ...]]
     convention: cost.Convention
+    inputs: Mapping[str, tuple[int, ...]] = None  # type: ignore[assignment]
 
     def elementwise_by_category(self) -> dict[str, int]:
         return {k.split(".", 1)[1]: v for k, v in self.totals.items() if k.startswith("elementwise.")}
@@ -83,8 +87,8 @@ def resolve(graph: Graph, values: Mapping[str, Any], *, symbolic: bool = False) 
             continue
         else:
             raise ArchError(f"variable '{var.name}' has no value: pass --set {var.name}=...", var.loc)
-        if value.is_number and (not value.is_Integer or value < 1):
-            raise ArchError(f"variable '{var.name}' must be a whole number >= 1, got {value}", var.loc)
+        if value.is_number and (not value.is_Integer or value < var.minimum):
+            raise ArchError(f"variable '{var.name}' must be a whole number >= {var.minimum}, got {value}", var.loc)
         subs[var.symbol] = value
     return subs
 
@@ -107,7 +111,7 @@ def evaluate(graph: Graph, values: Mapping[str, Any] | None = None, convention: 
                 raise ShapeError(f"input '{tensor}' has a dim of size {value}: sizes must be >= 1", loc)
     results = []
     totals = dict.fromkeys(TOTAL_KEYS, 0)
-    for node in graph.nodes:
+    for index, node in enumerate(graph.nodes):
         for check in node.checks:
             verdict = check.condition.xreplace(subs)
             if verdict is sympy.false or verdict is False:
@@ -132,10 +136,28 @@ def evaluate(graph: Graph, values: Mapping[str, Any] | None = None, convention: 
         for key, value in numbers.items():
             totals[key] = totals.get(key, 0) + value
         path = node.concrete_path(subs) if node.ranges else node.path
-        results.append(NodeResult(path, node.op, count, node.copies, output, numbers, node.tied_to))
+        gemm = {k: _int(v.xreplace(subs), node, f"GEMM {k}") for k, v in node.gemm.items()} or None
+        results.append(
+            NodeResult(path, node.op, count, node.copies, output, numbers, node.tied_to, index, node.sources, gemm)
+        )
     outputs = {name: tuple(int(d.xreplace(subs)) for d in shape) for name, shape in graph.outputs.items()}
+    inputs = {name: tuple(int(d.xreplace(subs)) for d, _ in dims) for name, dims in graph.inputs.items()}
     used = {sym.name: int(v) for sym, v in subs.items()}
-    return Result(graph, used, tuple(results), totals, outputs, convention)
+    return Result(graph, used, tuple(results), totals, outputs, convention, inputs)
+
+
+def symbolic_nodes(
+    graph: Graph, values: Mapping[str, Any] | None = None, convention: cost.Convention = cost.TORCH
+) -> list[tuple[str, dict[str, sympy.Expr]]]:
+    """Each node's path and closed-form contribution (times its copies) over the free variables."""
+    subs = resolve(graph, values or {}, symbolic=True)
+    out = []
+    for node in graph.nodes:
+        per = cost.node_totals(node.count, node.costs, node.elementwise, convention)
+        named = all(count.xreplace(subs).is_Integer for _, _, count in node.ranges)
+        path = node.concrete_path(subs) if node.ranges and named else node.path
+        out.append((path, {key: value.xreplace(subs) for key, value in per.items()}))
+    return out
 
 
 def symbolic_totals(

@@ -45,8 +45,15 @@ ELEMENTWISE_CATEGORIES: dict[str, str] = {
     "interpolate": "upsampling arithmetic: per output element, as each formula documents",
 }
 
-#: The raw cost keys every formula declares (``flops`` is derived here, not declared).
-COST_KEYS = ("macs", "params", "buffers", "read", "write")
+#: The raw cost keys a formula declares (``flops`` is derived here, not declared). ``buffers`` and
+#: ``cache`` (elements of state kept between calls, such as a KV cache) default to 0.
+COST_KEYS = ("macs", "params", "buffers", "read", "write", "cache")
+OPTIONAL_COST_KEYS = ("buffers", "cache")
+
+#: Training: the backward pass of a matmul-class op is two matmuls of the forward's size (the input
+#: gradient and the weight gradient), so one step is 3x the forward FLOPs (Kaplan et al. 2020 section
+#: 2.1, Chinchilla's C = 6ND = 3 x 2ND). The same factor is applied to each layer's memory traffic.
+TRAINING_FACTOR = 3
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,11 @@ _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _TOP_KEYS = {
     "name", "summary", "category", "doc", "symbols", "attributes", "inputs", "where",
     "constraints", "outputs", "costs", "elementwise", "notes", "sources", "torch",
-    "no_torch_twin", "examples",
+    "no_torch_twin", "examples", "gemm",
 }  # fmt: skip
+#: ``gemm``: how the layer's output is tiled by a GEMM kernel: ``batch`` independent ``M x N``
+#: output matrices (for the opt-in tile/wave-quantization utilization of the roofline).
+GEMM_KEYS = ("batch", "M", "N")
 _SYMBOL_KEYS = {"doc", "test"}
 _ATTR_KEYS = {"type", "axes", "min", "max", "default", "doc", "test"}
 _TWIN_KEYS = {"module", "function", "builder", "args", "inputs", "note"}
@@ -175,6 +178,7 @@ class Formula:
     outputs_compact: Mapping[str, Shape]
     costs_compact: Mapping[str, sympy.Expr]
     elementwise_compact: Mapping[str, sympy.Expr]
+    gemm_compact: Mapping[str, sympy.Expr]  # batch, M, N (empty: not a GEMM-class layer)
     notes: tuple[str, ...]
     sources: tuple[str, ...]
     torch: TorchTwin | None
@@ -214,6 +218,11 @@ class Formula:
     @cached_property
     def costs(self) -> dict[str, sympy.Expr]:
         return {k: self.expand(v) for k, v in self.costs_compact.items()}
+
+    @cached_property
+    def gemm(self) -> dict[str, sympy.Expr]:
+        """The output as ``batch`` independent ``M x N`` GEMM outputs (empty if not GEMM-class)."""
+        return {k: self.expand(v) for k, v in self.gemm_compact.items()}
 
     @cached_property
     def elementwise(self) -> dict[str, sympy.Expr]:
@@ -552,7 +561,7 @@ def load(data: Any, path: str) -> Formula:
         cost_names[key] = costs[key]
     for key in cost.COST_KEYS:
         if key not in costs:
-            if key == "buffers":
+            if key in cost.OPTIONAL_COST_KEYS:
                 costs[key] = sympy.Integer(0)
             else:
                 raise FormulaError(f"costs: missing '{key}'", raw_costs.loc)
@@ -561,6 +570,14 @@ def load(data: Any, path: str) -> Formula:
     raw_elementwise = _mapping(top.get("elementwise", YMapping()), "elementwise", top.loc_of("elementwise"))
     _known_keys(raw_elementwise, set(cost.ELEMENTWISE_CATEGORIES), "elementwise")
     elementwise = {k: expr.parse(v, names, loc=raw_elementwise.loc_of(k)) for k, v in raw_elementwise.items()}
+
+    raw_gemm = _mapping(top.get("gemm", YMapping()), "gemm", top.loc_of("gemm"))
+    _known_keys(raw_gemm, set(GEMM_KEYS), "gemm")
+    gemm = {k: expr.parse(v, names, loc=raw_gemm.loc_of(k)) for k, v in raw_gemm.items()}
+    if gemm and not {"M", "N"} <= set(gemm):
+        raise FormulaError("gemm: give 'M' and 'N' (and optionally 'batch')", raw_gemm.loc)
+    if gemm:
+        gemm.setdefault("batch", sympy.Integer(1))
 
     torch_twin = None
     if "torch" in top:
@@ -597,6 +614,7 @@ def load(data: Any, path: str) -> Formula:
         outputs_compact=outputs,
         costs_compact=costs,
         elementwise_compact=elementwise,
+        gemm_compact=gemm,
         notes=tuple(_strings(top, "notes")),
         sources=tuple(_strings(top, "sources")),
         torch=torch_twin,

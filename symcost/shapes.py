@@ -64,6 +64,8 @@ class Node:
     tied_to: str | None = None
     copies: str = ""  # "0-79" when this node stands for several repeats
     ranges: list[tuple[str, int, sympy.Expr]] = field(default_factory=list)  # symbolic repeat labels
+    gemm: dict[str, sympy.Expr] = field(default_factory=dict)  # batch, M, N of a GEMM-class layer
+    sources: tuple[int, ...] = ()  # producing node index of each input; -1 - i for the i-th architecture input
 
     def concrete_path(self, subs: Mapping[sympy.Symbol, sympy.Expr]) -> str:
         """The path with symbolic repeat ranges (``1..blocks1-1``) written as numbers (``1-2``)."""
@@ -84,6 +86,8 @@ class Graph:
     nodes: list[Node]
     outputs: dict[str, Shape]
     inputs: dict[str, tuple[tuple[sympy.Expr, Location], ...]]  # input dims, with where each was written
+    producers: dict[str, int] = field(default_factory=dict)  # tensor path -> index of the node writing it
+    output_sources: tuple[int, ...] = ()  # producing node index of each output tensor
 
 
 @dataclass
@@ -110,12 +114,14 @@ def build(arch: Arch) -> Graph:
         inputs[tensor] = tuple((value, dim.loc) for dim, value in zip(dims, shape))
     scope = _Scope("", names, tensors, next(iter(arch.inputs)), {})
     graph = Graph(arch, [], {}, inputs)
+    graph.producers.update({tensor: -1 - index for index, tensor in enumerate(arch.inputs)})
     _expand(arch, arch.layers, scope, graph)
     wanted = arch.outputs or ((scope.last,) if scope.last else ())
     for name in wanted:
         if name not in scope.tensors:
             raise ArchError(f"unknown output tensor '{name}'{did_you_mean(name, scope.tensors)}", arch.loc)
         graph.outputs[name] = scope.tensors[name][0]
+    graph.output_sources = tuple(graph.producers.get(scope.tensors[n][1], -1) for n in graph.outputs)
     return graph
 
 
@@ -211,6 +217,7 @@ def _repeat(arch: Arch, layer: Layer, scope: _Scope, graph: Graph, name: str) ->
                     node.path = node.path.replace(path, f"{scope.prefix}{name}.{label}", 1)
                     if total is None:
                         node.ranges.append((label, first, copies))
+            graph.producers[f"{scope.prefix}{name}"] = graph.producers.get(path, -1)
             _register(scope, name, out)
             return
         inputs = ((out, path),)
@@ -276,6 +283,8 @@ def _instance(
             raise ArchError(exc.message, layer.loc) from None
         raise
     node = bind_formula(formula, layer, scope, path, inputs)
+    node.sources = tuple(graph.producers.get(producer, -1) for _, producer in inputs)
+    graph.producers[path] = len(graph.nodes)
     graph.nodes.append(node)
     scope.nodes_by_name[path] = node
     return node.output
@@ -312,6 +321,7 @@ def _block_instance(
     output = block.output or inner.last
     if output not in inner.tensors:
         raise ArchError(f"block '{block.name}': unknown output '{output}'", block.loc)
+    graph.producers[path] = graph.producers.get(inner.tensors[output][1], -1)
     return inner.tensors[output][0]
 
 
@@ -468,6 +478,7 @@ def bind_formula(
 
     costs = {key: value.xreplace(mapping) for key, value in formula.costs.items()}
     elementwise = {key: value.xreplace(mapping) for key, value in formula.elementwise.items()}
+    gemm = {key: value.xreplace(mapping) for key, value in formula.gemm.items()}
     node = Node(
         path,
         formula.name,
@@ -479,6 +490,7 @@ def bind_formula(
         costs,
         elementwise,
         checks,
+        gemm=gemm,
     )
     if layer.tied is not None:
         _tie(node, layer, scope)

@@ -27,14 +27,20 @@ app = typer.Typer(
         "  symcost eval gpt2 --symbolic --set B=1\n\n"
         "  symcost derive conv2d\n\n"
         "  symcost derive conv2d --set kernel=3 stride=1 padding=1\n\n"
-        "  symcost list formulas"
+        "  symcost eval resnet50 --device a100 --dtype bf16\n\n"
+        "  symcost eval llama --device h100 --dtype bf16 --phase decode --set ctx=2048\n\n"
+        "  symcost roofline resnet50 --device a100 --dtype bf16 -o roofline.png\n\n"
+        "  symcost list formulas\n\n"
+        "  symcost list devices"
     ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-list_app = typer.Typer(help="List what symcost knows: formulas and bundled architectures.", no_args_is_help=True)
+list_app = typer.Typer(
+    help="List what symcost knows: formulas, bundled architectures and devices.", no_args_is_help=True
+)
 app.add_typer(list_app, name="list")
 
 _state = {"debug": False}
@@ -225,6 +231,104 @@ def _arch_path(arch: str) -> tuple[Any, str]:
     raise UsageError(f"no architecture file or bundled architecture '{arch}'{did_you_mean(arch, known)}")
 
 
+DeviceOption = Annotated[
+    str | None,
+    typer.Option(
+        "--device", metavar="NAME", help="Estimate latency on a device (`symcost list devices`) or a device file."
+    ),
+]
+DeviceFileOption = Annotated[
+    list[str] | None,
+    typer.Option("--device-file", metavar="FILE", help="Your own device YAML (see docs/devices.md); repeatable."),
+]
+DtypeOption = Annotated[
+    str,
+    typer.Option(
+        "--dtype",
+        help="Compute and storage dtype: fp32, tf32, fp16, bf16, fp8, int8, int4. Picks the device's peak and the bytes per value.",
+    ),
+]
+EfficiencyOption = Annotated[
+    float,
+    typer.Option(
+        "--efficiency",
+        min=0.0,
+        max=1.0,
+        help="Fraction of the peak FLOP/s a layer attains (and of the bandwidth, unless --memory-efficiency).",
+    ),
+]
+MemoryEfficiencyOption = Annotated[
+    float | None,
+    typer.Option("--memory-efficiency", min=0.0, max=1.0, help="Fraction of the memory bandwidth attained."),
+]
+OverlapOption = Annotated[
+    str,
+    typer.Option(
+        "--overlap",
+        help="max: compute and memory overlap, latency = max of the two (roofline); none: their sum (Paleo).",
+    ),
+]
+WavesOption = Annotated[
+    bool,
+    typer.Option("--waves", help="Derate GEMM-class layers by tile and wave quantization against the device's SMs."),
+]
+PhaseOption = Annotated[
+    str,
+    typer.Option(
+        "--phase",
+        help="inference (default), train (forward + backward, optimizer memory), or a phase the architecture declares (prefill, decode).",
+    ),
+]
+
+
+def _phase_values(graph: Any, phase: str) -> dict[str, Any]:
+    from . import arch as arch_module
+
+    if phase in arch_module.BUILTIN_PHASES:
+        return {}
+    phases = graph.arch.phases
+    if phase not in phases:
+        known = [*arch_module.BUILTIN_PHASES, *phases]
+        raise UsageError(
+            f"'{graph.arch.name}' has no phase '{phase}'{did_you_mean(phase, known)}; its phases: {', '.join(known)}"
+        )
+    return dict(phases[phase].values)
+
+
+def _keep_free(graph: Any, values: dict[str, Any], free: str) -> dict[str, Any]:
+    """Values for a closed form in the ``free`` variables only: the others at --set or their defaults."""
+    names = [n.strip() for n in free.split(",") if n.strip()]
+    variables = graph.arch.variables
+    for name in names:
+        if name not in variables:
+            raise UsageError(f"--free: '{graph.arch.name}' has no variable '{name}'{did_you_mean(name, variables)}")
+        if name in values:
+            raise UsageError(f"--free {name} conflicts with a value for {name} (from --set or the phase)")
+    bound = dict(values)
+    for var in variables.values():
+        if var.name not in names and var.name not in bound and var.default is not None:
+            bound[var.name] = var.default
+    return bound
+
+
+def _seconds(text: str | None, what: str) -> Any:
+    """``0.1``, ``100ms``, ``250us`` → exact seconds (a Fraction)."""
+    if text is None:
+        return None
+    from fractions import Fraction
+
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?(?:e-?[0-9]+)?)\s*(s|ms|us|µs)?\s*", text)
+    if not match:
+        raise UsageError(f"{what}: expected seconds like 0.1, 100ms or 250us, got {text!r}")
+    value = (
+        Fraction(match.group(1))
+        * {"s": 1, "ms": Fraction(1, 1000), "us": Fraction(1, 10**6), "µs": Fraction(1, 10**6)}[match.group(2) or "s"]
+    )
+    if value <= 0:
+        raise UsageError(f"{what} must be positive")
+    return value
+
+
 @app.command("eval")
 def eval_(
     arch: Annotated[
@@ -236,16 +340,42 @@ def eval_(
     depth: Annotated[
         int | None, typer.Option("--depth", "-d", min=1, help="Fold layers into their blocks, K levels deep.")
     ] = None,
-    dtype: Annotated[
-        str, typer.Option("--dtype", help="Storage dtype for bytes: fp32, fp16, bf16, fp8, int8, int4.")
-    ] = "fp32",
+    dtype: DtypeOption = "fp32",
     symbolic: Annotated[
         bool,
         typer.Option("--symbolic", help="Print closed-form totals over the variables not given with --set."),
     ] = False,
+    free: Annotated[
+        str | None,
+        typer.Option(
+            "--free",
+            metavar="NAMES",
+            help="Closed forms in these variables only ('B' or 'B,S'), the others at their defaults; implies --symbolic. "
+            "With --device, says at which value each layer turns compute-bound.",
+        ),
+    ] = None,
     count_elementwise: CountElementwiseOption = "",
+    device: DeviceOption = None,
+    device_file: DeviceFileOption = None,
+    efficiency: EfficiencyOption = 1.0,
+    memory_efficiency: MemoryEfficiencyOption = None,
+    overlap: OverlapOption = "max",
+    waves: WavesOption = False,
+    phase: PhaseOption = "inference",
+    target_latency: Annotated[
+        str | None,
+        typer.Option(
+            "--target-latency",
+            metavar="SECONDS",
+            help="A latency budget (0.1, 100ms): the bandwidth and FLOP/s it needs.",
+        ),
+    ] = None,
+    optimizer: Annotated[
+        str, typer.Option("--optimizer", help="With --phase train: adam, sgd (momentum) or none.")
+    ] = "adam",
 ) -> None:
-    """Cost a whole network: a per-layer table and exact totals (params, MACs, FLOPs, bytes).
+    """Cost a whole network: a per-layer table and exact totals (params, MACs, FLOPs, bytes);
+    with --device, each layer's roofline time and bound, and the total latency.
 
     Variables take their defaults unless --set. FLOPs = 2 x MACs (FlopCounterMode's convention);
     elementwise work is reported apart.
@@ -256,11 +386,15 @@ def eval_(
 
       symcost eval resnet50 --set N=8 H=320 W=320 --depth 1
 
-      symcost eval resnet50 --symbolic --set N=1
+      symcost eval resnet50 --device a100 --dtype bf16 --efficiency 0.7
+
+      symcost eval llama --device h100 --dtype bf16 --phase decode --set ctx=2048
+
+      symcost eval llama --phase train --dtype bf16 --set S=2048 --device h100
+
+      symcost eval gpt2 --device a100 --dtype fp16 --symbolic --set B=1
 
       symcost eval llama --set n_layer=80 d_model=8192 n_head=64 n_kv_head=8 d_ff=28672
-
-      symcost eval gpt2 --format json
     """
     with _user_errors():
         from . import arch as arch_module
@@ -269,17 +403,122 @@ def eval_(
 
         _check_format(fmt, report.EVAL_FORMATS)
         cost.dtype_bits(dtype)
+        if overlap not in ("max", "none"):
+            raise UsageError(f"--overlap must be max or none, got '{overlap}'")
         path, shown = _arch_path(arch)
         graph = shapes.build(arch_module.load_path(path, shown))
         names = {v.name: v.symbol for v in graph.arch.variables.values()}
-        values = parse_assignments([*(set_ or []), *(bindings or [])], names)
+        values = {**_phase_values(graph, phase), **parse_assignments([*(set_ or []), *(bindings or [])], names)}
         convention = cost.TORCH
         if count_elementwise:
             convention = convention.with_elementwise(cost.parse_categories(count_elementwise))
-        closed = compile_module.symbolic_totals(graph, values, convention) if symbolic else None
+        symbolic_values = values
+        if free is not None:
+            symbolic = True
+            symbolic_values = _keep_free(graph, values, free)
+        closed = compile_module.symbolic_totals(graph, symbolic_values, convention) if symbolic else None
         result = compile_module.evaluate(graph, values, convention)
-        data = report.eval_data(result, dtype=dtype, depth=depth, symbolic=closed)
+        training = phase == "train"
+        target = _seconds(target_latency, "--target-latency")
+        if device is None:
+            for flag, given in (("--efficiency", efficiency != 1.0), ("--memory-efficiency", memory_efficiency is not None),
+                                ("--overlap", overlap != "max"), ("--waves", waves), ("--target-latency", target is not None)):  # fmt: skip
+                if given:
+                    raise UsageError(f"{flag} needs --device")
+            data = report.eval_data(result, dtype=dtype, depth=depth, symbolic=closed)
+            if training:
+                data["training"] = report.training_data(result, dtype, optimizer)
+            typer.echo(report.render_eval(data, fmt))
+            return
+        from . import devices, roofline
+
+        chosen = devices.find(device, tuple(device_file or ()))
+        roof = roofline.roof_for(
+            chosen, dtype, efficiency=efficiency, memory_efficiency=memory_efficiency, overlap=overlap == "max"
+        )
+        estimate = roofline.estimate(result, chosen, roof, dtype, training=training, waves=waves)
+        performance = roofline.summary(result, estimate, phase=phase, target_latency=target, optimizer=optimizer)
+        options = {"efficiency": efficiency, "memory_efficiency": memory_efficiency if memory_efficiency is not None else efficiency,
+                   "overlap": overlap, "waves": waves}  # fmt: skip
+        symbolic_layers = None
+        if closed is not None:
+            nodes = compile_module.symbolic_nodes(graph, symbolic_values, convention)
+            extra, symbolic_layers = roofline.symbolic_estimate(nodes, roof, dtype, training=training)
+            closed.update(extra)
+        data = report.eval_data(
+            result, dtype=dtype, depth=depth, symbolic=closed, estimate=estimate, performance=performance,
+            device=report.device_data(roof, chosen, dtype, options),
+        )  # fmt: skip
+        if symbolic_layers is not None:
+            data["symbolic_layers"] = report.symbolic_layer_data(symbolic_layers)
         typer.echo(report.render_eval(data, fmt))
+
+
+@app.command()
+def roofline(
+    arch: Annotated[str, typer.Argument(help="An architecture file or a bundled name.")],
+    bindings: BindingsArgument = None,
+    device: Annotated[
+        str, typer.Option("--device", metavar="NAME", help="The device whose roof is drawn (`symcost list devices`).")
+    ] = "a100",
+    output: Annotated[
+        str, typer.Option("--output", "-o", metavar="FILE", help="Where to write: .png, .svg or .pdf.")
+    ] = "roofline.png",
+    set_: SetOption = None,
+    device_file: DeviceFileOption = None,
+    dtype: DtypeOption = "fp32",
+    efficiency: EfficiencyOption = 1.0,
+    memory_efficiency: MemoryEfficiencyOption = None,
+    waves: WavesOption = False,
+    phase: PhaseOption = "inference",
+    depth: Annotated[
+        int, typer.Option("--depth", "-d", min=1, help="Colour and label points by their block, K levels deep.")
+    ] = 1,
+) -> None:
+    """Draw the device's roofline and every layer as a point (arithmetic intensity vs attained FLOP/s).
+
+    Needs matplotlib: pip install 'symcost[plot]'.
+
+    Examples:
+
+      symcost roofline resnet50 --device a100 --dtype bf16 -o roofline.png
+
+      symcost roofline llama --device h100 --dtype bf16 --phase decode -o decode.svg
+    """
+    with _user_errors():
+        from . import arch as arch_module
+        from . import compile as compile_module
+        from . import cost, devices, plot, shapes
+        from . import roofline as roofline_module
+
+        plot.check_output(output)
+        cost.dtype_bits(dtype)
+        path, shown = _arch_path(arch)
+        graph = shapes.build(arch_module.load_path(path, shown))
+        names = {v.name: v.symbol for v in graph.arch.variables.values()}
+        values = {**_phase_values(graph, phase), **parse_assignments([*(set_ or []), *(bindings or [])], names)}
+        result = compile_module.evaluate(graph, values)
+        chosen = devices.find(device, tuple(device_file or ()))
+        roof = roofline_module.roof_for(chosen, dtype, efficiency=efficiency, memory_efficiency=memory_efficiency)
+        estimate = roofline_module.estimate(result, chosen, roof, dtype, training=phase == "train", waves=waves)
+        written = plot.roofline(result, estimate, output, depth=depth, phase=phase)
+        typer.echo(f"wrote {written}: {len(result.nodes)} layers of {graph.arch.name} on {chosen.name} ({dtype})")
+
+
+@list_app.command("devices")
+def list_devices(
+    fmt: FormatOption = "text",
+    device_file: DeviceFileOption = None,
+) -> None:
+    """List the devices with their dense peaks per dtype, bandwidth, memory and ridge point.
+
+    Example: symcost list devices --device-file my_npu.yaml
+    """
+    with _user_errors():
+        from . import devices, report
+
+        _check_format(fmt, ("text", "json", "markdown"))
+        typer.echo(report.render_device_list(devices.catalog(tuple(device_file or ())), fmt))
 
 
 @app.command()

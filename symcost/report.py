@@ -164,6 +164,7 @@ def derivation(
         "outputs": {k: [format_expr(show(d)) for d in v] for k, v in formula.outputs_compact.items()},
         "costs": {"flops": format_expr(flops), **{k: format_expr(v) for k, v in costs.items()}},
         "elementwise": {k: format_expr(v) for k, v in elementwise.items()},
+        "gemm": {k: format_expr(show(v)) for k, v in formula.gemm_compact.items()},
         "elementwise_in_flops": sorted(convention.elementwise_in_flops),
         "notes": list(formula.notes),
         "sources": list(formula.sources),
@@ -181,6 +182,7 @@ _COST_LABELS = {
     "buffers": "buffers",
     "read": "read (elements)",
     "write": "write (elements)",
+    "cache": "cache (elements)",
 }
 
 
@@ -225,7 +227,13 @@ def _derive_text(d: Mapping[str, Any]) -> str:
     lines += ["", f"Costs  (convention '{d['convention']['name']}': {d['convention']['doc']})"]
     cw = max(len(v) for v in _COST_LABELS.values())
     for key, label in _COST_LABELS.items():
-        lines.append(f"  {label:<{cw}} = {d['costs'][key]}")
+        if key != "cache" or d["costs"][key] != "0":  # only layers that keep state show a cache
+            lines.append(f"  {label:<{cw}} = {d['costs'][key]}")
+    if d["gemm"]:
+        g = d["gemm"]
+        lines.append(
+            f"  {'GEMM output tiles':<{cw}} = {g['batch']} x [{g['M']}, {g['N']}]  (batch x [M, N], for --waves)"
+        )
     if d["elementwise"]:
         included = set(d["elementwise_in_flops"])
         lines += ["", "Elementwise operations" + (" (not in FLOPs)" if not included else "")]
@@ -245,8 +253,11 @@ def _derive_latex(d: Mapping[str, Any]) -> str:
         if name in d["where"]:
             rows.append(rf"{sympy.latex(sympy.Symbol(name))} &= {latex_expr(value)}")
     labels = {"flops": r"\mathrm{FLOPs}", "macs": r"\mathrm{MACs}", "params": r"\mathrm{params}",
-              "buffers": r"\mathrm{buffers}", "read": r"\mathrm{read}", "write": r"\mathrm{write}"}  # fmt: skip
+              "buffers": r"\mathrm{buffers}", "read": r"\mathrm{read}", "write": r"\mathrm{write}",
+              "cache": r"\mathrm{cache}"}  # fmt: skip
     for key, label in labels.items():
+        if key == "cache" and d["_exprs"][key] == 0:
+            continue
         rows.append(rf"{label} &= {latex_expr(d['_exprs'][key])}")
     for key, value in d["_elementwise"].items():
         rows.append(rf"\mathrm{{{key}}} &= {latex_expr(value)}")
@@ -267,7 +278,8 @@ def _derive_markdown(d: Mapping[str, Any]) -> str:
     for k, v in d["outputs"].items():
         lines.append(f"| output `{k}` | `[{', '.join(v)}]` |")
     for key, label in _COST_LABELS.items():
-        lines.append(f"| {label} | `{d['costs'][key]}` |")
+        if key != "cache" or d["costs"][key] != "0":
+            lines.append(f"| {label} | `{d['costs'][key]}` |")
     for key, value in d["elementwise"].items():
         lines.append(f"| elementwise `{key}` | `{value}` |")
     if d["notes"]:
@@ -313,11 +325,16 @@ def si(value: float, unit: str = "") -> str:
     return f"{value:.3g} {unit}".rstrip()
 
 
-def fold(result: Any, depth: int | None) -> list[dict[str, Any]]:
-    """Per-layer rows, or rows folded to the first ``depth`` components of each layer path."""
+def fold(result: Any, depth: int | None, times: Any = None) -> list[dict[str, Any]]:
+    """Per-layer rows, or rows folded to the first ``depth`` components of each layer path.
+
+    With ``times`` (one :class:`~symcost.roofline.LayerTime` per node), rows also carry exact
+    ``compute_s``, ``memory_s`` and ``latency_s`` sums and the ``bound`` of their layers (``mixed``
+    when a folded row holds layers bound by different ceilings).
+    """
     rows: list[dict[str, Any]] = []
     index: dict[str, dict[str, Any]] = {}
-    for node in result.nodes:
+    for position, node in enumerate(result.nodes):
         parts = node.path.split(".")
         key = ".".join(parts[:depth]) if depth else node.path
         row = index.get(key)
@@ -335,11 +352,75 @@ def fold(result: Any, depth: int | None) -> list[dict[str, Any]]:
             row["count"] = 1
         for column in (*_LAYER_COLUMNS, "buffers", "elementwise"):
             row[column] += node.values[column]
+        if times is not None:
+            t = times[position]
+            for key in ("compute_s", "memory_s", "latency_s"):
+                row[key] = row.get(key, 0) + getattr(t, key)
+            row["run_flops"] = row.get("run_flops", 0) + t.flops
+            row["bytes"] = row.get("bytes", 0) + t.bytes
+            row.setdefault("_bounds", set()).add(t.bound)
+    for row in rows:
+        if "_bounds" in row:
+            bounds = row.pop("_bounds")
+            working = bounds - {"none"} or bounds
+            row["bound"] = working.pop() if len(working) == 1 else "mixed"
     return rows
 
 
-def eval_data(result: Any, *, dtype: str, depth: int | None, symbolic: dict[str, Any] | None) -> dict[str, Any]:
-    """The JSON contract of ``symcost eval``: exact integers, expressions as strings."""
+def duration(seconds: float) -> str:
+    """Seconds for reading: ``6.61 ms``, ``312 µs``, ``1.2 s``."""
+    for factor, unit in ((1, "s"), (1e-3, "ms"), (1e-6, "µs")):
+        if abs(seconds) >= factor:
+            return f"{seconds / factor:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns" if seconds else "0 s"
+
+
+def _float(value: Any) -> Any:
+    """Exact Fractions become floats in JSON; ints, bools and None stay as they are."""
+    from fractions import Fraction
+
+    if isinstance(value, Fraction):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _float(v) for k, v in value.items()}
+    return value
+
+
+def device_data(roof: Any, device: Any, dtype: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``device`` section of ``eval --device`` JSON: what the estimate assumed."""
+    return {
+        "name": device.name,
+        "summary": device.summary,
+        "source": device.source,
+        "verified": device.verified,
+        "dtype": dtype,
+        "peak_flop_per_s": float(device.peak(dtype)),
+        "bandwidth_bytes_per_s": float(device.bandwidth),
+        "capacity_bytes": device.capacity,
+        "used_flop_per_s": float(roof.peak),
+        "used_bytes_per_s": float(roof.bandwidth),
+        "ridge_flop_per_byte": float(roof.ridge),
+        **{k: _float(v) for k, v in options.items()},
+    }
+
+
+def eval_data(
+    result: Any,
+    *,
+    dtype: str,
+    depth: int | None,
+    symbolic: dict[str, Any] | None,
+    estimate: Any = None,
+    performance: Mapping[str, Any] | None = None,
+    device: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The JSON contract of ``symcost eval``: exact integers, expressions as strings.
+
+    With a device (``estimate``, ``performance``, ``device``): ``totals.latency_s`` and, per layer,
+    ``latency_s``, ``compute_s``, ``memory_s``, ``bound``, ``bytes`` and
+    ``intensity_flop_per_byte``; seconds and rates are floats (the exact values are Fractions in
+    :mod:`symcost.roofline`).
+    """
     totals = dict(result.totals)
     traffic_elements = totals["read"] + totals["write"]
     traffic = cost.to_bytes(traffic_elements, dtype)
@@ -367,12 +448,25 @@ def eval_data(result: Any, *, dtype: str, depth: int | None, symbolic: dict[str,
             "traffic_bytes": traffic,
             "intensity_flop_per_byte": (totals["flops"] / traffic) if traffic else None,
         },
-        "layers": fold(result, depth),
+        "layers": fold(result, depth, estimate.layers if estimate is not None else None),
     }
+    data["totals"]["cache_elements"] = totals["cache"]
+    data["totals"]["kv_cache_bytes"] = cost.to_bytes(totals["cache"], dtype)
+    if estimate is not None and performance is not None:
+        for row in data["layers"]:
+            row["intensity_flop_per_byte"] = row["run_flops"] / row["bytes"] if row["bytes"] else None
+            for key in ("compute_s", "memory_s", "latency_s"):
+                row[key] = float(row[key])
+        data["device"] = dict(device or {})
+        data["performance"] = {k: _float(v) for k, v in performance.items()}
+        data["totals"]["latency_s"] = float(performance["latency_s"])
     if symbolic is not None:
-        data["symbolic"] = {k: format_expr(symbolic[k]) for k in TOTAL_ORDER}
-        data["free"] = sorted({s.name for k in TOTAL_ORDER for s in symbolic[k].free_symbols})
-        data["_symbolic_latex"] = {k: sympy.latex(symbolic[k]) for k in TOTAL_ORDER}
+        keys = [k for k in (*TOTAL_ORDER, "cache", "latency_s", "intensity_flop_per_byte") if k in symbolic]
+        if "cache" in keys and symbolic["cache"] == 0:
+            keys.remove("cache")
+        data["symbolic"] = {k: format_expr(symbolic[k]) for k in keys}
+        data["free"] = sorted({s.name for k in keys for s in symbolic[k].free_symbols})
+        data["_symbolic_latex"] = {k: sympy.latex(symbolic[k]) for k in keys}
     return data
 
 
@@ -397,9 +491,146 @@ def _name(row: dict[str, Any]) -> str:
     return f"{row['name']}{suffix}{tied}"
 
 
+def _roofline_rows(d: dict[str, Any]) -> list[str]:
+    """The per-layer table with a device: FLOPs, bytes, intensity, the two times, the bound."""
+    header = ("layer", "op", "FLOPs", "bytes", "FLOP/B", "compute", "memory", "latency", "bound", "time %")
+    total = d["totals"]["latency_s"] or 1
+    body = []
+    for row in d["layers"]:
+        intensity = row["intensity_flop_per_byte"]
+        body.append(
+            (
+                _name(row),
+                row["op"],
+                format_count(row["run_flops"]),
+                format_count(row["bytes"]),
+                "-" if intensity is None else f"{intensity:.3g}",
+                duration(row["compute_s"]),
+                duration(row["memory_s"]),
+                duration(row["latency_s"]),
+                row["bound"],
+                f"{100 * row['latency_s'] / total:.1f}",
+            )
+        )
+    return _aligned(header, body, right={2, 3, 4, 5, 6, 7, 9})
+
+
+def _aligned(header: tuple[str, ...], body: list[tuple[str, ...]], right: set[int]) -> list[str]:
+    widths = [max(len(header[i]), *(len(r[i]) for r in body)) for i in range(len(header))]
+
+    def line(cells: tuple[str, ...]) -> str:
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
+
+    return [line(header), line(tuple("-" * w for w in widths))] + [line(r) for r in body]
+
+
+def _performance_lines(d: dict[str, Any]) -> list[str]:
+    dev, p = d["device"], d["performance"]
+    dtype = dev["dtype"]
+    lines = [
+        "",
+        f"Roofline on {dev['name']} ({dev['summary']}){'' if dev['verified'] else '  [figures not verified: see its file]'}",
+        f"  {dtype} peak {si(dev['peak_flop_per_s'], 'FLOP/s')}, bandwidth {si(dev['bandwidth_bytes_per_s'], 'B/s')}"
+        + (
+            f"; used at {si(dev['used_flop_per_s'], 'FLOP/s')} and {si(dev['used_bytes_per_s'], 'B/s')}"
+            if dev["used_flop_per_s"] != dev["peak_flop_per_s"]
+            or dev["used_bytes_per_s"] != dev["bandwidth_bytes_per_s"]
+            else ""
+        ),
+        f"  ridge point {dev['ridge_flop_per_byte']:.1f} FLOP/byte: a layer below it is memory-bound"
+        + (
+            "; compute and memory overlap (latency = max)"
+            if dev["overlap"] == "max"
+            else "; no overlap (latency = compute + memory)"
+        )
+        + ("; tile/wave quantization on" if dev.get("waves") else ""),
+        "  an estimate from the roofline model (a lower bound at these efficiencies), not a measurement",
+        "",
+    ]
+    phase = p["phase"]
+    label = {"prefill": "time to first token", "decode": "time per output token", "train": "training step"}.get(
+        phase, "latency"
+    )
+
+    def row(name: str, value: str, extra: str = "") -> str:
+        return f"  {name:<30} {value:>14}  {extra}".rstrip()
+
+    by_bound = ", ".join(f"{n} {b}" for b, n in sorted(p["layers_by_bound"].items()))
+    lines.append(
+        row(
+            f"{label} (phase {phase})",
+            duration(p["latency_s"]),
+            f"sum over layers of max(compute, memory); layers: {by_bound}",
+        )
+    )
+    lines.append(row("  in compute-bound layers", duration(p["compute_bound_s"])))
+    lines.append(row("  in memory-bound layers", duration(p["memory_bound_s"])))
+    if p["tokens_per_s"] is not None:
+        lines.append(row("throughput", f"{p['tokens_per_s']:.4g}", f"tokens/s ({p['tokens']} per pass)"))
+    elif p["samples_per_s"] is not None:
+        lines.append(row("throughput", f"{p['samples_per_s']:.4g}", f"samples/s ({p['samples']} per pass)"))
+    if phase == "train":
+        lines.append(
+            row(
+                "FLOPs per step",
+                si(p["flops"], "FLOP"),
+                f"{format_count(p['flops'])} = 3 x forward; optimizer {p.get('optimizer')}",
+            )
+        )
+    lines.append(
+        row("FLOPs / peak", duration(p["flops_lower_bound_s"]), "the whole-model compute bound (seed 000's formula)")
+    )
+    lines.append(row("weights / bandwidth", duration(p["weights_lower_bound_s"]), "reading every weight once"))
+    if p["attained_flop_per_s"] is not None:
+        share = p["attained_flop_per_s"] / dev["peak_flop_per_s"]
+        lines.append(row("attained", si(p["attained_flop_per_s"], "FLOP/s"), f"{100 * share:.1f}% of peak"))
+    if p["intensity_flop_per_byte"] is not None:
+        lines.append(
+            row(
+                "intensity",
+                f"{p['intensity_flop_per_byte']:.1f}",
+                f"FLOP/byte over {format_count(p['traffic_bytes'])} bytes moved",
+            )
+        )
+    need = p["memory_needed_bytes"]
+    parts = ", ".join(f"{k.replace('_', ' ')} {si(v, 'B')}" for k, v in need.items() if v)
+    verdict = "fits" if p["fits"] else "does NOT fit"
+    lines.append(
+        row("memory needed", si(p["memory_total_bytes"], "B"), f"{verdict} in {si(p['capacity_bytes'], 'B')}: {parts}")
+    )
+    if p.get("kv_cache_bytes") and phase != "train":
+        lines.append(
+            row("KV cache", si(p["kv_cache_bytes"], "B"), f"{format_count(p['kv_cache_bytes'])} bytes as {dtype}")
+        )
+    if "target_latency_s" in p:
+        ok = "meets" if p["meets_target"] else "misses"
+        lines.append(row("target latency", duration(p["target_latency_s"]), f"the estimate {ok} it; needs at least:"))
+        lines.append(
+            row(
+                "  bandwidth for the weights",
+                si(p["bandwidth_for_weights_bytes_per_s"], "B/s"),
+                "weights / target (seed 004's rule)",
+            )
+        )
+        lines.append(
+            row(
+                "  bandwidth for all traffic", si(p["bandwidth_for_traffic_bytes_per_s"], "B/s"), "bytes moved / target"
+            )
+        )
+        lines.append(row("  compute", si(p["flop_per_s_for_target"], "FLOP/s"), "FLOPs / target"))
+    return lines
+
+
 def _eval_table(d: dict[str, Any]) -> str:
-    t = d["totals"]
-    flops = t["flops"] or 1
+    rows = _roofline_rows(d) if "device" in d else _count_rows(d)
+    extra = _performance_lines(d) if "device" in d else _training_lines(d)
+    return "\n".join([*rows, *_totals_lines(d), *extra, *_symbolic_lines(d)])
+
+
+def _count_rows(d: dict[str, Any]) -> list[str]:
+    flops = d["totals"]["flops"] or 1
     header = ("layer", "op", "output", "params", "MACs", "FLOPs", "read", "write", "FLOPs %")
     body = []
     for row in d["layers"]:
@@ -416,18 +647,13 @@ def _eval_table(d: dict[str, Any]) -> str:
                 f"{100 * row['flops'] / flops:.1f}",
             )
         )
-    widths = [max(len(header[i]), *(len(r[i]) for r in body)) for i in range(len(header))]
-    right = {3, 4, 5, 6, 7, 8}
+    return _aligned(header, body, right={3, 4, 5, 6, 7, 8})
 
-    def line(cells: tuple[str, ...]) -> str:
-        return "  ".join(
-            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
-        ).rstrip()
 
-    lines = [line(header), line(tuple("-" * w for w in widths))]
-    lines += [line(r) for r in body]
+def _totals_lines(d: dict[str, Any]) -> list[str]:
+    t = d["totals"]
     values = ", ".join(f"{k}={v}" for k, v in d["values"].items())
-    lines += [
+    lines = [
         "",
         f"Totals for {d['arch']} at {values}",
         f"  convention '{d['convention']['name']}': {d['convention']['doc']}",
@@ -455,15 +681,26 @@ def _eval_table(d: dict[str, Any]) -> str:
             f"({si(t['activation_bytes'], 'B')} as {dtype}, every layer's output)",
         )
     )
+    if t["cache_elements"]:
+        lines.append(total("KV cache (elements)", t["cache_elements"], f"({si(t['kv_cache_bytes'], 'B')} as {dtype})"))
     lines.append(total("memory read (elements)", t["read_elements"], "(inputs + weights of every layer)"))
     lines.append(total("memory write (elements)", t["write_elements"]))
     lines.append(total("memory traffic (bytes)", t["traffic_bytes"], f"({si(t['traffic_bytes'], 'B')} as {dtype})"))
     if t["intensity_flop_per_byte"] is not None:
         lines.append(f"  {'arithmetic intensity':<22} {t['intensity_flop_per_byte']:>26.2f}  FLOP/byte")
-    if "symbolic" in d:
-        lines += ["", f"Closed form (free: {', '.join(d['free']) or 'none'})"]
-        lines += [f"  {k:<10} = {v}" for k, v in d["symbolic"].items()]
-    return "\n".join(lines)
+    return lines
+
+
+def _symbolic_lines(d: dict[str, Any]) -> list[str]:
+    if "symbolic" not in d:
+        return []
+    lines = ["", f"Closed form (free: {', '.join(d['free']) or 'none'})"]
+    lines += [f"  {k:<10} = {v}" for k, v in d["symbolic"].items()]
+    for row in d.get("symbolic_layers", []):
+        if row.get("compute_bound_from"):
+            where = ", ".join(f"{k} >= {v}" for k, v in row["compute_bound_from"].items())
+            lines.append(f"  {row['name']} turns compute-bound at {where}")
+    return lines
 
 
 def _eval_csv(d: dict[str, Any]) -> str:
@@ -529,3 +766,92 @@ def render_arch_list(entries: list[tuple[str, str]], fmt: str) -> str:
     width = max((len(n) for n, _ in entries), default=8)
     lines = [f"  {n:<{width}}  {s}" for n, s in entries]
     return "\n".join(lines + [f"\n{len(entries)} architectures. `symcost eval NAME` costs one."])
+
+
+# ---- training, symbolic layers, devices ---------------------------------------------------------
+
+
+def training_data(result: Any, dtype: str, optimizer: str) -> dict[str, Any]:
+    """``eval --phase train`` without a device: FLOPs of a step and the memory it holds."""
+    from . import memory
+
+    state = memory.training_state(result.totals["params"], dtype, optimizer)
+    need = {**state, "buffers": cost.to_bytes(result.totals["buffers"], dtype),
+            "activations": cost.to_bytes(result.totals["write"], dtype)}  # fmt: skip
+    return {
+        "optimizer": optimizer,
+        "flops": result.totals["flops"] * cost.TRAINING_FACTOR,
+        "memory_needed_bytes": need,
+        "memory_total_bytes": sum(need.values()),
+    }
+
+
+def _training_lines(d: dict[str, Any]) -> list[str]:
+    if "training" not in d:
+        return []
+    t = d["training"]
+    parts = ", ".join(f"{k.replace('_', ' ')} {si(v, 'B')}" for k, v in t["memory_needed_bytes"].items() if v)
+    return [
+        "",
+        f"Training step ({cost.TRAINING_FACTOR} x forward: backward = 2 x forward for matmul-class ops)",
+        f"  {'FLOPs per step':<22} {format_count(t['flops']):>26}  ({si(t['flops'], 'FLOP')})",
+        f"  {'memory (bytes)':<22} {format_count(t['memory_total_bytes']):>26}  ({si(t['memory_total_bytes'], 'B')}: {parts}; "
+        f"optimizer {t['optimizer']}, activations = every layer's output kept for backward)",
+    ]
+
+
+def symbolic_layer_data(layers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-layer closed forms (``eval --device --symbolic``) as strings, crossovers as ints."""
+    out = []
+    for row in layers:
+        item = {"name": row["name"], "latency_s": format_expr(row["latency_s"])}
+        if "intensity_flop_per_byte" in row:
+            item["intensity_flop_per_byte"] = format_expr(row["intensity_flop_per_byte"])
+        if "compute_bound_from" in row:
+            item["compute_bound_from"] = row["compute_bound_from"]
+        out.append(item)
+    return out
+
+
+_DTYPE_ORDER = tuple(cost.DTYPE_BITS)
+
+
+def render_device_list(devices: list[Any], fmt: str) -> str:
+    """``symcost list devices``: dense peaks per dtype in T(FL)OP/s, bandwidth, memory, ridge."""
+    rows = []
+    for d in devices:
+        rows.append(
+            {
+                "name": d.name,
+                "summary": d.summary,
+                "kind": d.kind,
+                "peak_tflop_per_s": {k: float(d.peaks[k] / 10**12) for k in _DTYPE_ORDER if k in d.peaks},
+                "sparse_tflop_per_s": {k: float(d.sparse[k] / 10**12) for k in _DTYPE_ORDER if k in d.sparse},
+                "bandwidth_gb_per_s": float(d.bandwidth / 10**9),
+                "capacity_bytes": d.capacity,
+                "ridge_flop_per_byte": {k: float(d.ridge(k)) for k in _DTYPE_ORDER if k in d.peaks},
+                "verified": d.verified,
+                "source": d.source,
+                "path": d.path,
+            }
+        )
+    if fmt == "json":
+        return json.dumps(rows, indent=2)
+    header = ("device", "kind", *(k for k in _DTYPE_ORDER), "GB/s", "memory", "verified")
+    body = []
+    for r in rows:
+        peaks = tuple(f"{r['peak_tflop_per_s'][k]:g}" if k in r["peak_tflop_per_s"] else "-" for k in _DTYPE_ORDER)
+        body.append((r["name"], r["kind"], *peaks, f"{r['bandwidth_gb_per_s']:g}", si(r["capacity_bytes"], "B"),
+                     "yes" if r["verified"] else "no"))  # fmt: skip
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(cells) + " |" for cells in body]
+        return "\n".join(lines)
+    lines = _aligned(header, body, right=set(range(2, len(header) - 1)))
+    lines += [
+        "",
+        f"{len(rows)} devices. Peaks are dense T(FL)OP/s (10^12 operations/s; a MAC is 2); sparse figures are kept apart",
+        "and never used. The peak that applies follows --dtype. `verified: no` marks figures not checked against the",
+        "vendor's document (see the device's file).",
+    ]
+    return "\n".join(lines)

@@ -137,7 +137,7 @@ def _peaks(raw: Any, what: str, loc: Location, required: bool) -> dict[str, Frac
 
 def load_data(top: Any, path: str) -> Device:
     """A parsed device file (located YAML) → a :class:`Device`."""
-    top = mapping_at(top, "a device file", Location(path), DeviceError)
+    top = mapping_at(top, "a device file", getattr(top, "loc", Location(path, 1, 1)), DeviceError)
     check_keys(top, _TOP_KEYS, "device", DeviceError)
     name = text_at(top, "name", DeviceError, required=True)
     if Path(path).suffix in (".yaml", ".yml") and Path(path).stem != name and Path(path).parent.name == "devices":

@@ -135,6 +135,7 @@ class Evaluation:
     write: int
     elementwise: Mapping[str, int]
     convention: str
+    cache: int = 0  # elements of state kept between calls (a KV cache)
 
     @property
     def output_shape(self) -> tuple[int, ...]:
@@ -153,6 +154,7 @@ class Evaluation:
             "buffers": self.buffers,
             "read": self.read,
             "write": self.write,
+            "cache": self.cache,
             "elementwise": dict(self.elementwise),
         }
 
@@ -407,6 +409,7 @@ class Formula:
             write=counts["write"],
             elementwise=elementwise,
             convention=convention.name,
+            cache=counts["cache"],
         )
 
     def _integer(self, value: sympy.Basic, what: str) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from fractions import Fraction
+from pathlib import Path
 
 import pytest
 import sympy
@@ -16,6 +17,7 @@ from symcost import arch, compile, devices, memory, roofline, shapes
 from symcost.cli import app
 
 runner = CliRunner()
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 # A device with round numbers: 10 TFLOP/s fp32 and 4 GB/s (the user's notes, seed 004).
 SEED_DEVICE = """\
@@ -260,3 +262,32 @@ def test_device_options_need_a_device():
     assert result.exit_code == 1 and "--efficiency needs --device" in result.stderr
     result = run("eval", "resnet50", "--device", "a100", "--target-latency", "fast")
     assert result.exit_code == 1 and "expected seconds like 0.1, 100ms or 250us" in result.stderr
+
+
+def test_readme_decode_figure():
+    """The README's 7.01 ms: Llama-2-7B, one token after 2,047, A100 bf16, worked by hand.
+
+    Streamed weights: 6,738,415,616 params - the 131,072,000-entry embedding table (one row is
+    read) = 6,607,343,616 x 2 B = 13,214,687,232 B. KV cache read: 2 x 32 layers x 2,047 tokens x
+    4,096 x 2 B = 1,073,217,536 B. At 2.039 TB/s: 14,287,904,768 / 2.039e12 = 7.0073 ms; the
+    activations and the new token's cache entries add about 3 µs.
+    """
+    data = json.loads(
+        run(
+            "eval",
+            "llama",
+            "--device",
+            "a100",
+            "--dtype",
+            "bf16",
+            "--phase",
+            "decode",
+            "--set",
+            "ctx=2047",
+            "--format",
+            "json",
+        ).stdout  # fmt: skip
+    )
+    by_hand = (13_214_687_232 + 1_073_217_536) / 2.039e12
+    assert data["totals"]["latency_s"] == pytest.approx(by_hand, rel=1e-3)
+    assert f"{data['totals']['latency_s'] * 1e3:.2f} ms per token" in README.read_text(encoding="utf-8")

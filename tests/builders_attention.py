@@ -6,6 +6,11 @@ Causal masks follow the formulas' convention, aligned bottom-right (query ``i`` 
 FlopCounterMode counts the full ``S_q x S_kv`` square whatever the mask, so with ``exact_causal``
 the twin computes causal attention as one SDPA call per query row over its visible prefix of keys
 (the decode steps of a KV cache): its count is then exactly the visible pairs.
+
+With ``kv_cache`` and ``past > 0`` the attention layer's twin takes the cached keys and values of the
+``past`` earlier tokens as two more inputs, ``[B, kv_heads, past, head_dim]`` each, and concatenates
+them in front of the new tokens' projected keys and values (a copy: FlopCounterMode counts it 0), so
+the ``S_q`` queries attend over ``past + S_kv`` keys with the causal mask still aligned bottom-right.
 """
 
 from __future__ import annotations
@@ -64,11 +69,14 @@ class MultiHeadAttention(nn.Module):
         bias: bool = True,
         causal: bool = False,
         exact_causal: bool = False,
+        kv_cache: bool = False,
         device: torch.device = META,
     ):
         super().__init__()
         self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
-        self.causal, self.exact_causal = causal, exact_causal
+        self.causal, self.exact_causal, self.kv_cache = causal, exact_causal, kv_cache
+        # with kv_cache, the keys and values of every token so far after the last call (not a buffer)
+        self.cache: tuple[torch.Tensor, torch.Tensor] | None = None
         self.q_proj = nn.Linear(embed, heads * head_dim, bias=bias, device=device)
         self.k_proj = nn.Linear(embed, kv_heads * head_dim, bias=bias, device=device)
         self.v_proj = nn.Linear(embed, kv_heads * head_dim, bias=bias, device=device)
@@ -78,10 +86,27 @@ class MultiHeadAttention(nn.Module):
         b, s, _ = x.shape
         return x.view(b, s, heads, self.head_dim).transpose(1, 2)
 
-    def forward(self, x_q: torch.Tensor, x_kv: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        x_q: torch.Tensor,
+        x_kv: torch.Tensor,
+        past_k: torch.Tensor | None = None,
+        past_v: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """y for queries x_q over x_kv's new tokens, after the cached ``past_k``/``past_v`` (if given)."""
         q = self._split(self.q_proj(x_q), self.heads)
         k = self._split(self.k_proj(x_kv), self.kv_heads)
         v = self._split(self.v_proj(x_kv), self.kv_heads)
+        if (past_k is None) != (past_v is None):
+            raise ValueError("give both the cached keys and the cached values, or neither")
+        if past_k is not None and not self.kv_cache:
+            raise ValueError("cached keys and values need kv_cache=True")
+        if past_k is not None and past_v is not None:
+            # the cached tokens come first: the new keys are the last S_kv of past + S_kv
+            k = torch.cat([past_k, k], dim=2)
+            v = torch.cat([past_v, v], dim=2)
+        if self.kv_cache:
+            self.cache = (k, v)
         o = attend(q, k, v, self.causal, self.exact_causal)
         b, _, s_q, _ = o.shape
         return self.out_proj(o.transpose(1, 2).reshape(b, s_q, self.heads * self.head_dim))
@@ -97,7 +122,13 @@ def multi_head_attention(values: dict[str, Any]):
         bias=bool(values["bias"]),
         causal=bool(values["causal"]),
         exact_causal=bool(values["exact_causal"]),
+        kv_cache=bool(values.get("kv_cache", False)),
     )
-    x_q = torch.empty(values["B"], values["S_q"], values["E"], device=META)
-    x_kv = torch.empty(values["B"], values["S_kv"], values["E"], device=META)
-    return module, [x_q, x_kv]
+    b, e, past = values["B"], values["E"], int(values.get("past", 0))
+    x_q = torch.empty(b, values["S_q"], e, device=META)
+    x_kv = torch.empty(b, values["S_kv"], e, device=META)
+    if past == 0:
+        return module, [x_q, x_kv]
+    # the cached keys and values of the past tokens, per KV head
+    cached = [torch.empty(b, values["kv_heads"], past, values["head_dim"], device=META) for _ in range(2)]
+    return module, [x_q, x_kv, *cached]

@@ -276,15 +276,19 @@ LAYERWISE = [
 ]
 
 
-@pytest.mark.parametrize(("arch", "family", "names", "shape"), LAYERWISE, ids=[c[0] for c in LAYERWISE])
-def test_every_layer_equals_its_hf_modules(arch, family, names, shape):
-    config = next(c for a, f, c, v, _ in CASES if a == arch and not v)
-    model = hf_model(family, tuple(config.items()))
-    _, _, per_module = hf_counts(family, tuple(config.items()), shape)
+def assert_layers_equal(
+    arch: str,
+    values: dict[str, int],
+    model: torch.nn.Module,
+    per_module: dict[str, int],
+    names: Callable[[str], list[str]],
+) -> int:
+    """Every symcost layer with parameters or FLOPs (one copy of a repeated block) equals the HF
+    modules ``names`` gives for it; returns how many layers were checked."""
     owner = type(model).__name__
     params = dict(model.named_parameters())  # a tied weight appears once, under its first owner
     checked = 0
-    for node in ours(arch, shape_values(family, shape)).nodes:
+    for node in ours(arch, values).nodes:
         per_copy = {k: node.values[k] // node.count for k in ("params", "flops")}
         if not any(per_copy.values()) and node.tied_to is None:
             continue
@@ -294,7 +298,110 @@ def test_every_layer_equals_its_hf_modules(arch, family, names, shape):
         hf_flops = sum(per_module.get(f"{owner}.{m}", 0) for m in hf)
         assert (per_copy["params"], per_copy["flops"]) == (hf_params, hf_flops), f"{arch}: {path} vs HF {hf}"
         checked += 1
-    assert checked >= 6
+    return checked
+
+
+@pytest.mark.parametrize(("arch", "family", "names", "shape"), LAYERWISE, ids=[c[0] for c in LAYERWISE])
+def test_every_layer_equals_its_hf_modules(arch, family, names, shape):
+    config = next(c for a, f, c, v, _ in CASES if a == arch and not v)
+    model = hf_model(family, tuple(config.items()))
+    _, _, per_module = hf_counts(family, tuple(config.items()), shape)
+    assert assert_layers_equal(arch, shape_values(family, shape), model, per_module, names) >= 6
+
+
+# --- decoding with a KV cache --------------------------------------------------------------------
+#
+# llama.yaml and gpt2.yaml keep a KV cache of ``ctx`` earlier tokens in every attention layer
+# (multi_head_attention's kv_cache/past): a pass projects only its S new tokens and attends over
+# ctx + S keys. HF's twin is one forward step with ``past_key_values``: a prompt of ctx tokens is run
+# first, outside FlopCounterMode, with use_cache=True (on meta: the DynamicCache holds meta tensors of
+# the right shapes), then the S new tokens are counted. No attention_mask, position_ids or
+# cache_position is passed: HF derives cache_position (and GPT-2's and the rotary positions) from
+# the cache's length, and the batch has no padding. The cache's concatenation is a copy, which
+# FlopCounterMode counts 0; the attention's two bmms are 2*B*H*S*(ctx + S)*2*head_dim.
+
+# Small sizes (HF config, the same sizes as symcost variables): two layers keep a step to milliseconds.
+SMALL = {
+    "llama": (
+        dict(
+            vocab_size=100,
+            hidden_size=64,
+            intermediate_size=96,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,  # grouped-query: the cache holds 2 KV heads, the attention uses 4
+        ),
+        {"vocab": 100, "d_model": 64, "d_ff": 96, "n_layer": 2, "n_head": 4, "n_kv_head": 2},
+    ),
+    "gpt2": (
+        # bos/eos inside the small vocabulary (GPT-2's 50256 draws a config warning)
+        dict(vocab_size=100, n_embd=64, n_layer=2, n_head=4, n_positions=1024, bos_token_id=0, eos_token_id=0),
+        {"vocab": 100, "d_model": 64, "n_layer": 2, "n_head": 4, "n_positions": 1024},
+    ),
+}
+
+
+@functools.cache
+def hf_decode_counts(family: str, b: int, ctx: int, s: int) -> tuple[int, dict[str, int], int, int]:
+    """(FlopCounterMode total, FLOPs per module name, cache elements after the step, cached tokens
+    after the step) of S new tokens per sequence over a KV cache of ctx tokens, at ``SMALL[family]``."""
+    model = hf_model(family, tuple(SMALL[family][0].items()))
+    past = None
+    with torch.no_grad():
+        if ctx:
+            past = model(**_ids(b, ctx), use_cache=True).past_key_values
+            assert past.get_seq_length() == ctx
+        with FlopCounterMode(display=False) as counter:
+            out = model(**_ids(b, s), past_key_values=past, use_cache=True)
+    cache = out.past_key_values
+    elements = sum(layer.keys.numel() + layer.values.numel() for layer in cache.layers)
+    per_module = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
+    return counter.get_total_flops(), per_module, elements, cache.get_seq_length()
+
+
+# (family, B, ctx, S): one token and three, over caches of 5 and 7 tokens; ctx = 0 is a prefill that
+# fills an empty cache.
+DECODE = [
+    (family, b, ctx, s)
+    for family in ("llama", "gpt2")
+    for b, ctx, s in ((2, 5, 1), (2, 7, 1), (2, 5, 3), (2, 7, 3), (1, 7, 1), (2, 0, 3))
+]
+
+
+@pytest.mark.parametrize(("family", "b", "ctx", "s"), DECODE, ids=[f"{f}-B{b}-ctx{c}-S{s}" for f, b, c, s in DECODE])
+def test_decode_with_kv_cache_equals_hf(family, b, ctx, s):
+    flops, _, elements, tokens = hf_decode_counts(family, b, ctx, s)
+    assert tokens == ctx + s  # HF really appended the S new tokens to the ctx cached ones
+    r = ours(family, SMALL[family][1] | {"B": b, "S": s, "ctx": ctx})
+    assert r.totals["flops"] == flops, f"{family} FLOPs at B={b}, ctx={ctx}, S={s}"
+    assert r.totals["cache"] == elements, f"{family} KV cache elements at B={b}, ctx={ctx}, S={s}"
+    # the cache is read, not re-projected: the step costs less than the same ctx + S tokens uncached
+    if ctx:
+        uncached = ours(family, SMALL[family][1] | {"B": b, "S": ctx + s})
+        assert r.totals["flops"] < uncached.totals["flops"]
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_decode_layers_equal_hf(family):
+    """Layer by layer at one decode step (B = 2, ctx = 7, S = 1): each attention layer's FLOPs are its
+    one-token projections plus attention over ctx + 1 keys, as HF's self_attn/attn module counts."""
+    model = hf_model(family, tuple(SMALL[family][0].items()))
+    _, per_module, _, _ = hf_decode_counts(family, 2, 7, 1)
+    values = SMALL[family][1] | {"B": 2, "S": 1, "ctx": 7}
+    assert assert_layers_equal(family, values, model, per_module, _gpt2_names) >= 6
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_decode_phase_equals_hf(family):
+    """The files' ``decode`` phase (S = 1 over ctx = 4095 cached tokens for Llama, 1023 for GPT-2, its
+    whole context) equals one HF step at the small sizes, FLOPs and cache size."""
+    phase = graph(family).arch.phases["decode"].values
+    s, ctx = int(phase["S"]), int(phase["ctx"])
+    assert s == 1 and ctx == {"llama": 4095, "gpt2": 1023}[family]
+    flops, _, elements, tokens = hf_decode_counts(family, 2, ctx, s)
+    r = ours(family, SMALL[family][1] | {"B": 2, "S": s, "ctx": ctx})
+    assert tokens == ctx + s
+    assert (r.totals["flops"], r.totals["cache"]) == (flops, elements)
 
 
 # --- closed forms --------------------------------------------------------------------------------
@@ -333,10 +440,15 @@ def test_linear_in_n_layer(arch, family, field, shape):
 def test_gpt2_flops_are_megatrons_forward_formula():
     """REFERENCE.md §4, Megatron-LM (Narayanan et al. 2021, §5.1), forward only:
     24*B*s*l*h^2 + 4*B*s^2*l*h + 2*B*s*h*V, exactly symcost's closed form for GPT-2 (d_ff = 4h; biases
-    are not FLOPs under FlopCounterMode's convention, and neither are norms, GELU or softmax)."""
+    are not FLOPs under FlopCounterMode's convention, and neither are norms, GELU or softmax). Megatron's
+    formula has no KV cache (ctx = 0); over ctx cached tokens the attention term is 4*B*s*(s + ctx)*l*h:
+    the projections and MLP stay at the s new tokens."""
     b, s, layers, h, v = sympy.symbols("B S n_layer d_model vocab", integer=True, positive=True)
+    megatron = 24 * b * s * layers * h**2 + 4 * b * s**2 * layers * h + 2 * b * s * h * v
+    assert sympy.expand(symbolic_totals(graph("gpt2"), {"ctx": 0})["flops"] - megatron) == 0
     flops = symbolic_totals(graph("gpt2"))["flops"]
-    assert sympy.expand(flops - (24 * b * s * layers * h**2 + 4 * b * s**2 * layers * h + 2 * b * s * h * v)) == 0
+    ctx = next(x for x in flops.free_symbols if x.name == "ctx")
+    assert sympy.expand(flops - megatron - 4 * b * s * ctx * layers * h) == 0
 
 
 def test_eager_attention_counts_the_same():

@@ -4,7 +4,9 @@
   at most the full square, equal it at S_q = 1, are S(S + 1)/2 pairs at S_q = S_kv = S, and are the sum
   of S_q decode steps; the exact-causal twin computes the same attention as the masked kernel.
 - multi_head_attention: its MACs and params are its four ``linear`` projections plus ``sdpa``; it
-  equals torch.nn.MultiheadAttention (FlopCounterMode FLOPs and params) where the two coincide.
+  equals torch.nn.MultiheadAttention (FlopCounterMode FLOPs and params) where the two coincide; with a
+  KV cache of ``past`` tokens its twin counts the formula's FLOPs, holds ``cache`` elements and computes
+  the last rows of the uncached causal layer over all past + S tokens.
 - lstm/gru: params equal nn.LSTM/nn.GRU's; an unrolled cell built from F.linear, numerically equal
   to torch's module, counts the formula's FLOPs and its documented elementwise operations.
 """
@@ -24,8 +26,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from symcost import formulas, registry
 from symcost.errors import FormulaError
 
-from .builders_attention import attend
-from .twins import META, count
+from .builders_attention import MultiHeadAttention, attend
+from .twins import META, build_twin, count
 
 MINE = ["matmul", "bmm", "sdpa", "multi_head_attention", "lstm", "gru"]
 
@@ -290,6 +292,70 @@ def test_mha_equals_torch_multihead_attention(b, s_q, s_kv, heads, head_dim, bia
     assert ours.flops == flops
     assert ours.params == sum(p.numel() for p in module.parameters())
     assert ours.outputs["y"] == tuple(outputs[0].shape)
+
+
+# (S_q, S_kv, past, exact_causal): decode (one token), several new tokens, and cross-length queries
+KV_CACHE_CASES = [
+    (1, 1, 3, False),
+    (1, 1, 3, True),
+    (3, 3, 4, False),
+    (3, 3, 4, True),
+    (2, 5, 1, True),
+    (4, 1, 5, True),
+]
+
+
+@pytest.mark.parametrize(("s_q", "s_kv", "past", "exact"), KV_CACHE_CASES)
+def test_mha_kv_cache_twin_counts_the_formula(s_q, s_kv, past, exact):
+    """With past cached tokens, the twin projects S_kv tokens and attends over past + S_kv keys: its
+    FlopCounterMode count, parameters and cache (keys and values after the call) are the formula's."""
+    formula = formulas.multi_head_attention
+    values = dict(B=2, S_q=s_q, S_kv=s_kv, E=8, heads=4, kv_heads=2, head_dim=3, bias=True, causal=True)
+    values |= dict(exact_causal=exact, kv_cache=True, past=past)
+    fn, inputs, module = build_twin(formula, values)
+    assert [tuple(t.shape) for t in inputs[2:]] == [(2, 2, past, 3)] * 2  # cached keys, values per KV head
+    flops, outputs = count(fn, inputs)
+    ours = formula.evaluate(**values)
+    assert ours.flops == flops
+    assert ours.params == sum(p.numel() for p in module.parameters())
+    assert ours.outputs["y"] == tuple(outputs[0].shape)
+    assert [tuple(t.shape) for t in module.cache] == [(2, 2, past + s_kv, 3)] * 2
+    assert formula.bind(defaults=True, **values).costs["cache"] == sum(t.numel() for t in module.cache)
+    # the cache is not re-projected: fewer FLOPs and bias adds than projecting past + S_kv tokens anew,
+    # and the same attention scores (softmax, scale)
+    uncached = formula.evaluate(**(values | dict(S_kv=past + s_kv, kv_cache=False, past=0)))
+    assert ours.flops < uncached.flops and ours.elementwise["bias"] < uncached.elementwise["bias"]
+    assert [ours.elementwise[k] for k in ("softmax", "mul")] == [uncached.elementwise[k] for k in ("softmax", "mul")]
+
+
+def test_mha_kv_cache_needs_kv_cache():
+    values = dict(B=1, S_q=1, S_kv=1, E=8, heads=2, head_dim=4, past=2)
+    with pytest.raises(FormulaError, match="kv_cache"):
+        formulas.multi_head_attention.evaluate(**values)
+    assert formulas.multi_head_attention.bind(defaults=True, **values, kv_cache=True).costs["cache"] == 2 * 3 * 2 * 4
+    assert formulas.multi_head_attention.bind(defaults=True, **(values | {"past": 0})).costs["cache"] == 0
+
+
+@pytest.mark.parametrize(
+    ("s", "past", "exact"), [(1, 4, False), (1, 4, True), (3, 4, False), (3, 4, True), (2, 1, True)]
+)
+def test_mha_kv_cache_twin_is_the_uncached_layer(s, past, exact):
+    """Self-attention over past + s tokens (causal, bottom-right) gives, in its last s rows, what the
+    cached twin gives from the s new tokens and the past tokens' projected keys and values."""
+    torch.manual_seed(0)
+    layer = MultiHeadAttention(6, 4, 2, 3, causal=True, exact_causal=exact, kv_cache=True, device=torch.device("cpu"))
+    layer = layer.double()
+    x = torch.randn(2, past + s, 6, dtype=torch.float64)
+    with torch.no_grad():
+        full = layer(x, x)
+        past_k = layer._split(layer.k_proj(x[:, :past]), 2)
+        past_v = layer._split(layer.v_proj(x[:, :past]), 2)
+        new = x[:, past:]
+        cached = layer(new, new, past_k, past_v)
+    torch.testing.assert_close(cached, full[:, past:])
+    # the cache after the step holds every token's keys and values, as the uncached layer's
+    torch.testing.assert_close(layer.cache[0], layer._split(layer.k_proj(x), 2))
+    torch.testing.assert_close(layer.cache[1], layer._split(layer.v_proj(x), 2))
 
 
 # ---- lstm / gru ------------------------------------------------------------------------------------

@@ -58,7 +58,7 @@ def test_derive_json_parses_and_is_complete():
     result = run("derive", "conv2d", "--format", "json", "--set", "kernel=3")
     data = json.loads(result.stdout)
     assert data["name"] == "conv2d"
-    assert set(data["costs"]) == {"flops", "macs", "params", "buffers", "read", "write"}
+    assert set(data["costs"]) == {"flops", "macs", "params", "buffers", "read", "write", "cache"}
     assert data["bound"] == {"kernel_h": "3", "kernel_w": "3"}
     assert data["convention"]["name"] == "torch"
 

@@ -103,23 +103,29 @@ def derive_seconds(n_layer: int, literal: bool, repeats: int = 5) -> float:
     return best
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def setup(doc: str) -> tuple[int, list[str]]:
+    """Parse ``--runs``, find the ``symcost`` command and print the machine: (runs, command)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     exe = shutil.which("symcost")
     base = [exe] if exe else [sys.executable, "-m", "symcost.cli"]
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus")
+    return args.runs, base
 
-    times, rss, _ = cold([*base, "eval", "archs/resnet50.yaml"], args.runs)
+
+def main() -> None:
+    runs, base = setup(__doc__)
+
+    times, rss, _ = cold([*base, "eval", "archs/resnet50.yaml"], runs)
     ours = show("cold `symcost eval archs/resnet50.yaml`", times, 1.0, f"  peak RSS {rss / 1024:.0f} MB")
     script = TORCH_RESNET50.format(root=str(ROOT))
-    times, trss, out = cold([sys.executable, "-c", script], args.runs)
+    times, trss, out = cold([sys.executable, "-c", script], runs)
     theirs = show("cold torch.nn ResNet-50 + FlopCounterMode (meta)", times, None, f"  peak RSS {trss / 1024:.0f} MB")
     print(f"{'':<52} torch counted FLOPs, params = {out.strip()}")
     print(f"{'':<52} symcost is {theirs / ours:.1f}x faster")
 
-    times, lrss, _ = cold([*base, "eval", "llama", *LLAMA_70B], args.runs)
+    times, lrss, _ = cold([*base, "eval", "llama", *LLAMA_70B], runs)
     show("cold `symcost eval llama` at 80 layers (70B shape)", times, 1.5, f"  peak RSS {lrss / 1024:.0f} MB")
 
     for literal, how in ((True, "repeat: 80 vs repeat: 1"), (False, "n_layer=80 vs n_layer=1")):

@@ -16,16 +16,13 @@ Run: python benchmarks/bench_roofline.py [--runs 5]
 
 from __future__ import annotations
 
-import argparse
-import os
-import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_eval import cold, show  # noqa: E402  (one way of timing cold runs for every benchmark)
+from bench_eval import cold, setup, show  # noqa: E402  (one way of timing cold runs for every benchmark)
 
 PREDICTIONS = [
     # arch, --set, phase, device, dtype
@@ -94,29 +91,22 @@ def predictions(base: list[str]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
-    exe = shutil.which("symcost")
-    base = [exe] if exe else [sys.executable, "-m", "symcost.cli"]
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus")
+    runs, base = setup(__doc__)
 
-    times, _, _ = cold([*base, "eval", "resnet50"], args.runs)
+    times, _, _ = cold([*base, "eval", "resnet50"], runs)
     plain = show("cold `symcost eval resnet50`", times)
-    times, rss, _ = cold([*base, "eval", "resnet50", "--device", "a100", "--dtype", "bf16"], args.runs)
+    times, rss, _ = cold([*base, "eval", "resnet50", "--device", "a100", "--dtype", "bf16"], runs)
     device = show("cold `... --device a100 --dtype bf16`", times, 1.0, f"  peak RSS {rss / 1024:.0f} MB")
     verdict = "ok" if device - plain <= 0.2 else "OVER the 0.2 s target"
     print(f"{'':<52} the roofline adds {1e3 * (device - plain):.0f} ms  {verdict}")
     decode = ["eval", "llama", "--device", "a100", "--dtype", "bf16", "--phase", "decode"]
-    times, _, _ = cold([*base, *decode], args.runs)
+    times, _, _ = cold([*base, *decode], runs)
     show("cold `symcost eval llama --phase decode --device a100`", times, 1.0)
-    times, _, _ = cold([*base, *decode, "--free", "B"], args.runs)
+    times, _, _ = cold([*base, *decode, "--free", "B"], runs)
     show("cold `... --free B` (closed form + crossovers)", times, 2.0)
     with tempfile.TemporaryDirectory() as folder:
         png = str(Path(folder) / "roofline.png")
-        times, prss, _ = cold(
-            [*base, "roofline", "resnet50", "--device", "a100", "--dtype", "bf16", "-o", png], args.runs
-        )
+        times, prss, _ = cold([*base, "roofline", "resnet50", "--device", "a100", "--dtype", "bf16", "-o", png], runs)
         show("cold `symcost roofline resnet50 -o roofline.png`", times, None, f"  peak RSS {prss / 1024:.0f} MB")
     in_process()
     predictions(base)

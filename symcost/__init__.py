@@ -24,6 +24,7 @@ def get_formula(name: str) -> Any:
 
 
 def __getattr__(name: str) -> Any:
-    if name in {"formulas", "registry", "formula", "cost", "expr", "errors", "yamlio", "report", "cli"}:
+    if name in {"formulas", "registry", "formula", "cost", "expr", "errors", "yamlio", "report", "cli", "arch",
+                "shapes", "compile", "devices", "roofline", "memory", "plot"}:  # fmt: skip
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'symcost' has no attribute {name!r}")

@@ -20,7 +20,7 @@ app = typer.Typer(
     name="symcost",
     help=(
         "Closed-form FLOPs, MACs, parameters and memory traffic of neural-network layers, "
-        "with no framework and no forward pass.\n\n"
+        "with no framework and no forward pass; roofline latency on a device.\n\n"
         "Examples:\n\n"
         "  symcost eval archs/resnet50.yaml\n\n"
         "  symcost eval resnet50 --set H=320 W=320 --depth 1\n\n"
@@ -245,7 +245,7 @@ DtypeOption = Annotated[
     str,
     typer.Option(
         "--dtype",
-        help="Compute and storage dtype: fp32, tf32, fp16, bf16, fp8, int8, int4. Picks the device's peak and the bytes per value.",
+        help="Compute and storage dtype: fp64, fp32, tf32, fp16, bf16, fp8, int8, int4. Picks the device's peak and the bytes per value.",
     ),
 ]
 EfficiencyOption = Annotated[
@@ -392,7 +392,7 @@ def eval_(
 
       symcost eval llama --phase train --dtype bf16 --set S=2048 --device h100
 
-      symcost eval gpt2 --device a100 --dtype fp16 --symbolic --set B=1
+      symcost eval llama --device a100 --dtype bf16 --phase decode --free B
 
       symcost eval llama --set n_layer=80 d_model=8192 n_head=64 n_kv_head=8 d_ff=28672
     """
@@ -502,7 +502,8 @@ def roofline(
         roof = roofline_module.roof_for(chosen, dtype, efficiency=efficiency, memory_efficiency=memory_efficiency)
         estimate = roofline_module.estimate(result, chosen, roof, dtype, training=phase == "train", waves=waves)
         written = plot.roofline(result, estimate, output, depth=depth, phase=phase)
-        typer.echo(f"wrote {written}: {len(result.nodes)} layers of {graph.arch.name} on {chosen.name} ({dtype})")
+        layers = sum(node.count for node in result.nodes)
+        typer.echo(f"wrote {written}: {layers} layers of {graph.arch.name} on {chosen.name} ({dtype})")
 
 
 @list_app.command("devices")

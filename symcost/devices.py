@@ -140,8 +140,6 @@ def load_data(top: Any, path: str) -> Device:
     top = mapping_at(top, "a device file", getattr(top, "loc", Location(path, 1, 1)), DeviceError)
     check_keys(top, _TOP_KEYS, "device", DeviceError)
     name = text_at(top, "name", DeviceError, required=True)
-    if Path(path).suffix in (".yaml", ".yml") and Path(path).stem != name and Path(path).parent.name == "devices":
-        raise DeviceError(f"device '{name}' must be in a file named {name}.yaml", top.loc_of("name"))
     kind = text_at(top, "kind", DeviceError, required=True)
     if kind not in KINDS:
         raise DeviceError(
@@ -227,7 +225,15 @@ def bundled() -> list[Device]:
     from .registry import data_dir
 
     folder = data_dir("devices")
-    return [load_path(p, f"devices/{p.name}") for p in sorted(folder.glob("*.yaml"))]
+    found = []
+    for path in sorted(folder.glob("*.yaml")):
+        device = load_path(path, f"devices/{path.name}")
+        if device.name != path.stem:  # bundled files are named after their device, so users can find them
+            raise DeviceError(
+                f"device '{device.name}' must be in a file named {device.name}.yaml", Location(device.path)
+            )
+        found.append(device)
+    return found
 
 
 def catalog(files: list[str] | tuple[str, ...] = ()) -> list[Device]:

@@ -114,7 +114,7 @@ def roofline(result: Any, estimate: Any, path: str, *, depth: int = 1, phase: st
     from matplotlib.lines import Line2D
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    from .report import duration, si
+    from .report import duration, rate_unit, si
 
     roof, device, dtype = estimate.roof, estimate.device, estimate.dtype
     peak, bandwidth, ridge = float(roof.peak), float(roof.bandwidth), float(roof.ridge)
@@ -182,9 +182,9 @@ def roofline(result: Any, estimate: Any, path: str, *, depth: int = 1, phase: st
             fontsize=9,
         )
         nominal, nominal_bw = float(device.peak(dtype)), float(device.bandwidth)
-        peak_label = f"{dtype} peak {si(peak, 'FLOP/s')}"
+        peak_label = f"{dtype} peak {si(peak, rate_unit(dtype))}"
         if not math.isclose(peak, nominal):
-            peak_label = f"{dtype} {si(peak, 'FLOP/s')} ({peak / nominal:.0%} of peak)"
+            peak_label = f"{dtype} {si(peak, rate_unit(dtype))} ({peak / nominal:.0%} of peak)"
         bw_label = si(bandwidth, "B/s")
         if not math.isclose(bandwidth, nominal_bw):
             bw_label += f" ({bandwidth / nominal_bw:.0%})"
@@ -252,8 +252,8 @@ def roofline(result: Any, estimate: Any, path: str, *, depth: int = 1, phase: st
         arch = result.graph.arch.name
         fig.suptitle(f"{arch} on {device.name} ({dtype}, {phase})", fontsize=13, x=0.09, ha="left", y=0.965)
         bounds: dict[str, int] = {}
-        for t in estimate.layers:
-            bounds[t.bound] = bounds.get(t.bound, 0) + 1
+        for node, t in zip(result.nodes, estimate.layers):  # copies of a repeated layer count
+            bounds[t.bound] = bounds.get(t.bound, 0) + node.count
         parts = [f"{bounds.get('memory', 0)} memory-bound", f"{bounds.get('compute', 0)} compute-bound"]
         if bounds.get("balanced"):
             parts.append(f"{bounds['balanced']} at the ridge")
@@ -263,7 +263,7 @@ def roofline(result: Any, estimate: Any, path: str, *, depth: int = 1, phase: st
             0.09,
             0.905,
             f"latency {duration(float(total))} (sum of per-layer roofline times); "
-            f"{_plural(len(estimate.layers), 'layer')}: {', '.join(parts)}",
+            f"{_plural(sum(n.count for n in result.nodes), 'layer')}: {', '.join(parts)}",
             fontsize=9.5,
             color="0.25",
         )

@@ -317,12 +317,12 @@ EVAL_FORMATS = ("table", "json", "csv", "markdown", "latex")
 _LAYER_COLUMNS = ("params", "macs", "flops", "read", "write")
 
 
-def si(value: float, unit: str = "") -> str:
+def si(value: float, unit: str = "", digits: int = 3) -> str:
     """A short decimal-SI figure for reading (``8.18 G``); exact counts are printed beside it."""
     for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= factor:
-            return f"{value / factor:.3g} {prefix}{unit}"
-    return f"{value:.3g} {unit}".rstrip()
+            return f"{value / factor:.{digits}g} {prefix}{unit}"
+    return f"{value:.{digits}g} {unit}".rstrip()
 
 
 def fold(result: Any, depth: int | None, times: Any = None) -> list[dict[str, Any]]:
@@ -367,12 +367,12 @@ def fold(result: Any, depth: int | None, times: Any = None) -> list[dict[str, An
     return rows
 
 
-def duration(seconds: float) -> str:
+def duration(seconds: float, digits: int = 3) -> str:
     """Seconds for reading: ``6.61 ms``, ``312 µs``, ``1.2 s``."""
     for factor, unit in ((1, "s"), (1e-3, "ms"), (1e-6, "µs")):
         if abs(seconds) >= factor:
-            return f"{seconds / factor:.3g} {unit}"
-    return f"{seconds / 1e-9:.3g} ns" if seconds else "0 s"
+            return f"{seconds / factor:.{digits}g} {unit}"
+    return f"{seconds / 1e-9:.{digits}g} ns" if seconds else "0 s"
 
 
 def _float(value: Any) -> Any:
@@ -526,76 +526,70 @@ def _aligned(header: tuple[str, ...], body: list[tuple[str, ...]], right: set[in
     return [line(header), line(tuple("-" * w for w in widths))] + [line(r) for r in body]
 
 
-def _performance_lines(d: dict[str, Any]) -> list[str]:
+def rate_unit(dtype: str) -> str:
+    """Integer throughput is in operations per second (TOP/s), floating point in FLOP/s."""
+    return "OP/s" if dtype.startswith("int") else "FLOP/s"
+
+
+def _performance_lines(d: dict[str, Any]) -> list[str]:  # noqa: PLR0915 - one printed section
     dev, p = d["device"], d["performance"]
-    dtype = dev["dtype"]
+    dtype, unit, phase = dev["dtype"], rate_unit(dev["dtype"]), p["phase"]
+    derated = (
+        dev["used_flop_per_s"] != dev["peak_flop_per_s"] or dev["used_bytes_per_s"] != dev["bandwidth_bytes_per_s"]
+    )
+    used = f"; used at {si(dev['used_flop_per_s'], unit)} and {si(dev['used_bytes_per_s'], 'B/s')}" if derated else ""
+    overlap = "max(compute, memory)" if dev["overlap"] == "max" else "compute + memory"
     lines = [
         "",
         f"Roofline on {dev['name']} ({dev['summary']}){'' if dev['verified'] else '  [figures not verified: see its file]'}",
-        f"  {dtype} peak {si(dev['peak_flop_per_s'], 'FLOP/s')}, bandwidth {si(dev['bandwidth_bytes_per_s'], 'B/s')}"
-        + (
-            f"; used at {si(dev['used_flop_per_s'], 'FLOP/s')} and {si(dev['used_bytes_per_s'], 'B/s')}"
-            if dev["used_flop_per_s"] != dev["peak_flop_per_s"]
-            or dev["used_bytes_per_s"] != dev["bandwidth_bytes_per_s"]
-            else ""
-        ),
-        f"  ridge point {dev['ridge_flop_per_byte']:.1f} FLOP/byte: a layer below it is memory-bound"
-        + (
-            "; compute and memory overlap (latency = max)"
-            if dev["overlap"] == "max"
-            else "; no overlap (latency = compute + memory)"
-        )
-        + ("; tile/wave quantization on" if dev.get("waves") else ""),
+        f"  {dtype} peak {si(dev['peak_flop_per_s'], unit)}, bandwidth {si(dev['bandwidth_bytes_per_s'], 'B/s')}{used}",
+        f"  ridge point {dev['ridge_flop_per_byte']:.1f} FLOP/byte: a layer below it is memory-bound; "
+        f"layer latency = {overlap}" + ("; tile/wave quantization on" if dev.get("waves") else ""),
         "  an estimate from the roofline model (a lower bound at these efficiencies), not a measurement",
         "",
     ]
-    phase = p["phase"]
-    label = {"prefill": "time to first token", "decode": "time per output token", "train": "training step"}.get(
-        phase, "latency"
-    )
+    label = {"prefill": "time to first token", "decode": "time per output token", "train": "training step"}
+    label = label.get(phase, "latency")
 
     def row(name: str, value: str, extra: str = "") -> str:
-        return f"  {name:<30} {value:>14}  {extra}".rstrip()
+        return f"  {name:<36} {value:>14}  {extra}".rstrip()
+
+    def exact(seconds: float) -> str:  # 4 significant digits: a near miss must not print as a tie
+        return duration(seconds, digits=4)
 
     by_bound = ", ".join(f"{n} {b}" for b, n in sorted(p["layers_by_bound"].items()))
     lines.append(
-        row(
-            f"{label} (phase {phase})",
-            duration(p["latency_s"]),
-            f"sum over layers of max(compute, memory); layers: {by_bound}",
-        )
+        row(f"{label} (phase {phase})", exact(p["latency_s"]), f"sum over layers of {overlap}; layers: {by_bound}")
     )
-    lines.append(row("  in compute-bound layers", duration(p["compute_bound_s"])))
-    lines.append(row("  in memory-bound layers", duration(p["memory_bound_s"])))
+    lines.append(row("  in compute-bound layers", exact(p["compute_bound_s"])))
+    lines.append(row("  in memory-bound layers", exact(p["memory_bound_s"])))
     if p["tokens_per_s"] is not None:
-        lines.append(row("throughput", f"{p['tokens_per_s']:.4g}", f"tokens/s ({p['tokens']} per pass)"))
+        lines.append(row("throughput", f"{p['tokens_per_s']:,.1f}", f"tokens/s ({p['tokens']} per pass)"))
     elif p["samples_per_s"] is not None:
-        lines.append(row("throughput", f"{p['samples_per_s']:.4g}", f"samples/s ({p['samples']} per pass)"))
+        lines.append(row("throughput", f"{p['samples_per_s']:,.1f}", f"samples/s ({p['samples']} per pass)"))
     if phase == "train":
-        lines.append(
-            row(
-                "FLOPs per step",
-                si(p["flops"], "FLOP"),
-                f"{format_count(p['flops'])} = 3 x forward; optimizer {p.get('optimizer')}",
-            )
-        )
+        extra = f"{format_count(p['flops'])} = {cost.TRAINING_FACTOR} x forward; optimizer {p.get('optimizer')}"
+        lines.append(row("FLOPs per step", si(p["flops"], "FLOP"), extra))
+    at = " (at the --efficiency peak)" if derated else ""
     lines.append(
-        row("FLOPs / peak", duration(p["flops_lower_bound_s"]), "the whole-model compute bound (seed 000's formula)")
+        row("FLOPs / peak", exact(p["flops_lower_bound_s"]), f"the whole-model compute bound (seed 000's formula){at}")
     )
-    lines.append(row("weights / bandwidth", duration(p["weights_lower_bound_s"]), "reading every weight once"))
+    lines.append(
+        row(
+            "weights / bandwidth",
+            exact(p["weights_lower_bound_s"]),
+            "every weight read once (a reference: lookups read only their rows)",
+        )
+    )
     if p["attained_flop_per_s"] is not None:
         share = p["attained_flop_per_s"] / dev["peak_flop_per_s"]
-        lines.append(row("attained", si(p["attained_flop_per_s"], "FLOP/s"), f"{100 * share:.1f}% of peak"))
+        lines.append(row("attained", si(p["attained_flop_per_s"], unit), f"{100 * share:.1f}% of the nominal peak"))
     if p["intensity_flop_per_byte"] is not None:
-        lines.append(
-            row(
-                "intensity",
-                f"{p['intensity_flop_per_byte']:.1f}",
-                f"FLOP/byte over {format_count(p['traffic_bytes'])} bytes moved",
-            )
-        )
+        moved = f"FLOP/byte over {format_count(p['traffic_bytes'])} bytes moved"
+        lines.append(row("intensity", f"{p['intensity_flop_per_byte']:.1f}", moved))
     need = p["memory_needed_bytes"]
-    parts = ", ".join(f"{k.replace('_', ' ')} {si(v, 'B')}" for k, v in need.items() if v)
+    names = {"activations": "activations kept for backward" if phase == "train" else "activations (peak alive)"}
+    parts = ", ".join(f"{names.get(k, k.replace('_', ' '))} {si(v, 'B')}" for k, v in need.items() if v)
     verdict = "fits" if p["fits"] else "does NOT fit"
     lines.append(
         row("memory needed", si(p["memory_total_bytes"], "B"), f"{verdict} in {si(p['capacity_bytes'], 'B')}: {parts}")
@@ -606,20 +600,22 @@ def _performance_lines(d: dict[str, Any]) -> list[str]:
         )
     if "target_latency_s" in p:
         ok = "meets" if p["meets_target"] else "misses"
-        lines.append(row("target latency", duration(p["target_latency_s"]), f"the estimate {ok} it; needs at least:"))
+        lines.append(row("target latency", exact(p["target_latency_s"]), f"the estimate {ok} it; needs at least:"))
         lines.append(
             row(
                 "  bandwidth for the weights",
-                si(p["bandwidth_for_weights_bytes_per_s"], "B/s"),
+                si(p["bandwidth_for_weights_bytes_per_s"], "B/s", 4),
                 "weights / target (seed 004's rule)",
             )
         )
         lines.append(
             row(
-                "  bandwidth for all traffic", si(p["bandwidth_for_traffic_bytes_per_s"], "B/s"), "bytes moved / target"
+                "  bandwidth for all traffic",
+                si(p["bandwidth_for_traffic_bytes_per_s"], "B/s", 4),
+                "bytes moved / target",
             )
         )
-        lines.append(row("  compute", si(p["flop_per_s_for_target"], "FLOP/s"), "FLOPs / target"))
+        lines.append(row("  compute", si(p["flop_per_s_for_target"], unit, 4), "FLOPs / target"))
     return lines
 
 
@@ -655,7 +651,8 @@ def _totals_lines(d: dict[str, Any]) -> list[str]:
     values = ", ".join(f"{k}={v}" for k, v in d["values"].items())
     lines = [
         "",
-        f"Totals for {d['arch']} at {values}",
+        f"Totals for {d['arch']} at {values}"
+        + (" (one forward pass)" if "training" in d or d.get("performance", {}).get("phase") == "train" else ""),
         f"  convention '{d['convention']['name']}': {d['convention']['doc']}",
     ]
     dtype = d["dtype"]
@@ -676,14 +673,14 @@ def _totals_lines(d: dict[str, Any]) -> list[str]:
     )
     lines.append(
         total(
-            "activations (elements)",
+            "layer outputs (elements)",
             t["activation_elements"],
-            f"({si(t['activation_bytes'], 'B')} as {dtype}, every layer's output)",
+            f"({si(t['activation_bytes'], 'B')} as {dtype}, every layer's output summed)",
         )
     )
     if t["cache_elements"]:
         lines.append(total("KV cache (elements)", t["cache_elements"], f"({si(t['kv_cache_bytes'], 'B')} as {dtype})"))
-    lines.append(total("memory read (elements)", t["read_elements"], "(inputs + weights of every layer)"))
+    lines.append(total("memory read (elements)", t["read_elements"], "(inputs, weights and KV cache of every layer)"))
     lines.append(total("memory write (elements)", t["write_elements"]))
     lines.append(total("memory traffic (bytes)", t["traffic_bytes"], f"({si(t['traffic_bytes'], 'B')} as {dtype})"))
     if t["intensity_flop_per_byte"] is not None:
@@ -695,7 +692,8 @@ def _symbolic_lines(d: dict[str, Any]) -> list[str]:
     if "symbolic" not in d:
         return []
     lines = ["", f"Closed form (free: {', '.join(d['free']) or 'none'})"]
-    lines += [f"  {k:<10} = {v}" for k, v in d["symbolic"].items()]
+    width = max(len(k) for k in d["symbolic"])
+    lines += [f"  {k:<{width}} = {v}" for k, v in d["symbolic"].items()]
     for row in d.get("symbolic_layers", []):
         if row.get("compute_bound_from"):
             where = ", ".join(f"{k} >= {v}" for k, v in row["compute_bound_from"].items())

@@ -118,7 +118,9 @@ def gemm_utilization(batch: int, m: int, n: int, tile: tuple[int, int], units: i
     The output (``batch`` matrices of ``m x n``) is cut into ``tile``-sized work units; the device
     runs ``units`` of them at a time (one per SM), in waves. Partial tiles waste their padding, and
     the last wave leaves units idle (NVIDIA, "Matrix Multiplication Background User's Guide", tile
-    and wave quantization). Utilization = useful outputs / (waves x units x tile outputs):
+    and wave quantization). A dimension thinner than the tile gets a tile side of the next power of
+    two (libraries pick thin kernels and GEMV for it). Utilization = useful outputs / (waves x units
+    x tile outputs):
 
     A 4096 x 4096 output on an A100 (108 SMs): 32 x 32 = 1,024 tiles in ceil(1024/108) = 10 waves,
     the last one 52 of 108 full: 1024 / 1080 = 128/135.
@@ -126,16 +128,21 @@ def gemm_utilization(batch: int, m: int, n: int, tile: tuple[int, int], units: i
     >>> gemm_utilization(1, 4096, 4096, (128, 128), 108)
     Fraction(128, 135)
 
-    One decode row (m = 1) fills 1 of each tile's 128 rows: 32 tiles in one wave of 108,
-    4096 / (108 x 16384) = 1/432.
+    One decode row (m = 1) gets 1 x 128 tiles: 32 of them in one wave of 108 SMs,
+    4096 / (108 x 128) = 8/27.
 
     >>> gemm_utilization(1, 1, 4096, (128, 128), 108)
-    Fraction(1, 432)
+    Fraction(8, 27)
     """
-    tm, tn = tile
+    tm, tn = min(tile[0], _pow2(m)), min(tile[1], _pow2(n))
     tiles = batch * -(-m // tm) * -(-n // tn)
     waves = -(-tiles // units)
     return Fraction(batch * m * n, waves * units * tm * tn)
+
+
+def _pow2(n: int) -> int:
+    """The smallest power of two >= n: the tile side a library picks for a thin dimension."""
+    return 1 << max(n - 1, 0).bit_length()
 
 
 def symbolic_time(flops: sympy.Expr, nbytes: sympy.Expr, roof: Roof) -> dict[str, sympy.Expr]:
@@ -258,9 +265,9 @@ def summary(result: Any, est: Estimate, *, phase: str = "inference", target_late
             optimizer: str = "adam") -> dict[str, Any]:  # fmt: skip
     """The whole-network figures of ``symcost eval --device``: exact numbers (Fractions, ints).
 
-    Latency is the sum of the layers' roofline latencies. The seed's whole-model bound
-    FLOPs ÷ peak ignores memory; the weight-streaming bound weights ÷ bandwidth ignores compute:
-    the per-layer latency is at least the larger of the two.
+    Latency is the sum of the layers' roofline latencies, at least the seed's whole-model bound
+    FLOPs ÷ peak, which ignores memory. ``weights_lower_bound_s`` (every weight read once) is a
+    reference, not a bound: an embedding layer reads only the rows it looks up.
     """
     from . import memory
     from .cost import TRAINING_FACTOR, to_bytes
@@ -276,9 +283,9 @@ def summary(result: Any, est: Estimate, *, phase: str = "inference", target_late
     subs = {arch.variables[k].symbol: sympy.Integer(v) for k, v in result.values.items() if k in arch.variables}
     samples = int(arch.samples.xreplace(subs)) if arch.samples is not None else None
     tokens = int(arch.tokens.xreplace(subs)) if arch.tokens is not None else None
-    bounds: dict[str, int] = {}
-    for t in est.layers:
-        bounds[t.bound] = bounds.get(t.bound, 0) + 1
+    bounds: dict[str, int] = {}  # layers (copies of a repeat counted) by bound
+    for node, t in zip(result.nodes, est.layers):
+        bounds[t.bound] = bounds.get(t.bound, 0) + node.count
     out: dict[str, Any] = {
         "phase": phase,
         "latency_s": latency,

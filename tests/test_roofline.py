@@ -135,7 +135,8 @@ def test_decode_phase_from_the_cli():
     data = json.loads(result.stdout)
     assert data["values"]["S"] == 1 and data["values"]["ctx"] == 4095
     p = data["performance"]
-    assert p["layers_by_bound"] == {"memory": 13}
+    # every layer memory-bound: 32 decoder layers x 10 + embedding + final norm + lm_head = 323
+    assert p["layers_by_bound"] == {"memory": 323}
     # KV cache after the step: 2 (k, v) x 32 layers x 4096 tokens x 4096 (32 heads x 128) x 2 bytes
     assert p["kv_cache_bytes"] == 2 * 32 * 4096 * 4096 * 2 == 2_147_483_648
     assert p["tokens"] == 1
@@ -245,6 +246,9 @@ def test_waves_derate_gemms():
     assert roofline.gemm_utilization(1, 4096, 4096, (128, 128), 108) == Fraction(1024, 1080)
     # exactly one full wave: 108 tiles of 128 x 128 = 12 x 9 tiles
     assert roofline.gemm_utilization(1, 12 * 128, 9 * 128, (128, 128), 108) == 1
+    # a thin GEMM gets a thin tile (the next power of two): m = 3 -> 4 x 128 tiles, 32 of them
+    # in one wave of 108: 3 x 4096 / (108 x 4 x 128) = 12288 / 55296 = 2/9
+    assert roofline.gemm_utilization(1, 3, 4096, (128, 128), 108) == Fraction(2, 9)
     plain = json.loads(run("eval", "resnet50", "--device", "a100", "--dtype", "bf16", "--format", "json").stdout)
     waved = json.loads(
         run("eval", "resnet50", "--device", "a100", "--dtype", "bf16", "--waves", "--format", "json").stdout

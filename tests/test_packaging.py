@@ -24,6 +24,7 @@ def test_wheel_ships_the_catalog_and_loads_from_it(tmp_path):
         names = archive.namelist()
         assert "symcost/_data/formulas/conv2d.yaml" in names
         assert "symcost/_data/archs/resnet50.yaml" in names
+        assert "symcost/_data/devices/a100.yaml" in names
         assert "symcost/py.typed" in names
         archive.extractall(tmp_path / "site")
     # Run from an empty folder with only the unpacked wheel on the path: no checkout to fall back on.
@@ -35,6 +36,8 @@ def test_wheel_ships_the_catalog_and_loads_from_it(tmp_path):
         "from symcost.shapes import build\n"
         "from symcost.compile import evaluate\n"
         "print(evaluate(build(load_path(r.data_dir('archs') / 'resnet50.yaml'))).totals['flops'])\n"
+        "from symcost import devices\n"
+        "print(devices.find('a100').peak('bf16'), devices.find('a100').path)\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(tmp_path / "site")}
     done = subprocess.run(
@@ -46,10 +49,11 @@ def test_wheel_ships_the_catalog_and_loads_from_it(tmp_path):
             [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120
         )
     assert done.returncode == 0, done.stderr
-    folder, flops, resnet = done.stdout.split()
+    folder, flops, resnet, peak, device_path = done.stdout.split()
     assert Path(folder).is_relative_to(tmp_path / "site")
     assert int(flops) == 43_352_064  # 2 * 112*112*64*3*3*3
     assert int(resnet) == 8_178_368_512  # torchvision's 4.089 GMACs, as FLOPs
+    assert (int(peak), device_path) == (312 * 10**12, "devices/a100.yaml")  # the datasheet's dense bf16
 
 
 def test_import_symcost_does_not_import_heavy_libraries():

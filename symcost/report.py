@@ -658,7 +658,7 @@ def _totals_lines(d: dict[str, Any]) -> list[str]:
     dtype = d["dtype"]
 
     def total(label: str, value: int, extra: str = "") -> str:
-        return f"  {label:<22} {format_count(value):>26}  {extra}".rstrip()
+        return f"  {label:<24} {format_count(value):>24}  {extra}".rstrip()
 
     lines.append(total("params", t["params"], f"({si(t['params'])}; {si(t['params_bytes'], 'B')} as {dtype})"))
     lines.append(total("buffers", t["buffers"], "(not trainable: e.g. BatchNorm running statistics)"))
@@ -684,7 +684,7 @@ def _totals_lines(d: dict[str, Any]) -> list[str]:
     lines.append(total("memory write (elements)", t["write_elements"]))
     lines.append(total("memory traffic (bytes)", t["traffic_bytes"], f"({si(t['traffic_bytes'], 'B')} as {dtype})"))
     if t["intensity_flop_per_byte"] is not None:
-        lines.append(f"  {'arithmetic intensity':<22} {t['intensity_flop_per_byte']:>26.2f}  FLOP/byte")
+        lines.append(f"  {'arithmetic intensity':<24} {t['intensity_flop_per_byte']:>24.2f}  FLOP/byte")
     return lines
 
 
@@ -792,8 +792,8 @@ def _training_lines(d: dict[str, Any]) -> list[str]:
     return [
         "",
         f"Training step ({cost.TRAINING_FACTOR} x forward: backward = 2 x forward for matmul-class ops)",
-        f"  {'FLOPs per step':<22} {format_count(t['flops']):>26}  ({si(t['flops'], 'FLOP')})",
-        f"  {'memory (bytes)':<22} {format_count(t['memory_total_bytes']):>26}  ({si(t['memory_total_bytes'], 'B')}: {parts}; "
+        f"  {'FLOPs per step':<24} {format_count(t['flops']):>24}  ({si(t['flops'], 'FLOP')})",
+        f"  {'memory (bytes)':<24} {format_count(t['memory_total_bytes']):>24}  ({si(t['memory_total_bytes'], 'B')}: {parts}; "
         f"optimizer {t['optimizer']}, activations = every layer's output kept for backward)",
     ]
 

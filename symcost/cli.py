@@ -281,18 +281,29 @@ PhaseOption = Annotated[
 ]
 
 
-def _phase_values(graph: Any, phase: str) -> dict[str, Any]:
+def _graph(arch: str) -> Any:
+    """The shape-propagated graph of an architecture file or a bundled name."""
+    from . import arch as arch_module
+    from . import shapes
+
+    path, shown = _arch_path(arch)
+    return shapes.build(arch_module.load_path(path, shown))
+
+
+def _graph_and_values(arch: str, phase: str, assignments: list[str]) -> tuple[Any, dict[str, Any]]:
+    """The graph, and its variable values: the phase's (``decode: {S: 1, ctx: 4095}``), then --set."""
     from . import arch as arch_module
 
-    if phase in arch_module.BUILTIN_PHASES:
-        return {}
+    graph = _graph(arch)
     phases = graph.arch.phases
-    if phase not in phases:
+    if phase not in arch_module.BUILTIN_PHASES and phase not in phases:
         known = [*arch_module.BUILTIN_PHASES, *phases]
         raise UsageError(
             f"'{graph.arch.name}' has no phase '{phase}'{did_you_mean(phase, known)}; its phases: {', '.join(known)}"
         )
-    return dict(phases[phase].values)
+    names = {v.name: v.symbol for v in graph.arch.variables.values()}
+    given = parse_assignments(assignments, names)
+    return graph, {**(phases[phase].values if phase in phases else {}), **given}
 
 
 def _keep_free(graph: Any, values: dict[str, Any], free: str) -> dict[str, Any]:
@@ -397,18 +408,14 @@ def eval_(
       symcost eval llama --set n_layer=80 d_model=8192 n_head=64 n_kv_head=8 d_ff=28672
     """
     with _user_errors():
-        from . import arch as arch_module
         from . import compile as compile_module
-        from . import cost, report, shapes
+        from . import cost, report
 
         _check_format(fmt, report.EVAL_FORMATS)
         cost.dtype_bits(dtype)
         if overlap not in ("max", "none"):
             raise UsageError(f"--overlap must be max or none, got '{overlap}'")
-        path, shown = _arch_path(arch)
-        graph = shapes.build(arch_module.load_path(path, shown))
-        names = {v.name: v.symbol for v in graph.arch.variables.values()}
-        values = {**_phase_values(graph, phase), **parse_assignments([*(set_ or []), *(bindings or [])], names)}
+        graph, values = _graph_and_values(arch, phase, [*(set_ or []), *(bindings or [])])
         convention = cost.TORCH
         if count_elementwise:
             convention = convention.with_elementwise(cost.parse_categories(count_elementwise))
@@ -416,7 +423,8 @@ def eval_(
         if free is not None:
             symbolic = True
             symbolic_values = _keep_free(graph, values, free)
-        closed = compile_module.symbolic_totals(graph, symbolic_values, convention) if symbolic else None
+        nodes = compile_module.symbolic_nodes(graph, symbolic_values, convention) if symbolic else None
+        closed = compile_module.sum_nodes(nodes) if nodes is not None else None
         result = compile_module.evaluate(graph, values, convention)
         training = phase == "train"
         target = _seconds(target_latency, "--target-latency")
@@ -441,8 +449,7 @@ def eval_(
         options = {"efficiency": efficiency, "memory_efficiency": memory_efficiency if memory_efficiency is not None else efficiency,
                    "overlap": overlap, "waves": waves}  # fmt: skip
         symbolic_layers = None
-        if closed is not None:
-            nodes = compile_module.symbolic_nodes(graph, symbolic_values, convention)
+        if nodes is not None and closed is not None:
             extra, symbolic_layers = roofline.symbolic_estimate(nodes, roof, dtype, training=training)
             closed.update(extra)
         data = report.eval_data(
@@ -486,17 +493,13 @@ def roofline(
       symcost roofline llama --device h100 --dtype bf16 --phase decode -o decode.svg
     """
     with _user_errors():
-        from . import arch as arch_module
         from . import compile as compile_module
-        from . import cost, devices, plot, shapes
+        from . import cost, devices, plot
         from . import roofline as roofline_module
 
         plot.check_output(output)
         cost.dtype_bits(dtype)
-        path, shown = _arch_path(arch)
-        graph = shapes.build(arch_module.load_path(path, shown))
-        names = {v.name: v.symbol for v in graph.arch.variables.values()}
-        values = {**_phase_values(graph, phase), **parse_assignments([*(set_ or []), *(bindings or [])], names)}
+        graph, values = _graph_and_values(arch, phase, [*(set_ or []), *(bindings or [])])
         result = compile_module.evaluate(graph, values)
         chosen = devices.find(device, tuple(device_file or ()))
         roof = roofline_module.roof_for(chosen, dtype, efficiency=efficiency, memory_efficiency=memory_efficiency)
@@ -531,20 +534,17 @@ def check(
     Example: symcost check archs/*.yaml
     """
     with _user_errors():
-        from . import arch as arch_module
         from . import compile as compile_module
-        from . import shapes
 
         for item in files:
-            path, shown = _arch_path(item)
-            graph = shapes.build(arch_module.load_path(path, shown))
+            graph = _graph(item)
             unset = [v.name for v in graph.arch.variables.values() if v.default is None]
             if unset:
                 note = f"; variables without defaults: {', '.join(unset)}; not evaluated"
             else:
                 compile_module.evaluate(graph)
                 note = "; evaluated at the defaults"
-            typer.echo(f"ok  {shown}  ({len(graph.nodes)} layer nodes{note})")
+            typer.echo(f"ok  {graph.arch.path}  ({len(graph.nodes)} layer nodes{note})")
 
 
 @list_app.command("archs")

@@ -164,10 +164,13 @@ def symbolic_totals(
     graph: Graph, values: Mapping[str, Any] | None = None, convention: cost.Convention = cost.TORCH
 ) -> dict[str, sympy.Expr]:
     """Closed-form totals over the variables not given in ``values``."""
-    subs = resolve(graph, values or {}, symbolic=True)
+    return sum_nodes(symbolic_nodes(graph, values, convention))
+
+
+def sum_nodes(nodes: list[tuple[str, dict[str, sympy.Expr]]]) -> dict[str, sympy.Expr]:
+    """The totals of :func:`symbolic_nodes`' contributions, key by key."""
     sums: dict[str, list[sympy.Expr]] = {key: [] for key in TOTAL_KEYS}
-    for node in graph.nodes:
-        per = cost.node_totals(node.count, node.costs, node.elementwise, convention)
+    for _, per in nodes:
         for key, value in per.items():
             sums.setdefault(key, []).append(value)
-    return {key: sympy.Add(*terms).xreplace(subs) for key, terms in sums.items()}
+    return {key: sympy.Add(*terms) for key, terms in sums.items()}

@@ -77,3 +77,23 @@ def training_state(params: int, dtype: str, optimizer: str) -> dict[str, int]:
         "master_weights": to_bytes(params, "fp32") if dtype_bits(dtype) < 32 else 0,
         "optimizer": to_bytes(OPTIMIZERS[optimizer] * params, "fp32"),
     }
+
+
+def needed(result: Any, dtype: str, *, training: bool = False, optimizer: str = "adam") -> dict[str, int]:
+    """Bytes a device must hold for one pass of ``result``, by what they are.
+
+    Inference: weights (params + buffers), the KV cache, and the activations alive at once.
+    Training: :func:`training_state`, buffers, and every layer's output kept for the backward pass.
+    """
+    totals = result.totals
+    if training:
+        return {
+            **training_state(totals["params"], dtype, optimizer),
+            "buffers": to_bytes(totals["buffers"], dtype),
+            "activations": to_bytes(totals["write"], dtype),
+        }
+    return {
+        "weights": to_bytes(totals["params"] + totals["buffers"], dtype),
+        "kv_cache": to_bytes(totals["cache"], dtype),
+        "activations": to_bytes(peak_activations(result), dtype),
+    }

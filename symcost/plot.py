@@ -56,16 +56,6 @@ def check_output(path: str) -> None:
         raise UsageError(MISSING)
 
 
-def block_of(path: str, depth: int) -> str:
-    """The block a layer belongs to: the first ``depth`` components of its path, as ``eval --depth``
-    folds them (a repeat range such as ``0-31`` is one component).
-
-    >>> block_of("layer1.0.conv1", 1), block_of("model.layers.0-31.self_attn", 3)
-    ('layer1', 'model.layers.0-31')
-    """
-    return ".".join(path.split(".")[:depth])
-
-
 def _number(value: float) -> str:
     """A figure for a label: three significant digits, whole numbers from 1,000 up (no 1.53e+03)."""
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
@@ -114,7 +104,7 @@ def roofline(result: Any, estimate: Any, path: str, *, depth: int = 1, phase: st
     from matplotlib.lines import Line2D
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    from .report import duration, rate_unit, si
+    from .report import block_of, duration, rate_unit, si
 
     roof, device, dtype = estimate.roof, estimate.device, estimate.dtype
     peak, bandwidth, ridge = float(roof.peak), float(roof.bandwidth), float(roof.ridge)
@@ -251,9 +241,7 @@ def roofline(result: Any, estimate: Any, path: str, *, depth: int = 1, phase: st
 
         arch = result.graph.arch.name
         fig.suptitle(f"{arch} on {device.name} ({dtype}, {phase})", fontsize=13, x=0.09, ha="left", y=0.965)
-        bounds: dict[str, int] = {}
-        for node, t in zip(result.nodes, estimate.layers):  # copies of a repeated layer count
-            bounds[t.bound] = bounds.get(t.bound, 0) + node.count
+        bounds = estimate.layers_by_bound(result)
         parts = [f"{bounds.get('memory', 0)} memory-bound", f"{bounds.get('compute', 0)} compute-bound"]
         if bounds.get("balanced"):
             parts.append(f"{bounds['balanced']} at the ridge")

@@ -325,6 +325,16 @@ def si(value: float, unit: str = "", digits: int = 3) -> str:
     return f"{value:.{digits}g} {unit}".rstrip()
 
 
+def block_of(path: str, depth: int) -> str:
+    """The block a layer belongs to: the first ``depth`` components of its path, as ``eval --depth``
+    folds them (a repeat range such as ``0-31`` is one component); the roofline plot colours by it.
+
+    >>> block_of("layer1.0.conv1", 1), block_of("model.layers.0-31.self_attn", 3)
+    ('layer1', 'model.layers.0-31')
+    """
+    return ".".join(path.split(".")[:depth])
+
+
 def fold(result: Any, depth: int | None, times: Any = None) -> list[dict[str, Any]]:
     """Per-layer rows, or rows folded to the first ``depth`` components of each layer path.
 
@@ -335,8 +345,7 @@ def fold(result: Any, depth: int | None, times: Any = None) -> list[dict[str, An
     rows: list[dict[str, Any]] = []
     index: dict[str, dict[str, Any]] = {}
     for position, node in enumerate(result.nodes):
-        parts = node.path.split(".")
-        key = ".".join(parts[:depth]) if depth else node.path
+        key = block_of(node.path, depth) if depth else node.path
         row = index.get(key)
         if row is None:
             row = {"name": key, "op": node.op, "count": node.count, "output": list(node.output), "layers": 0}
@@ -773,9 +782,7 @@ def training_data(result: Any, dtype: str, optimizer: str) -> dict[str, Any]:
     """``eval --phase train`` without a device: FLOPs of a step and the memory it holds."""
     from . import memory
 
-    state = memory.training_state(result.totals["params"], dtype, optimizer)
-    need = {**state, "buffers": cost.to_bytes(result.totals["buffers"], dtype),
-            "activations": cost.to_bytes(result.totals["write"], dtype)}  # fmt: skip
+    need = memory.needed(result, dtype, training=True, optimizer=optimizer)
     return {
         "optimizer": optimizer,
         "flops": result.totals["flops"] * cost.TRAINING_FACTOR,

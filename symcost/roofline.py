@@ -34,14 +34,18 @@ from .errors import UsageError
 class Roof:
     """The two ceilings a layer meets: attainable FLOP/s and bytes/s (after efficiency)."""
 
-    peak: Fraction | int  # FLOP/s
-    bandwidth: Fraction | int  # bytes/s
+    peak: Fraction  # FLOP/s (an int is taken exactly)
+    bandwidth: Fraction  # bytes/s
     overlap: bool = True  # latency = max(compute, memory); False: their sum
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "peak", Fraction(self.peak))
+        object.__setattr__(self, "bandwidth", Fraction(self.bandwidth))
 
     @property
     def ridge(self) -> Fraction:
         """Arithmetic intensity (FLOP/byte) at which a layer turns from memory- to compute-bound."""
-        return Fraction(self.peak) / Fraction(self.bandwidth)
+        return self.peak / self.bandwidth
 
 
 def _fraction(value: float | Fraction | str, what: str) -> Fraction:
@@ -100,8 +104,8 @@ def layer_time(flops: int, nbytes: int, roof: Roof, utilization: Fraction | int 
     >>> layer_time(2500, 1, Roof(peak=10 * 10**12, bandwidth=4 * 10**9)).bound
     'balanced'
     """
-    compute = Fraction(flops) / (Fraction(roof.peak) * Fraction(utilization))
-    memory = Fraction(nbytes) / Fraction(roof.bandwidth)
+    compute = Fraction(flops) / (roof.peak * Fraction(utilization))
+    memory = Fraction(nbytes) / roof.bandwidth
     latency = max(compute, memory) if roof.overlap else compute + memory
     if compute > memory:
         bound = "compute"
@@ -155,18 +159,13 @@ def symbolic_time(flops: sympy.Expr, nbytes: sympy.Expr, roof: Roof) -> dict[str
     """
     from .expr import max_
 
-    compute = flops / sympy.Rational(Fraction(roof.peak).numerator, Fraction(roof.peak).denominator)
-    memory = nbytes / sympy.Rational(Fraction(roof.bandwidth).numerator, Fraction(roof.bandwidth).denominator)
+    compute = flops / sympy.Rational(roof.peak)
+    memory = nbytes / sympy.Rational(roof.bandwidth)
     if compute == 0 or memory == 0 or not roof.overlap:
         latency = compute + memory
     else:
         latency = max_(compute, memory)
     return {"compute": compute, "memory": memory, "latency": latency}
-
-
-def seconds(value: Fraction | Any) -> float:
-    """Exact seconds as a float, for printing and JSON."""
-    return float(value)
 
 
 # ---- a whole network --------------------------------------------------------------------------
@@ -180,8 +179,7 @@ class Estimate:
     device: Device
     dtype: str
     layers: tuple[LayerTime, ...]  # one per result node, in order
-    training: bool
-    waves: bool
+    training: bool  # the layers are a training step's (3 x forward)
 
     @property
     def latency_s(self) -> Fraction:
@@ -195,12 +193,12 @@ class Estimate:
     def memory_s(self) -> Fraction:
         return sum((t.memory_s for t in self.layers), Fraction(0))
 
-
-def layer_bytes(read: int, write: int, dtype: str) -> int:
-    """Bytes a layer moves: its reads (inputs, weights, cache) and writes at ``dtype``'s size."""
-    from .cost import to_bytes
-
-    return to_bytes(read + write, dtype)
+    def layers_by_bound(self, result: Any) -> dict[str, int]:
+        """How many layers each ceiling bounds, every copy of a repeated layer counted."""
+        counts: dict[str, int] = {}
+        for node, t in zip(result.nodes, self.layers):
+            counts[t.bound] = counts.get(t.bound, 0) + node.count
+        return counts
 
 
 def estimate(result: Any, device: Device, roof: Roof, dtype: str, *, training: bool = False,
@@ -211,7 +209,7 @@ def estimate(result: Any, device: Device, roof: Roof, dtype: str, *, training: b
     (forward + backward). ``waves`` derates GEMM-class layers by :func:`gemm_utilization`, which
     needs the device's ``units`` and ``tile``.
     """
-    from .cost import TRAINING_FACTOR
+    from .cost import TRAINING_FACTOR, to_bytes
     from .errors import DeviceError
 
     if waves and (device.units is None or device.tile is None):
@@ -224,13 +222,14 @@ def estimate(result: Any, device: Device, roof: Roof, dtype: str, *, training: b
     times = []
     for node in result.nodes:
         flops = node.values["flops"] * factor
-        nbytes = layer_bytes(node.values["read"], node.values["write"], dtype) * factor
+        # its reads (inputs, weights, KV cache) and writes at the dtype's size
+        nbytes = to_bytes(node.values["read"] + node.values["write"], dtype) * factor
         utilization: Fraction | int = 1
         if waves and node.gemm and flops:
             g = node.gemm
             utilization = gemm_utilization(g["batch"], g["M"], g["N"], device.tile, device.units)  # type: ignore[arg-type]
         times.append(layer_time(flops, nbytes, roof, utilization))
-    return Estimate(roof, device, dtype, tuple(times), training, waves)
+    return Estimate(roof, device, dtype, tuple(times), training)
 
 
 def crossover(intensity: sympy.Expr, ridge: Fraction, symbol: sympy.Symbol, limit: int = 2**40) -> int | None:
@@ -242,7 +241,7 @@ def crossover(intensity: sympy.Expr, ridge: Fraction, symbol: sympy.Symbol, limi
     >>> crossover(2 * n / (n + 8), Fraction(1), n)   # 2n/(n+8) >= 1 from n = 8
     8
     """
-    target = sympy.Rational(ridge.numerator, ridge.denominator)
+    target = sympy.Rational(ridge)
 
     def reaches(value: int) -> bool:
         return bool(intensity.xreplace({symbol: sympy.Integer(value)}) >= target)
@@ -270,12 +269,11 @@ def summary(result: Any, est: Estimate, *, phase: str = "inference", target_late
     reference, not a bound: an embedding layer reads only the rows it looks up.
     """
     from . import memory
-    from .cost import TRAINING_FACTOR, to_bytes
+    from .cost import to_bytes
 
     totals = result.totals
     dtype = est.dtype
-    factor = TRAINING_FACTOR if est.training else 1
-    flops = totals["flops"] * factor
+    flops = sum(t.flops for t in est.layers)  # the step's: 3 x forward when training
     weights = to_bytes(totals["params"] + totals["buffers"], dtype)
     traffic = sum(t.bytes for t in est.layers)
     latency = est.latency_s
@@ -283,9 +281,6 @@ def summary(result: Any, est: Estimate, *, phase: str = "inference", target_late
     subs = {arch.variables[k].symbol: sympy.Integer(v) for k, v in result.values.items() if k in arch.variables}
     samples = int(arch.samples.xreplace(subs)) if arch.samples is not None else None
     tokens = int(arch.tokens.xreplace(subs)) if arch.tokens is not None else None
-    bounds: dict[str, int] = {}  # layers (copies of a repeat counted) by bound
-    for node, t in zip(result.nodes, est.layers):
-        bounds[t.bound] = bounds.get(t.bound, 0) + node.count
     out: dict[str, Any] = {
         "phase": phase,
         "latency_s": latency,
@@ -293,35 +288,29 @@ def summary(result: Any, est: Estimate, *, phase: str = "inference", target_late
         "memory_s": est.memory_s,
         "compute_bound_s": sum((t.latency_s for t in est.layers if t.bound == "compute"), Fraction(0)),
         "memory_bound_s": sum((t.latency_s for t in est.layers if t.bound != "compute"), Fraction(0)),
-        "layers_by_bound": bounds,
+        "layers_by_bound": est.layers_by_bound(result),
         "flops": flops,
         "traffic_bytes": traffic,
-        "peak_flop_per_s": Fraction(est.roof.peak),
-        "bandwidth_bytes_per_s": Fraction(est.roof.bandwidth),
+        "peak_flop_per_s": est.roof.peak,
+        "bandwidth_bytes_per_s": est.roof.bandwidth,
         "ridge_flop_per_byte": est.roof.ridge,
         "intensity_flop_per_byte": Fraction(flops, traffic) if traffic else None,
-        "flops_lower_bound_s": Fraction(flops) / Fraction(est.roof.peak),
-        "weights_lower_bound_s": Fraction(weights) / Fraction(est.roof.bandwidth),
+        "flops_lower_bound_s": Fraction(flops) / est.roof.peak,
+        "weights_lower_bound_s": Fraction(weights) / est.roof.bandwidth,
         "attained_flop_per_s": Fraction(flops) / latency if latency else None,
         "samples": samples,
         "tokens": tokens,
         "samples_per_s": samples / latency if samples and latency else None,
         "tokens_per_s": tokens / latency if tokens and latency else None,
     }
-    cache = to_bytes(totals["cache"], dtype)
+    need = memory.needed(result, dtype, training=est.training, optimizer=optimizer)
     if est.training:
-        state = memory.training_state(totals["params"], dtype, optimizer)
-        activations = to_bytes(totals["write"], dtype)  # every layer's output, kept for backward
-        need = {**state, "buffers": to_bytes(totals["buffers"], dtype), "activations": activations}
         out["optimizer"] = optimizer
-    else:
-        activations = to_bytes(memory.peak_activations(result), dtype)
-        need = {"weights": weights, "kv_cache": cache, "activations": activations}
     out["memory_needed_bytes"] = need
     out["memory_total_bytes"] = sum(need.values())
     out["capacity_bytes"] = est.device.capacity
     out["fits"] = out["memory_total_bytes"] <= est.device.capacity
-    out["kv_cache_bytes"] = cache
+    out["kv_cache_bytes"] = to_bytes(totals["cache"], dtype)
     if target_latency is not None:
         out["target_latency_s"] = target_latency
         out["meets_target"] = latency <= target_latency

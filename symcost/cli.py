@@ -67,6 +67,25 @@ CountElementwiseOption = Annotated[
         help="Fold elementwise categories into FLOPs: 'norm,bias' or 'all' (default: none, as FlopCounterMode).",
     ),
 ]
+ConventionOption = Annotated[
+    str,
+    typer.Option(
+        "--convention",
+        metavar="NAME",
+        help="Count as a tool does: torch (FLOPs = 2 x MACs, FlopCounterMode), torchvision (MACs, its 'GFLOPS'), "
+        "thop, ptflops or fvcore (their own per-layer rules). See docs/conventions.md.",
+    ),
+]
+
+
+def _convention(name: str, count_elementwise: str) -> Any:
+    """The --convention preset, with --count-elementwise folded in (torch's only)."""
+    from . import cost
+
+    convention = cost.preset(name)
+    if count_elementwise:
+        convention = convention.with_elementwise(cost.parse_categories(count_elementwise))
+    return convention
 
 
 @contextmanager
@@ -173,6 +192,7 @@ def derive(
         bool, typer.Option("--defaults", help="Apply attribute defaults (stride=1, bias=true, ...) to what is not set.")
     ] = False,
     count_elementwise: CountElementwiseOption = "",
+    convention_name: ConventionOption = "torch",
 ) -> None:
     """Print a layer's cost in closed form: symbols, constraints, output shape, MACs, FLOPs,
     parameters, buffers and memory traffic.
@@ -185,17 +205,17 @@ def derive(
 
       symcost derive batchnorm2d --count-elementwise norm
 
+      symcost derive batchnorm2d --convention thop
+
       symcost derive linear --format latex
     """
     with _user_errors():
-        from . import cost, registry, report
+        from . import registry, report
 
         _check_format(fmt, report.FORMATS)
         formula = registry.get(name)
         values = parse_assignments([*(set_ or []), *(bindings or [])], formula.symbols)
-        convention = cost.TORCH
-        if count_elementwise:
-            convention = convention.with_elementwise(cost.parse_categories(count_elementwise))
+        convention = _convention(convention_name, count_elementwise)
         bound = formula.bind(defaults=defaults, **values)
         data = report.derivation(formula, bound, convention=convention, expand=expand)
         typer.echo(report.render_derivation(data, fmt))
@@ -366,6 +386,7 @@ def eval_(
         ),
     ] = None,
     count_elementwise: CountElementwiseOption = "",
+    convention_name: ConventionOption = "torch",
     device: DeviceOption = None,
     device_file: DeviceFileOption = None,
     efficiency: EfficiencyOption = 1.0,
@@ -397,6 +418,8 @@ def eval_(
 
       symcost eval resnet50 --set N=8 H=320 W=320 --depth 1
 
+      symcost eval resnet50 --convention thop
+
       symcost eval resnet50 --device a100 --dtype bf16 --efficiency 0.7
 
       symcost eval llama --device h100 --dtype bf16 --phase decode --set ctx=2048
@@ -416,9 +439,12 @@ def eval_(
         if overlap not in ("max", "none"):
             raise UsageError(f"--overlap must be max or none, got '{overlap}'")
         graph, values = _graph_and_values(arch, phase, [*(set_ or []), *(bindings or [])])
-        convention = cost.TORCH
-        if count_elementwise:
-            convention = convention.with_elementwise(cost.parse_categories(count_elementwise))
+        convention = _convention(convention_name, count_elementwise)
+        if device is not None and convention.flops_per_mac != cost.FLOPS_PER_MAC:
+            raise UsageError(
+                f"--convention {convention.name} with --device: a device's peak is in FLOP/s, 2 per MAC; "
+                "the latency needs the torch convention"
+            )
         symbolic_values = values
         if free is not None:
             symbolic = True

@@ -126,11 +126,13 @@ def evaluate(graph: Graph, values: Mapping[str, Any] | None = None, convention: 
             raise ShapeError(f"layer '{node.path}' ({node.op}): output size {output} is not positive", node.loc)
         raw = {k: _int(v.xreplace(subs), node, k) for k, v in node.costs.items()}
         elementwise = {k: _int(v.xreplace(subs), node, k) for k, v in node.elementwise.items()}
+        peers = {k: sympy.Integer(_int(v.xreplace(subs), node, f"{k}'s count")) for k, v in node.peers.items()}
         per = cost.node_totals(
             sympy.Integer(count),
             {k: sympy.Integer(v) for k, v in raw.items()},
             {k: sympy.Integer(v) for k, v in elementwise.items()},
             convention,
+            peers,
         )
         numbers = {k: int(v) for k, v in per.items()}
         for key, value in numbers.items():
@@ -153,7 +155,7 @@ def symbolic_nodes(
     subs = resolve(graph, values or {}, symbolic=True)
     out = []
     for node in graph.nodes:
-        per = cost.node_totals(node.count, node.costs, node.elementwise, convention)
+        per = cost.node_totals(node.count, node.costs, node.elementwise, convention, node.peers)
         named = all(count.xreplace(subs).is_Integer for _, _, count in node.ranges)
         path = node.concrete_path(subs) if node.ranges and named else node.path
         out.append((path, {key: value.xreplace(subs) for key, value in per.items()}))

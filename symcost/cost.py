@@ -56,18 +56,38 @@ OPTIONAL_COST_KEYS = ("buffers", "cache")
 TRAINING_FACTOR = 3
 
 
+#: The peer counters whose per-layer rules a formula may state under ``peers:``. A formula that
+#: does not name a tool is counted by it as its ``macs`` (all three count conv and linear MACs).
+PEER_TOOLS: dict[str, str] = {
+    "thop": "thop 0.1.1 (pytorch-OpCounter) profile(): module hooks, its 'MACs'",
+    "ptflops": "ptflops 0.7.5 get_model_complexity_info() with its defaults, its 'MACs'",
+    "fvcore": "fvcore 0.1.5 FlopCountAnalysis(...).total(), its 'flops' (MACs of traced ops)",
+}
+
+
 @dataclass(frozen=True)
 class Convention:
-    """What "FLOPs" counts. Immutable; derive variants with :meth:`with_elementwise`."""
+    """What "FLOPs" counts. Immutable; derive variants with :meth:`with_elementwise`.
+
+    ``peer`` names a tool of :data:`PEER_TOOLS`: then a layer's FLOPs are that tool's count for it
+    (its formula's ``peers:`` entry, or its ``macs``), and ``headline`` says what the tool calls it.
+    """
 
     name: str
     doc: str
     flops_per_mac: int = FLOPS_PER_MAC
     elementwise_in_flops: frozenset[str] = field(default_factory=frozenset)
+    peer: str | None = None
+    headline: str = "FLOPs"
 
     def with_elementwise(self, categories: Iterable[str]) -> Convention:
         """This convention, with the given elementwise categories added into ``flops``."""
         chosen = frozenset(categories)
+        if self.peer and chosen:
+            raise UsageError(
+                f"convention '{self.name}' reproduces {self.peer}'s own per-layer rules; "
+                "--count-elementwise applies to the torch convention only"
+            )
         unknown = sorted(chosen - set(ELEMENTWISE_CATEGORIES))
         if unknown:
             raise UsageError(
@@ -88,8 +108,56 @@ TORCH = Convention(
 )
 
 
-def flops(macs: sympy.Expr, elementwise: Mapping[str, sympy.Expr], convention: Convention = TORCH) -> sympy.Expr:
-    """FLOPs under ``convention``: ``flops_per_mac * macs`` plus the included elementwise counts."""
+TORCHVISION = Convention(
+    "torchvision",
+    "MACs of conv/matmul/attention, the number torchvision's model table prints as 'GFLOPS' "
+    "(its _ops meta: FlopCounterMode's count / 2, at batch 1)",
+    flops_per_mac=1,
+    headline="MACs ('GFLOPS' column)",
+)
+
+
+def _peer(tool: str) -> Convention:
+    return Convention(
+        tool,
+        f"{PEER_TOOLS[tool]}: each layer counted by the tool's own rule (the formula's 'peers' entry, else its MACs)",
+        flops_per_mac=1,
+        peer=tool,
+        headline=f"{tool} count",
+    )
+
+
+#: ``--convention`` presets: what each tool prints, reproduced on purpose (docs/conventions.md).
+PRESETS: dict[str, Convention] = {
+    "torch": TORCH,
+    "torchvision": TORCHVISION,
+    **{tool: _peer(tool) for tool in PEER_TOOLS},
+}
+
+
+def preset(name: str) -> Convention:
+    """The convention named ``name``: torch (the default), torchvision, thop, ptflops or fvcore.
+
+    >>> preset("torchvision").flops_per_mac
+    1
+    """
+    if name not in PRESETS:
+        raise UsageError(f"unknown convention '{name}'{did_you_mean(name, PRESETS)}; choose from {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def flops(
+    macs: sympy.Expr,
+    elementwise: Mapping[str, sympy.Expr],
+    convention: Convention = TORCH,
+    peers: Mapping[str, sympy.Expr] | None = None,
+) -> sympy.Expr:
+    """FLOPs under ``convention``: ``flops_per_mac * macs`` plus the included elementwise counts.
+
+    Under a peer tool's convention, the layer's ``peers`` count for that tool, or its ``macs``.
+    """
+    if convention.peer is not None:
+        return (peers or {}).get(convention.peer, macs)
     total = convention.flops_per_mac * macs
     for category in sorted(convention.elementwise_in_flops):
         total += elementwise.get(category, sympy.Integer(0))
@@ -137,10 +205,11 @@ def to_bytes(elements: int, dtype: str) -> int:
 
 
 def node_totals(count: sympy.Expr, costs: Mapping[str, sympy.Expr], elementwise: Mapping[str, sympy.Expr],
-                convention: Convention = TORCH) -> dict[str, sympy.Expr]:  # fmt: skip
+                convention: Convention = TORCH, peers: Mapping[str, sympy.Expr] | None = None,
+                ) -> dict[str, sympy.Expr]:  # fmt: skip
     """One node's contribution: every raw cost and FLOPs under ``convention``, times its copies."""
     out = {key: count * value for key, value in costs.items()}
-    out["flops"] = count * flops(costs["macs"], elementwise, convention)
+    out["flops"] = count * flops(costs["macs"], elementwise, convention, peers)
     out["elementwise"] = count * elementwise_total(elementwise)
     for category, value in elementwise.items():
         out[f"elementwise.{category}"] = count * value

@@ -35,7 +35,7 @@ _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _TOP_KEYS = {
     "name", "summary", "category", "doc", "symbols", "attributes", "inputs", "where",
     "constraints", "outputs", "costs", "elementwise", "notes", "sources", "torch",
-    "no_torch_twin", "examples", "gemm",
+    "no_torch_twin", "examples", "gemm", "peers",
 }  # fmt: skip
 #: ``gemm``: how the layer's output is tiled by a GEMM kernel: ``batch`` independent ``M x N``
 #: output matrices (for the opt-in tile/wave-quantization utilization of the roofline).
@@ -181,6 +181,7 @@ class Formula:
     costs_compact: Mapping[str, sympy.Expr]
     elementwise_compact: Mapping[str, sympy.Expr]
     gemm_compact: Mapping[str, sympy.Expr]  # batch, M, N (empty: not a GEMM-class layer)
+    peers_compact: Mapping[str, sympy.Expr]  # tool -> its count of this layer (cost.PEER_TOOLS)
     notes: tuple[str, ...]
     sources: tuple[str, ...]
     torch: TorchTwin | None
@@ -230,6 +231,11 @@ class Formula:
     def elementwise(self) -> dict[str, sympy.Expr]:
         return {k: self.expand(v) for k, v in self.elementwise_compact.items()}
 
+    @cached_property
+    def peers(self) -> dict[str, sympy.Expr]:
+        """How thop, ptflops and fvcore count this layer, where that is not its ``macs``."""
+        return {k: self.expand(v) for k, v in self.peers_compact.items()}
+
     @property
     def macs(self) -> sympy.Expr:
         return self.costs["macs"]
@@ -240,7 +246,7 @@ class Formula:
         return cost.flops(self.macs, self.elementwise)
 
     def flops_under(self, convention: cost.Convention) -> sympy.Expr:
-        return cost.flops(self.macs, self.elementwise, convention)
+        return cost.flops(self.macs, self.elementwise, convention, self.peers)
 
     @property
     def params(self) -> sympy.Expr:
@@ -396,7 +402,8 @@ class Formula:
             outputs[out_name] = tuple(dims)
         counts = {k: self._integer(v.xreplace(subs), k) for k, v in self.costs.items()}
         elementwise = {k: self._integer(v.xreplace(subs), k) for k, v in self.elementwise.items()}
-        flops = cost.flops(counts["macs"], elementwise, convention)
+        peers = {k: self._integer(v.xreplace(subs), f"{k}'s count") for k, v in self.peers.items()}
+        flops = cost.flops(counts["macs"], elementwise, convention, peers)
         return Evaluation(
             formula=self.name,
             values={n: int(v) for n, v in bound.items()},
@@ -582,6 +589,12 @@ def load(data: Any, path: str) -> Formula:
     if gemm:
         gemm.setdefault("batch", sympy.Integer(1))
 
+    # peers: each tool's count of this layer, over the same names plus 'macs'
+    raw_peers = _mapping(top.get("peers", YMapping()), "peers", top.loc_of("peers"))
+    _known_keys(raw_peers, set(cost.PEER_TOOLS), "peers")
+    peer_names = {**names, "macs": costs["macs"]}
+    peers = {k: expr.parse(v, peer_names, loc=raw_peers.loc_of(k)) for k, v in raw_peers.items()}
+
     torch_twin = None
     if "torch" in top:
         torch_twin = _twin(top, names)
@@ -618,6 +631,7 @@ def load(data: Any, path: str) -> Formula:
         costs_compact=costs,
         elementwise_compact=elementwise,
         gemm_compact=gemm,
+        peers_compact=peers,
         notes=tuple(_strings(top, "notes")),
         sources=tuple(_strings(top, "sources")),
         torch=torch_twin,

@@ -127,7 +127,8 @@ def derivation(
 
     costs = {k: show(v) for k, v in formula.costs_compact.items()}
     elementwise = {k: show(v) for k, v in formula.elementwise_compact.items()}
-    flops = cost.flops(costs["macs"], elementwise, convention)
+    peers = {k: show(v) for k, v in formula.peers_compact.items()}
+    flops = cost.flops(costs["macs"], elementwise, convention, peers)
 
     symbols = {}
     for name, sym in formula.shape_symbols.items():
@@ -165,6 +166,7 @@ def derivation(
         "costs": {"flops": format_expr(flops), **{k: format_expr(v) for k, v in costs.items()}},
         "elementwise": {k: format_expr(v) for k, v in elementwise.items()},
         "gemm": {k: format_expr(show(v)) for k, v in formula.gemm_compact.items()},
+        "peers": {k: format_expr(v) for k, v in peers.items()},
         "elementwise_in_flops": sorted(convention.elementwise_in_flops),
         "notes": list(formula.notes),
         "sources": list(formula.sources),
@@ -436,7 +438,11 @@ def eval_data(
     data: dict[str, Any] = {
         "arch": result.graph.arch.name,
         "path": result.graph.arch.path,
-        "convention": {"name": result.convention.name, "doc": result.convention.doc},
+        "convention": {
+            "name": result.convention.name,
+            "doc": result.convention.doc,
+            "headline": result.convention.headline,
+        },
         "elementwise_in_flops": sorted(result.convention.elementwise_in_flops),
         "dtype": dtype,
         "values": dict(result.values),
@@ -455,7 +461,13 @@ def eval_data(
             "activation_elements": totals["write"],
             "activation_bytes": cost.to_bytes(totals["write"], dtype),
             "traffic_bytes": traffic,
-            "intensity_flop_per_byte": (totals["flops"] / traffic) if traffic else None,
+            # FLOP/byte needs FLOPs: 2 per MAC, whatever the convention's headline counts
+            "intensity_flop_per_byte": (
+                (totals["flops"] if result.convention.flops_per_mac == cost.FLOPS_PER_MAC else 2 * totals["macs"])
+                / traffic
+            )
+            if traffic
+            else None,
         },
         "layers": fold(result, depth, estimate.layers if estimate is not None else None),
     }
@@ -636,7 +648,8 @@ def _eval_table(d: dict[str, Any]) -> str:
 
 def _count_rows(d: dict[str, Any]) -> list[str]:
     flops = d["totals"]["flops"] or 1
-    header = ("layer", "op", "output", "params", "MACs", "FLOPs", "read", "write", "FLOPs %")
+    name = "FLOPs" if d["convention"].get("headline", "FLOPs") == "FLOPs" else d["convention"]["name"]
+    header = ("layer", "op", "output", "params", "MACs", name, "read", "write", f"{name} %")
     body = []
     for row in d["layers"]:
         body.append(
@@ -672,10 +685,16 @@ def _totals_lines(d: dict[str, Any]) -> list[str]:
     lines.append(total("params", t["params"], f"({si(t['params'])}; {si(t['params_bytes'], 'B')} as {dtype})"))
     lines.append(total("buffers", t["buffers"], "(not trainable: e.g. BatchNorm running statistics)"))
     lines.append(total("MACs", t["macs"], f"({si(t['macs'])})"))
-    lines.append(total("FLOPs", t["flops"], f"({si(t['flops'], 'FLOP')})"))
+    headline = d["convention"].get("headline", "FLOPs")
+    if headline == "FLOPs":
+        lines.append(total("FLOPs", t["flops"], f"({si(t['flops'], 'FLOP')})"))
+    else:  # a tool's own number: what it prints, under its name
+        lines.append(total(headline, t["flops"], f"({si(t['flops'])}; FLOPs = 2 x MACs = {format_count(2 * t['macs'])})"))
     categories = ", ".join(f"{k} {format_count(v)}" for k, v in t["elementwise_by_category"].items() if v)
     folded = ", ".join(d["elementwise_in_flops"])
     note = f"{categories}; {folded} folded into FLOPs" if folded else f"not in FLOPs: {categories}"
+    if headline != "FLOPs":
+        note = f"symcost's categories: {categories}"
     lines.append(total("elementwise ops", t["elementwise"], f"({note})" if categories else ""))
     lines.append(
         total("model size (bytes)", t["model_bytes"], f"({si(t['model_bytes'], 'B')}, params + buffers as {dtype})")

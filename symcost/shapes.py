@@ -65,6 +65,7 @@ class Node:
     copies: str = ""  # "0-79" when this node stands for several repeats
     ranges: list[tuple[str, int, sympy.Expr]] = field(default_factory=list)  # symbolic repeat labels
     gemm: dict[str, sympy.Expr] = field(default_factory=dict)  # batch, M, N of a GEMM-class layer
+    peers: dict[str, sympy.Expr] = field(default_factory=dict)  # tool -> its count (cost.PEER_TOOLS)
     sources: tuple[int, ...] = ()  # producing node index of each input; -1 - i for the i-th architecture input
 
     def concrete_path(self, subs: Mapping[sympy.Symbol, sympy.Expr]) -> str:
@@ -479,6 +480,7 @@ def bind_formula(
     costs = {key: value.xreplace(mapping) for key, value in formula.costs.items()}
     elementwise = {key: value.xreplace(mapping) for key, value in formula.elementwise.items()}
     gemm = {key: value.xreplace(mapping) for key, value in formula.gemm.items()}
+    peers = {key: value.xreplace(mapping) for key, value in formula.peers.items()}
     node = Node(
         path,
         formula.name,
@@ -491,6 +493,7 @@ def bind_formula(
         elementwise,
         checks,
         gemm=gemm,
+        peers=peers,
     )
     if layer.tied is not None:
         _tie(node, layer, scope)

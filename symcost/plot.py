@@ -271,3 +271,68 @@ def roofline(result: Any, estimate: Any, path: str, *, depth: int = 1, phase: st
         except OSError as exc:
             raise UsageError(f"cannot write '{path}': {exc.strerror or exc}", Location("--output")) from None
     return path
+
+
+MAX_LINES = 10  # lines in a sweep plot: one per combination of the other swept values
+
+
+def sweep(s: Any, path: str, metric: str | None = None) -> str:
+    """Draw ``metric`` (the sweep's first by default) against the first swept variable, one line
+    per combination of the other axes' values; write ``path``; return it.
+
+    The y axis is logarithmic when the values span more than 100x. Invalid points are gaps.
+    """
+    check_output(path)
+    import itertools
+
+    import matplotlib
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
+    from .report import si
+
+    metric = metric or next(iter(s.metrics))
+    x_axis, rest = s.axes[0], s.axes[1:]
+    width = len(x_axis.values)
+    values = s.metrics[metric]
+    combos = list(itertools.product(*(a.values for a in rest)))
+    if len(combos) > MAX_LINES:
+        raise UsageError(
+            f"--plot draws one line per value of the other swept variables: {len(combos)} lines is too many "
+            f"(at most {MAX_LINES}); sweep fewer values of {', '.join(a.name for a in rest)}"
+        )
+    # points are in row order, first axis slowest: reorder so that x varies fastest within a line
+    stride = len(combos)
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=FIGSIZE, dpi=DPI)
+        ax = fig.add_axes((0.11, 0.12, 0.85, 0.78))
+        finite = []
+        for c, combo in enumerate(combos):
+            ys = []
+            for i in range(width):
+                index = i * stride + c
+                ok = s.valid is None or bool(s.valid[index])
+                ys.append(float(values[index]) if ok else math.nan)
+            finite += [y for y in ys if not math.isnan(y)]
+            label = ", ".join(f"{a.name}={v}" for a, v in zip(rest, combo)) or None
+            ax.plot(x_axis.values, ys, marker="o", markersize=3, linewidth=1.5, label=label)
+        positive = [y for y in finite if y > 0]
+        if positive and max(positive) / min(positive) > 100:
+            ax.set_yscale("log")
+        else:
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: si(v) if v else "0"))
+        unit = " (s, float64)" if metric in s.approximate else ""
+        ax.set_xlabel(x_axis.name)
+        ax.set_ylabel(f"{metric}{unit}")
+        ax.grid(True, which="major", linewidth=0.5, color="0.85")
+        fixed = ", ".join(f"{k}={v}" for k, v in s.fixed.items())
+        ax.set_title(f"{s.arch}: {metric} against {x_axis.name}", fontsize=12)
+        fig.text(0.1, 0.015, _short(f"others: {fixed}", 150), fontsize=8, color="0.35")
+        if rest:
+            ax.legend(fontsize=9, frameon=False)
+        suffix = Path(path).suffix.lower()
+        try:
+            fig.savefig(path, format=suffix[1:], dpi=DPI, metadata=_METADATA[suffix])
+        except OSError as exc:
+            raise UsageError(f"cannot write '{path}': {exc.strerror or exc}", Location("--output")) from None
+    return path

@@ -481,6 +481,19 @@ def eval_data(
         data["device"] = dict(device or {})
         data["performance"] = {k: _float(v) for k, v in performance.items()}
         data["totals"]["latency_s"] = float(performance["latency_s"])
+    if symbolic is not None and "_leading" in symbolic:
+        symbolic = dict(symbolic)
+        variable, terms = symbolic.pop("_leading")
+        data["leading"] = {
+            "variable": variable,
+            "terms": {
+                key: [
+                    {"degree": d, "term": format_expr(t), "share": float(share) if share is not None else None}
+                    for d, t, share in rows
+                ]  # fmt: skip
+                for key, rows in terms.items()
+            },
+        }
     if symbolic is not None:
         keys = [k for k in (*TOTAL_ORDER, "cache", "latency_s", "intensity_flop_per_byte") if k in symbolic]
         if "cache" in keys and symbolic["cache"] == 0:
@@ -689,7 +702,9 @@ def _totals_lines(d: dict[str, Any]) -> list[str]:
     if headline == "FLOPs":
         lines.append(total("FLOPs", t["flops"], f"({si(t['flops'], 'FLOP')})"))
     else:  # a tool's own number: what it prints, under its name
-        lines.append(total(headline, t["flops"], f"({si(t['flops'])}; FLOPs = 2 x MACs = {format_count(2 * t['macs'])})"))
+        lines.append(
+            total(headline, t["flops"], f"({si(t['flops'])}; FLOPs = 2 x MACs = {format_count(2 * t['macs'])})")
+        )
     categories = ", ".join(f"{k} {format_count(v)}" for k, v in t["elementwise_by_category"].items() if v)
     folded = ", ".join(d["elementwise_in_flops"])
     note = f"{categories}; {folded} folded into FLOPs" if folded else f"not in FLOPs: {categories}"
@@ -722,6 +737,13 @@ def _symbolic_lines(d: dict[str, Any]) -> list[str]:
     lines = ["", f"Closed form (free: {', '.join(d['free']) or 'none'})"]
     width = max(len(k) for k in d["symbolic"])
     lines += [f"  {k:<{width}} = {v}" for k, v in d["symbolic"].items()]
+    if "leading" in d:
+        variable = d["leading"]["variable"]
+        lines += ["", f"Terms by power of {variable}, highest first (share at {variable}={d['values'][variable]})"]
+        for key, rows in d["leading"]["terms"].items():
+            for row in rows:
+                share = f"{100 * row['share']:.1f}%" if row["share"] is not None else ""
+                lines.append(f"  {key:<{width}}  {variable}**{row['degree']}: {row['term']}  ({share})")
     for row in d.get("symbolic_layers", []):
         if row.get("compute_bound_from"):
             where = ", ".join(f"{k} >= {v}" for k, v in row["compute_bound_from"].items())

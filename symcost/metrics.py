@@ -1,0 +1,161 @@
+"""The numbers ``sweep``, ``solve`` and ``compare`` speak of, by name, each two ways: a closed form
+over the free variables (compiled for sweeps) and its exact value at one point (the reference).
+
+>>> sorted(CLOSED)[:4]
+['buffers', 'cache', 'elementwise', 'flops']
+>>> METRICS["memory"]
+'bytes a device must hold: weights, KV cache and the activations alive at once (training: gradients, optimizer state, every output)'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import sympy
+
+from . import cost
+from .errors import UsageError, did_you_mean
+
+#: Metrics with a closed form over the architecture's variables (exact integers).
+CLOSED: dict[str, str] = {
+    "flops": "FLOPs under the convention (2 x MACs by default)",
+    "macs": "multiply-accumulates of conv, matmul and attention",
+    "params": "trainable parameters",
+    "buffers": "non-trainable state (BatchNorm running statistics)",
+    "elementwise": "elementwise operations, all categories (not in FLOPs by default)",
+    "read": "elements read: inputs, weights, KV cache, every layer",
+    "write": "elements written: every layer's output",
+    "cache": "KV-cache elements kept between calls",
+    "traffic_bytes": "bytes read and written at --dtype",
+    "model_bytes": "params + buffers at --dtype",
+    "kv_cache_bytes": "KV cache at --dtype",
+}
+#: Metrics that need a device (roofline, seconds); closed forms too, evaluated in float64 by sweeps.
+TIMED: dict[str, str] = {
+    "latency": "roofline latency in seconds: the sum over layers of max(FLOPs / peak, bytes / bandwidth)",
+    "compute_s": "seconds of compute: FLOPs / peak, summed over layers",
+    "memory_s": "seconds of memory traffic: bytes / bandwidth, summed over layers",
+}
+#: Metrics known only by evaluating a point (a liveness walk over the layers).
+EVALUATED: dict[str, str] = {
+    "memory": "bytes a device must hold: weights, KV cache and the activations alive at once "
+    "(training: gradients, optimizer state, every output)",
+}
+METRICS: dict[str, str] = {**CLOSED, **TIMED, **EVALUATED}
+
+#: Units a condition may use (``memory <= 80*GB``, ``latency <= 5*ms``): exact rationals.
+UNITS: dict[str, sympy.Rational] = {
+    **{name: sympy.Integer(10**power) for name, power in (("K", 3), ("M", 6), ("G", 9), ("T", 12), ("P", 15))},
+    **{name: sympy.Integer(10**power) for name, power in (("KB", 3), ("MB", 6), ("GB", 9), ("TB", 12))},
+    **{name: sympy.Integer(2**power) for name, power in (("KiB", 10), ("MiB", 20), ("GiB", 30), ("TiB", 40))},
+    "s": sympy.Integer(1),
+    "ms": sympy.Rational(1, 10**3),
+    "us": sympy.Rational(1, 10**6),
+    "ns": sympy.Rational(1, 10**9),
+}
+
+
+def check_names(names: Sequence[str], *, device: bool) -> list[str]:
+    """The metric names, checked: known, and given a device where they need one."""
+    for name in names:
+        if name not in METRICS:
+            raise UsageError(f"unknown metric '{name}'{did_you_mean(name, METRICS)}; known: {', '.join(METRICS)}")
+        if name in TIMED and not device:
+            raise UsageError(f"metric '{name}' needs --device")
+    return list(names)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """Everything besides the variables that fixes a metric's value: how to count and where."""
+
+    convention: cost.Convention = cost.TORCH
+    dtype: str = "fp32"
+    roof: Any = None  # roofline.Roof, for the timed metrics
+    device: Any = None  # devices.Device
+    training: bool = False
+    optimizer: str = "adam"
+    waves: bool = False
+
+
+def closed_forms(nodes: list[tuple[str, dict[str, sympy.Expr]]], names: Sequence[str], setting: Setting
+                 ) -> dict[str, sympy.Expr]:  # fmt: skip
+    """Closed forms of the closed and timed metrics in ``names``, from :func:`compile.symbolic_nodes`."""
+    from .compile import sum_nodes
+
+    totals = sum_nodes(nodes)
+    bits = cost.dtype_bits(setting.dtype)
+
+    def in_bytes(elements: sympy.Expr) -> sympy.Expr:
+        return sympy.ceiling(elements * bits / 8) if bits % 8 else elements * (bits // 8)
+
+    out: dict[str, sympy.Expr] = {}
+    factor = cost.TRAINING_FACTOR if setting.training else 1
+    for name in names:
+        if name in ("flops", "macs", "params", "buffers", "elementwise", "read", "write", "cache"):
+            out[name] = totals[name] * (factor if name == "flops" else 1)
+        elif name == "traffic_bytes":
+            out[name] = in_bytes(totals["read"] + totals["write"]) * factor
+        elif name == "model_bytes":
+            out[name] = in_bytes(totals["params"] + totals["buffers"])
+        elif name == "kv_cache_bytes":
+            out[name] = in_bytes(totals["cache"])
+    timed = [n for n in names if n in TIMED]
+    if timed:
+        from .roofline import symbolic_time
+
+        per_byte = sympy.Rational(bits, 8)
+        terms: dict[str, list[sympy.Expr]] = {"latency": [], "compute": [], "memory": []}
+        for _, per in nodes:
+            times = symbolic_time(per["flops"] * factor, (per["read"] + per["write"]) * per_byte * factor, setting.roof)
+            for key in terms:
+                terms[key].append(times[key])
+        for name in timed:
+            out[name] = sympy.Add(*terms[name.removesuffix("_s")])
+    return out
+
+
+def at_point(graph: Any, values: Mapping[str, Any], names: Sequence[str], setting: Setting) -> dict[str, Any]:
+    """Every metric in ``names`` at one point, exactly, by the same path as ``symcost eval``:
+    ints, and Fractions of a second for the timed ones."""
+    from . import compile as compile_module
+    from . import memory
+
+    result = compile_module.evaluate(graph, values, setting.convention)
+    t = result.totals
+    factor = cost.TRAINING_FACTOR if setting.training else 1
+    out: dict[str, Any] = {}
+    estimate = None
+    for name in names:
+        if name in ("flops", "macs", "params", "buffers", "elementwise", "read", "write", "cache"):
+            out[name] = t[name] * (factor if name == "flops" else 1)
+        elif name == "traffic_bytes":
+            out[name] = cost.to_bytes(t["read"] + t["write"], setting.dtype) * factor
+        elif name == "model_bytes":
+            out[name] = cost.to_bytes(t["params"] + t["buffers"], setting.dtype)
+        elif name == "kv_cache_bytes":
+            out[name] = cost.to_bytes(t["cache"], setting.dtype)
+        elif name == "memory":
+            need = memory.needed(result, setting.dtype, training=setting.training, optimizer=setting.optimizer)
+            out[name] = sum(need.values())
+        elif name in TIMED:
+            if estimate is None:
+                from . import roofline
+
+                estimate = roofline.estimate(
+                    result, setting.device, setting.roof, setting.dtype, training=setting.training, waves=setting.waves
+                )
+            out[name] = {"latency": estimate.latency_s, "compute_s": estimate.compute_s, "memory_s": estimate.memory_s}[
+                name
+            ]
+    return out
+
+
+def as_number(value: Any) -> sympy.Expr:
+    """An int or Fraction as an exact sympy number."""
+    if isinstance(value, Fraction):
+        return sympy.Rational(value.numerator, value.denominator)
+    return sympy.Integer(value)

@@ -4,7 +4,7 @@
 >>> formulas.conv2d.evaluate(N=1, C_in=3, H=224, W=224, C_out=64, kernel=3, stride=2, padding=1).flops
 43352064
 
-Submodules load lazily, so ``import symcost`` stays cheap (no torch, numpy or matplotlib, ever).
+Submodules load lazily, so ``import symcost`` stays cheap (no torch or matplotlib, ever; numpy only when a sweep or a solve runs).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ def get_formula(name: str) -> Any:
 
 def __getattr__(name: str) -> Any:
     if name in {"formulas", "registry", "formula", "cost", "expr", "errors", "yamlio", "report", "cli", "arch",
-                "shapes", "compile", "devices", "roofline", "memory", "plot"}:  # fmt: skip
+                "shapes", "compile", "devices", "roofline", "memory", "plot", "program", "metrics", "sweep",
+                "solve", "compare", "simplify", "report_analysis"}:  # fmt: skip
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'symcost' has no attribute {name!r}")

@@ -660,7 +660,12 @@ def sweep(
         ),
     ] = None,
     approximate: Annotated[
-        bool, typer.Option("--float", help="Evaluate the counts in float64: faster on huge grids, approximate.")
+        bool,
+        typer.Option(
+            "--float",
+            help="Evaluate the counts in float64, approximate: faster only where exact counts exceed int64 "
+            "and would need Python ints.",
+        ),
     ] = False,
     convention_name: ConventionOption = "torch",
     count_elementwise: CountElementwiseOption = "",
@@ -674,7 +679,8 @@ def sweep(
     optimizer: Annotated[str, typer.Option("--optimizer", help="With --phase train: adam, sgd or none.")] = "adam",
 ) -> None:
     """Evaluate metrics over a grid of variable values: the closed forms are derived once, compiled
-    once, and evaluated for every point at once (a million points of ResNet-50 in well under a second).
+    once, and evaluated for every point at once (a million points of ResNet-50 in about 0.03 s;
+    writing them as CSV takes about a second more).
 
     Counts are exact integers (int64 where bounds prove it cannot overflow, else Python ints);
     latency is float64 and marked approximate.
@@ -727,7 +733,8 @@ def solve(
         str,
         typer.Argument(
             help="A condition on metrics: 'flops <= 10**10', 'memory <= 80*GB', 'latency <= 20*ms', "
-            "'compute_s >= memory_s'. Units: K M G T P, KB MB GB TB, KiB MiB GiB TiB, s ms us ns."
+            "'compute_s >= memory_s'. Units: K M G T P, KB MB GB TB, KiB MiB GiB TiB, s ms us ns. "
+            "Numbers are whole: write 41*G/10 for 4.1 G."
         ),
     ],
     for_: Annotated[str, typer.Option("--for", metavar="NAME", help="The variable to solve for (H, B, S, d_model).")],
@@ -761,7 +768,7 @@ def solve(
 
       symcost solve llama "compute_s >= memory_s" --for S --phase prefill --device a100 --dtype bf16
 
-      symcost solve gpt2 "params <= 10**9" --for d_model --step 64
+      symcost solve gpt2 "params <= 10**9" --for d_model --step 64 --set n_head=d_model/64
     """
     with _user_errors():
         from . import report_analysis

@@ -83,9 +83,9 @@ class Convention:
     def with_elementwise(self, categories: Iterable[str]) -> Convention:
         """This convention, with the given elementwise categories added into ``flops``."""
         chosen = frozenset(categories)
-        if self.peer and chosen:
+        if (self.peer or self.flops_per_mac != FLOPS_PER_MAC) and chosen:
             raise UsageError(
-                f"convention '{self.name}' reproduces {self.peer}'s own per-layer rules; "
+                f"convention '{self.name}' reproduces what {self.peer or self.name} prints; "
                 "--count-elementwise applies to the torch convention only"
             )
         unknown = sorted(chosen - set(ELEMENTWISE_CATEGORIES))

@@ -159,3 +159,26 @@ def as_number(value: Any) -> sympy.Expr:
     if isinstance(value, Fraction):
         return sympy.Rational(value.numerator, value.denominator)
     return sympy.Integer(value)
+
+
+def validity(graph: Any, subs: Mapping[sympy.Symbol, sympy.Expr]) -> tuple[list[sympy.Basic], list[str]]:
+    """What must hold at a point, with why: the layers' undecided checks, and derived variables
+    (``head_dim = d_model/n_head``) being whole numbers of at least their minimum."""
+    conditions: list[sympy.Basic] = []
+    messages: list[str] = []
+    for var in graph.arch.variables.values():
+        value = subs.get(var.symbol)
+        if value is None or value.is_number or value.is_integer:
+            continue
+        conditions.append(sympy.Eq(value - sympy.floor(value), 0))
+        messages.append(f"variable '{var.name}' = {value} is not a whole number")
+        conditions.append(sympy.Ge(value, var.minimum))
+        messages.append(f"variable '{var.name}' = {value} is below {var.minimum}")
+    for node in graph.nodes:
+        for check in node.checks:
+            verdict = check.condition.xreplace(subs)
+            if verdict is sympy.true or verdict is True:
+                continue
+            conditions.append(verdict)
+            messages.append(f"layer '{node.path}' ({node.op}): {check.message}")
+    return conditions, messages

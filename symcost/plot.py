@@ -321,7 +321,10 @@ def sweep(s: Any, path: str, metric: str | None = None) -> str:
             ax.set_yscale("log")
         else:
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: si(v) if v else "0"))
-        unit = " (s, float64)" if metric in s.approximate else ""
+        from .metrics import TIMED
+
+        unit = " (s)" if metric in TIMED else ""
+        unit += " (float64, approximate)" if metric in s.approximate and metric not in TIMED else ""
         ax.set_xlabel(x_axis.name)
         ax.set_ylabel(f"{metric}{unit}")
         ax.grid(True, which="major", linewidth=0.5, color="0.85")

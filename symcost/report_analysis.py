@@ -32,15 +32,31 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _fixed(values: Any) -> dict[str, Any]:
+    """Variable values for JSON: numbers as ints, expressions (``W=H``) as text."""
+    out = {}
+    for k, v in values.items():
+        if isinstance(v, int) or getattr(v, "is_Integer", False):
+            out[k] = int(v)
+        else:
+            out[k] = format_expr(v)
+    return out
+
+
 # ---- sweep ----------------------------------------------------------------------------------------
 
 
 def _sweep_note(s: Any) -> str:
-    exact = [n for n in s.metrics if n not in s.approximate]
+    from .metrics import EVALUATED
+
+    exact = [n for n in s.metrics if n not in s.approximate and n not in EVALUATED]
+    per_point = [n for n in s.metrics if n in EVALUATED]
     parts = []
     if exact:
         how = "int64, bounds proven" if s.mode == "int64" else "Python ints"
         parts.append(f"exact integers ({how}): {', '.join(exact)}")
+    if per_point:
+        parts.append(f"exact integers (evaluated point by point): {', '.join(per_point)}")
     if s.approximate:
         parts.append(f"float64, approximate: {', '.join(s.approximate)}")
     return "; ".join(parts)
@@ -52,7 +68,7 @@ def sweep_data(s: Any) -> dict[str, Any]:
     return {
         "arch": s.arch,
         "axes": {a.name: list(a.values) for a in s.axes},
-        "fixed": {k: format_expr(v) if not isinstance(v, int) else v for k, v in s.fixed.items()},
+        "fixed": _fixed(s.fixed),
         "metrics": list(s.metrics),
         "approximate": list(s.approximate),
         "exact_mode": s.mode,
@@ -127,7 +143,7 @@ def solution_data(sol: Any) -> dict[str, Any]:
             {"value": c["value"], "holds": c["holds"], "metrics": {k: _plain(v) for k, v in c["metrics"].items()}}
             for c in sol.checks
         ],
-        "fixed": {k: format_expr(v) if not isinstance(v, int) else v for k, v in sol.fixed.items()},
+        "fixed": _fixed(sol.fixed),
         "why": sol.why,
     }
 
@@ -138,7 +154,7 @@ def render_solution(sol: Any, fmt: str) -> str:
     fixed = ", ".join(f"{k}={format_expr(v)}" for k, v in sol.fixed.items())
     step = f" (multiples of {sol.step})" if sol.step > 1 else ""
     if sol.value is None:
-        return "\n".join([f"{sol.arch}: no answer for {sol.condition!r}: {sol.why}{step}", f"  others: {fixed}"])
+        return "\n".join([f"{sol.arch}: no answer for {sol.condition!r}{step}: {sol.why}", f"  others: {fixed}"])
     lines = [
         f"{sol.direction} {sol.variable}{step} with {sol.condition} for {sol.arch}: {sol.variable} = {sol.value:,}",
         f"  others: {fixed}",

@@ -31,7 +31,7 @@ import sympy
 
 from . import expr
 from . import metrics as metrics_module
-from .errors import Location, ShapeError, UsageError, did_you_mean
+from .errors import ArchError, Location, ShapeError, UsageError, did_you_mean
 
 LIMIT = 2**40
 
@@ -116,11 +116,8 @@ def solve(
     def exact(value: int) -> dict[str, Any]:
         try:
             return metrics_module.at_point(graph, {**fixed, variable: value}, used, setting)
-        except ShapeError as exc:
-            raise UsageError(
-                f"at {variable}={value} the architecture is not valid ({exc.message}); "
-                f"search multiples of a valid step with --step, or fix the other variables with --set"
-            ) from None
+        except (ShapeError, ArchError) as exc:
+            raise _invalid(variable, value, exc.message) from None
 
     closed = all(name in metrics_module.CLOSED for name in used)
     if closed:
@@ -128,12 +125,15 @@ def solve(
 
         nodes = compile_module.symbolic_nodes(graph, fixed, setting.convention)
         forms = metrics_module.closed_forms(nodes, used, setting)
-        program = Program(forms, [variables[variable].symbol])
+        conditions, messages = metrics_module.validity(graph, compile_module.resolve(graph, fixed, symbolic=True))
+        program = Program(forms, [variables[variable].symbol], conditions)
 
         def probe(value: int) -> bool:
             import numpy as np
 
             run = program.run({variable: np.array([value], dtype=object if value >= 2**62 else np.int64)})
+            if run.valid is not None and not run.valid[0]:
+                raise _invalid(variable, value, messages[int(run.failed[0])])
             return holds({k: int(run.values[k][0]) for k in used})
     else:
 
@@ -164,11 +164,8 @@ def solve(
             break
     method = "closed form" if closed else "exact evaluation"
     if changed is None:
-        why = (
-            f"the condition holds for every {variable} from {start} to {limit}"
-            if first
-            else f"the condition does not hold for any {variable} from {start} to {limit}"
-        )
+        probed = f"at every value probed, doubling {variable} from {start} up to {limit}"
+        why = f"the condition holds {probed}" if first else f"the condition fails {probed}"
         return Solution(graph.arch.name, condition_text, variable, direction, None, step, start, limit, count,
                         method, fixed=fixed, why=why)  # fmt: skip
     lo, hi = good, changed  # verdict(lo) == first, verdict(hi) != first
@@ -186,3 +183,11 @@ def solve(
         checks.append({"value": value, "metrics": numbers, "holds": holds(numbers)})
     return Solution(graph.arch.name, condition_text, variable, direction, answer, step, start, limit, count,
                     method, checks, fixed)  # fmt: skip
+
+
+def _invalid(variable: str, value: int, why: str) -> UsageError:
+    return UsageError(
+        f"at {variable}={value} the architecture is not valid ({why}); the search needs every value it "
+        f"probes to be valid: search multiples of a valid step with --step, or tie the other variables "
+        f"to {variable} with --set (n_head={variable}/64)"
+    )

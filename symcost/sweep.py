@@ -26,8 +26,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import sympy
-
 from . import metrics as metrics_module
 from .errors import UsageError, did_you_mean
 from .program import Program
@@ -173,7 +171,7 @@ def sweep(
     nodes = compile_module.symbolic_nodes(graph, fixed, setting.convention)
     subs = compile_module.resolve(graph, fixed, symbolic=True)
     symbols = [variables[a.name].symbol for a in axes]
-    conditions, messages = _conditions(graph, subs)
+    conditions, messages = metrics_module.validity(graph, subs)
     closed_names = [n for n in names if n in metrics_module.CLOSED]
     timed_names = [n for n in names if n in metrics_module.TIMED]
     forms = metrics_module.closed_forms(nodes, closed_names + timed_names, setting)
@@ -224,26 +222,3 @@ def sweep(
     ordered = {n: out[n] for n in names}
     return Sweep(graph.arch.name, tuple(axes), ordered, valid, reasons, run.mode if exact else "float64",
                  approximate, fixed)  # fmt: skip
-
-
-def _conditions(graph: Any, subs: Mapping[sympy.Symbol, sympy.Expr]) -> tuple[list[sympy.Basic], list[str]]:
-    """What must hold at a point, with why: the layers' undecided checks, and derived variables
-    (``head_dim = d_model/n_head``) being whole numbers of at least their minimum."""
-    conditions: list[sympy.Basic] = []
-    messages: list[str] = []
-    for var in graph.arch.variables.values():
-        value = subs.get(var.symbol)
-        if value is None or value.is_number or value.is_integer:
-            continue
-        conditions.append(sympy.Eq(value - sympy.floor(value), 0))
-        messages.append(f"variable '{var.name}' = {value} is not a whole number")
-        conditions.append(sympy.Ge(value, var.minimum))
-        messages.append(f"variable '{var.name}' = {value} is below {var.minimum}")
-    for node in graph.nodes:
-        for check in node.checks:
-            verdict = check.condition.xreplace(subs)
-            if verdict is sympy.true or verdict is True:
-                continue
-            conditions.append(verdict)
-            messages.append(f"layer '{node.path}' ({node.op}): {check.message}")
-    return conditions, messages

@@ -242,6 +242,9 @@ def _derive_text(d: Mapping[str, Any]) -> str:
         for key, value in d["elementwise"].items():
             tag = "  [in FLOPs]" if key in included else ""
             lines.append(f"  {key:<{cw}} = {value}{tag}")
+    if d.get("peers"):
+        lines += ["", "How peer tools count it (--convention; a tool not listed counts MACs)"]
+        lines += [f"  {key:<{cw}} = {value}" for key, value in d["peers"].items()]
     if d["notes"]:
         lines += ["", "Notes"] + [f"  - {n}" for n in d["notes"]]
     if d["sources"]:

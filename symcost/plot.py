@@ -56,6 +56,15 @@ def check_output(path: str) -> None:
         raise UsageError(MISSING)
 
 
+def _save(fig: Any, path: str) -> None:
+    """Write ``fig`` in the format its suffix names, without the metadata that would vary per run."""
+    suffix = Path(path).suffix.lower()
+    try:
+        fig.savefig(path, format=suffix[1:], dpi=DPI, metadata=_METADATA[suffix])
+    except OSError as exc:
+        raise UsageError(f"cannot write '{path}': {exc.strerror or exc}", Location("--output")) from None
+
+
 def _number(value: float) -> str:
     """A figure for a label: three significant digits, whole numbers from 1,000 up (no 1.53e+03)."""
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
@@ -265,11 +274,7 @@ def roofline(result: Any, estimate: Any, path: str, *, depth: int = 1, phase: st
             )
         fig.text(0.09, 0.015, note, fontsize=8, color="0.35", va="bottom", linespacing=1.4)
 
-        suffix = Path(path).suffix.lower()
-        try:
-            fig.savefig(path, format=suffix[1:], dpi=DPI, metadata=_METADATA[suffix])
-        except OSError as exc:
-            raise UsageError(f"cannot write '{path}': {exc.strerror or exc}", Location("--output")) from None
+        _save(fig, path)
     return path
 
 
@@ -333,9 +338,5 @@ def sweep(s: Any, path: str, metric: str | None = None) -> str:
         fig.text(0.1, 0.015, _short(f"others: {fixed}", 150), fontsize=8, color="0.35")
         if rest:
             ax.legend(fontsize=9, frameon=False)
-        suffix = Path(path).suffix.lower()
-        try:
-            fig.savefig(path, format=suffix[1:], dpi=DPI, metadata=_METADATA[suffix])
-        except OSError as exc:
-            raise UsageError(f"cannot write '{path}': {exc.strerror or exc}", Location("--output")) from None
+        _save(fig, path)
     return path

@@ -339,6 +339,7 @@ def _keep_free(graph: Any, values: dict[str, Any], free: str) -> dict[str, Any]:
     for var in variables.values():
         if var.name not in names and var.name not in bound and var.default is not None:
             bound[var.name] = var.default
+    bound.update({name: variables[name].symbol for name in names})  # themselves, even where the default is a formula
     return bound
 
 
@@ -739,6 +740,10 @@ def solve(
     ],
     for_: Annotated[str, typer.Option("--for", metavar="NAME", help="The variable to solve for (H, B, S, d_model).")],
     step: Annotated[int, typer.Option("--step", min=1, help="Search multiples of this (64 for a width).")] = 1,
+    start_from: Annotated[
+        int | None,
+        typer.Option("--from", metavar="N", help="Search from this value (the variable's minimum by default)."),
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Search no further than this.")] = 2**40,
     set_: SetOption = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
@@ -783,7 +788,8 @@ def solve(
         if for_ in _set_names(set_ or []):
             raise UsageError(f"--for {for_} conflicts with --set {for_}")
         values = {k: v for k, v in values.items() if k != for_}  # a phase's value yields to --for
-        solution = solve_module.solve(graph, condition, for_, values=values, setting=setting, step=step, limit=limit)
+        solution = solve_module.solve(graph, condition, for_, values=values, setting=setting, step=step, limit=limit,
+                                      start_from=start_from)  # fmt: skip
         typer.echo(report_analysis.render_solution(solution, fmt))
         if solution.value is not None and not solution.checked:
             raise typer.Exit(1)

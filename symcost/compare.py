@@ -90,6 +90,7 @@ def compare(
             if missing:
                 raise UsageError(f"--free {missing[0]}: '{graph.arch.name}' has no such variable")
             bound = {k: v for k, v in given.items() if k not in free}
+            bound.update({name: graph.arch.variables[name].symbol for name in free})  # themselves, not defaults
             for var in graph.arch.variables.values():
                 if var.name not in free and var.name not in bound and var.default is not None:
                     bound[var.name] = var.default

@@ -87,9 +87,17 @@ def resolve(graph: Graph, values: Mapping[str, Any], *, symbolic: bool = False) 
             continue
         else:
             raise ArchError(f"variable '{var.name}' has no value: pass --set {var.name}=...", var.loc)
-        if value.is_number and (not value.is_Integer or value < var.minimum):
-            raise ArchError(f"variable '{var.name}' must be a whole number >= {var.minimum}, got {value}", var.loc)
         subs[var.symbol] = value
+    # a value may name a variable declared after it (--set H=W): substitute until nothing changes
+    for _ in range(len(subs)):
+        changed = {sym: value.xreplace(subs) for sym, value in subs.items()}
+        if changed == subs:
+            break
+        subs = changed
+    for var in arch.variables.values():
+        value = subs.get(var.symbol)
+        if value is not None and value.is_number and (not value.is_Integer or value < var.minimum):
+            raise ArchError(f"variable '{var.name}' must be a whole number >= {var.minimum}, got {value}", var.loc)
     return subs
 
 

@@ -175,6 +175,11 @@ def validity(graph: Any, subs: Mapping[sympy.Symbol, sympy.Expr]) -> tuple[list[
         conditions.append(sympy.Ge(value, var.minimum))
         messages.append(f"variable '{var.name}' = {value} is below {var.minimum}")
     for node in graph.nodes:
+        for index, dim in enumerate(node.output):
+            size = dim.xreplace(subs)
+            if not (size.is_integer or size.is_number):  # out_features: D/2 at an odd D
+                conditions.append(sympy.Eq(size - sympy.floor(size), 0))
+                messages.append(f"layer '{node.path}' ({node.op}): output dim {index} = {size} is not a whole number")
         for check in node.checks:
             verdict = check.condition.xreplace(subs)
             if verdict is sympy.true or verdict is True:

@@ -124,6 +124,13 @@ class Program:
             return num
         return self._step(("floordiv", num, den))
 
+    def _whole(self, e: sympy.Basic, within: sympy.Basic) -> int:
+        """A step for an argument that must be a whole number (of ``%`` or ``gcd``)."""
+        num, den = self._fraction(e)
+        if den != self._const(1):
+            raise NotCompilable(f"cannot evaluate {within} on arrays: {e} may be a fraction")
+        return num
+
     def _build(self, e: sympy.Basic) -> tuple[int, int]:
         one = self._const(1)
         if isinstance(e, sympy.Integer):
@@ -165,10 +172,10 @@ class Program:
                 return n, one
             return self._step(("neg", self._step(("floordiv", self._step(("neg", n)), d)))), one
         if isinstance(e, sympy.Mod):
-            a, m = (self._integer(x) for x in e.args)
+            a, m = (self._whole(x, e) for x in e.args)
             return self._step(("mod", a, m)), one
         if isinstance(e, gcd):
-            a, b = (self._integer(x) for x in e.args)
+            a, b = (self._whole(x, e) for x in e.args)
             return self._step(("gcd", *sorted((a, b)))), one
         if isinstance(e, sympy.Abs):
             n, d = self._fraction(e.args[0])
@@ -277,7 +284,9 @@ class Program:
         return out
 
     def fits_int64(self, ranges: Mapping[str, tuple[int, int]]) -> bool:
-        return all(b is None or (-INT64_LIMIT < b[0] and b[1] < INT64_LIMIT) for b in self.bounds(ranges))
+        """Every step, and every variable's value (used or not), stays within int64."""
+        bounds = [*self.bounds(ranges), *ranges.values()]
+        return all(b is None or (-INT64_LIMIT < b[0] and b[1] < INT64_LIMIT) for b in bounds)
 
     # ---- running ----------------------------------------------------------------------------
     def run(self, columns: Mapping[str, Any], *, exact: bool = True) -> Run:

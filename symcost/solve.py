@@ -85,6 +85,7 @@ def solve(
     setting: metrics_module.Setting | None = None,
     step: int = 1,
     limit: int = LIMIT,
+    start_from: int | None = None,
 ) -> Solution:
     """The value of ``variable`` (a multiple of ``step``) at which ``condition_text`` changes."""
     from . import compile as compile_module
@@ -106,7 +107,8 @@ def solve(
         if var.name != variable and var.name not in fixed and var.default is not None:
             fixed[var.name] = var.default
     minimum = variables[variable].minimum
-    start = max(step, -(-minimum // step) * step)
+    lowest = max(minimum, start_from or minimum)
+    start = max(step, -(-lowest // step) * step)
     symbol = {s: sympy.Symbol(s) for s in used}
 
     def holds(numbers: Mapping[str, Any]) -> bool:
@@ -123,9 +125,10 @@ def solve(
     if closed:
         from .program import Program
 
-        nodes = compile_module.symbolic_nodes(graph, fixed, setting.convention)
+        free = {**fixed, variable: variables[variable].symbol}  # itself, even where its default is a formula
+        nodes = compile_module.symbolic_nodes(graph, free, setting.convention)
         forms = metrics_module.closed_forms(nodes, used, setting)
-        conditions, messages = metrics_module.validity(graph, compile_module.resolve(graph, fixed, symbolic=True))
+        conditions, messages = metrics_module.validity(graph, compile_module.resolve(graph, free, symbolic=True))
         program = Program(forms, [variables[variable].symbol], conditions)
 
         def probe(value: int) -> bool:
@@ -188,6 +191,6 @@ def solve(
 def _invalid(variable: str, value: int, why: str) -> UsageError:
     return UsageError(
         f"at {variable}={value} the architecture is not valid ({why}); the search needs every value it "
-        f"probes to be valid: search multiples of a valid step with --step, or tie the other variables "
-        f"to {variable} with --set (n_head={variable}/64)"
+        f"probes to be valid: start further with --from, search multiples of a valid step with --step, "
+        f"or tie the variables that depend on {variable} to it with --set"
     )

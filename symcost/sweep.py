@@ -168,8 +168,10 @@ def sweep(
     for var in variables.values():
         if var.name not in seen and var.name not in fixed and var.default is not None:
             fixed[var.name] = var.default
-    nodes = compile_module.symbolic_nodes(graph, fixed, setting.convention)
-    subs = compile_module.resolve(graph, fixed, symbolic=True)
+    # a swept variable stands for itself, even where its default is a formula (head_dim: d_model/n_head)
+    free = {**fixed, **{a.name: variables[a.name].symbol for a in axes}}
+    nodes = compile_module.symbolic_nodes(graph, free, setting.convention)
+    subs = compile_module.resolve(graph, free, symbolic=True)
     symbols = [variables[a.name].symbol for a in axes]
     conditions, messages = metrics_module.validity(graph, subs)
     closed_names = [n for n in names if n in metrics_module.CLOSED]

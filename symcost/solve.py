@@ -123,21 +123,20 @@ def solve(
 
     closed = all(name in metrics_module.CLOSED for name in used)
     if closed:
-        from .program import Program
-
-        free = {**fixed, variable: variables[variable].symbol}  # itself, even where its default is a formula
+        # One variable, a few dozen probes: substituting into the closed form (about 0.6 ms for
+        # ResNet-50) beats compiling it, and leaves numpy unimported (0.1 s of a cold start).
+        symbol_of = variables[variable].symbol
+        free = {**fixed, variable: symbol_of}  # itself, even where its default is a formula
         nodes = compile_module.symbolic_nodes(graph, free, setting.convention)
         forms = metrics_module.closed_forms(nodes, used, setting)
         conditions, messages = metrics_module.validity(graph, compile_module.resolve(graph, free, symbolic=True))
-        program = Program(forms, [variables[variable].symbol], conditions)
 
         def probe(value: int) -> bool:
-            import numpy as np
-
-            run = program.run({variable: np.array([value], dtype=object if value >= 2**62 else np.int64)})
-            if run.valid is not None and not run.valid[0]:
-                raise _invalid(variable, value, messages[int(run.failed[0])])
-            return holds({k: int(run.values[k][0]) for k in used})
+            at = {symbol_of: sympy.Integer(value)}
+            for condition_, message in zip(conditions, messages):
+                if not bool(condition_.xreplace(at)):
+                    raise _invalid(variable, value, message)
+            return holds({k: int(forms[k].xreplace(at)) for k in used})
     else:
 
         def probe(value: int) -> bool:

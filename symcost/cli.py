@@ -335,12 +335,9 @@ def _keep_free(graph: Any, values: dict[str, Any], free: str) -> dict[str, Any]:
             raise UsageError(f"--free: '{graph.arch.name}' has no variable '{name}'{did_you_mean(name, variables)}")
         if name in values:
             raise UsageError(f"--free {name} conflicts with a value for {name} (from --set or the phase)")
-    bound = dict(values)
-    for var in variables.values():
-        if var.name not in names and var.name not in bound and var.default is not None:
-            bound[var.name] = var.default
-    bound.update({name: variables[name].symbol for name in names})  # themselves, even where the default is a formula
-    return bound
+    from .compile import keep_free
+
+    return keep_free(graph, values, names)
 
 
 def _seconds(text: str | None, what: str) -> Any:
@@ -449,19 +446,17 @@ def eval_(
     """
     with _user_errors():
         from . import compile as compile_module
-        from . import cost, report
+        from . import report
 
         _check_format(fmt, report.EVAL_FORMATS)
-        cost.dtype_bits(dtype)
-        if overlap not in ("max", "none"):
-            raise UsageError(f"--overlap must be max or none, got '{overlap}'")
         graph, values = _graph_and_values(arch, phase, [*(set_ or []), *(bindings or [])])
         convention = _convention(convention_name, count_elementwise)
-        if device is not None and convention.flops_per_mac != cost.FLOPS_PER_MAC:
-            raise UsageError(
-                f"--convention {convention.name} with --device: a device's peak is in FLOP/s, 2 per MAC; "
-                "the latency needs the torch convention"
-            )
+        target = _seconds(target_latency, "--target-latency")
+        if device is None and target is not None:
+            raise UsageError("--target-latency needs --device")
+        setting = _setting(convention=convention, device=device, device_file=device_file, dtype=dtype,
+                           efficiency=efficiency, memory_efficiency=memory_efficiency, overlap=overlap, waves=waves,
+                           phase=phase, optimizer=optimizer)  # fmt: skip
         symbolic_values = values
         if free is not None:
             symbolic = True
@@ -472,24 +467,16 @@ def eval_(
         closed = compile_module.sum_nodes(nodes) if nodes is not None else None
         result = compile_module.evaluate(graph, values, convention)
         shaping = _closed_form_shaping(graph, assume or [], leading)
-        training = phase == "train"
-        target = _seconds(target_latency, "--target-latency")
+        training = setting.training
         if device is None:
-            for flag, given in (("--efficiency", efficiency != 1.0), ("--memory-efficiency", memory_efficiency is not None),
-                                ("--overlap", overlap != "max"), ("--waves", waves), ("--target-latency", target is not None)):  # fmt: skip
-                if given:
-                    raise UsageError(f"{flag} needs --device")
             data = report.eval_data(result, dtype=dtype, depth=depth, symbolic=shaping(closed, result))
             if training:
                 data["training"] = report.training_data(result, dtype, optimizer)
             typer.echo(report.render_eval(data, fmt))
             return
-        from . import devices, roofline
+        from . import roofline
 
-        chosen = devices.find(device, tuple(device_file or ()))
-        roof = roofline.roof_for(
-            chosen, dtype, efficiency=efficiency, memory_efficiency=memory_efficiency, overlap=overlap == "max"
-        )
+        chosen, roof = setting.device, setting.roof
         estimate = roofline.estimate(result, chosen, roof, dtype, training=training, waves=waves)
         performance = roofline.summary(result, estimate, phase=phase, target_latency=target, optimizer=optimizer)
         options = {"efficiency": efficiency, "memory_efficiency": memory_efficiency if memory_efficiency is not None else efficiency,

@@ -89,11 +89,7 @@ def compare(
             missing = [f for f in free if f not in graph.arch.variables]
             if missing:
                 raise UsageError(f"--free {missing[0]}: '{graph.arch.name}' has no such variable")
-            bound = {k: v for k, v in given.items() if k not in free}
-            bound.update({name: graph.arch.variables[name].symbol for name in free})  # themselves, not defaults
-            for var in graph.arch.variables.values():
-                if var.name not in free and var.name not in bound and var.default is not None:
-                    bound[var.name] = var.default
+            bound = compile_module.keep_free(graph, given, free)
             nodes = compile_module.symbolic_nodes(graph, bound, setting.convention)
             forms = metrics_module.closed_forms(nodes, closed_names, setting)
             forms_by_graph.append({k: assume(v, assumptions) for k, v in forms.items()})

@@ -20,7 +20,7 @@ layer's location in the error.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,6 +99,20 @@ def resolve(graph: Graph, values: Mapping[str, Any], *, symbolic: bool = False) 
         if value is not None and value.is_number and (not value.is_Integer or value < var.minimum):
             raise ArchError(f"variable '{var.name}' must be a whole number >= {var.minimum}, got {value}", var.loc)
     return subs
+
+
+def keep_free(graph: Graph, values: Mapping[str, Any], free: Iterable[str]) -> dict[str, Any]:
+    """Values for closed forms in the ``free`` variables only: ``values`` for the others, else
+    their defaults, and each free variable as its own symbol, even where its default is a
+    formula (``head_dim: d_model/n_head`` stays ``head_dim`` when it is swept or solved for)."""
+    free = list(free)
+    variables = graph.arch.variables
+    bound = {k: v for k, v in values.items() if k not in free}
+    for var in variables.values():
+        if var.name not in free and var.name not in bound and var.default is not None:
+            bound[var.name] = var.default
+    bound.update({name: variables[name].symbol for name in free})
+    return bound
 
 
 def _int(value: sympy.Expr, node: Node, what: str) -> int:

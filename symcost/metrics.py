@@ -92,17 +92,8 @@ def closed_forms(nodes: list[tuple[str, dict[str, sympy.Expr]]], names: Sequence
     def in_bytes(elements: sympy.Expr) -> sympy.Expr:
         return sympy.ceiling(elements * bits / 8) if bits % 8 else elements * (bits // 8)
 
-    out: dict[str, sympy.Expr] = {}
     factor = cost.TRAINING_FACTOR if setting.training else 1
-    for name in names:
-        if name in ("flops", "macs", "params", "buffers", "elementwise", "read", "write", "cache"):
-            out[name] = totals[name] * (factor if name == "flops" else 1)
-        elif name == "traffic_bytes":
-            out[name] = in_bytes(totals["read"] + totals["write"]) * factor
-        elif name == "model_bytes":
-            out[name] = in_bytes(totals["params"] + totals["buffers"])
-        elif name == "kv_cache_bytes":
-            out[name] = in_bytes(totals["cache"])
+    out: dict[str, sympy.Expr] = _from_totals(totals, names, in_bytes, factor)
     timed = [n for n in names if n in TIMED]
     if timed:
         from .roofline import symbolic_time
@@ -118,6 +109,22 @@ def closed_forms(nodes: list[tuple[str, dict[str, sympy.Expr]]], names: Sequence
     return out
 
 
+def _from_totals(totals: Mapping[str, Any], names: Sequence[str], in_bytes: Any, factor: int) -> dict[str, Any]:
+    """The closed metrics among ``names`` from a network's totals, closed forms or numbers alike:
+    ``in_bytes`` turns elements into bytes at the dtype, ``factor`` is 3 for a training step."""
+    out: dict[str, Any] = {}
+    for name in names:
+        if name in ("flops", "macs", "params", "buffers", "elementwise", "read", "write", "cache"):
+            out[name] = totals[name] * (factor if name == "flops" else 1)
+        elif name == "traffic_bytes":
+            out[name] = in_bytes(totals["read"] + totals["write"]) * factor
+        elif name == "model_bytes":
+            out[name] = in_bytes(totals["params"] + totals["buffers"])
+        elif name == "kv_cache_bytes":
+            out[name] = in_bytes(totals["cache"])
+    return out
+
+
 def at_point(graph: Any, values: Mapping[str, Any], names: Sequence[str], setting: Setting) -> dict[str, Any]:
     """Every metric in ``names`` at one point, exactly, by the same path as ``symcost eval``:
     ints, and Fractions of a second for the timed ones."""
@@ -125,20 +132,11 @@ def at_point(graph: Any, values: Mapping[str, Any], names: Sequence[str], settin
     from . import memory
 
     result = compile_module.evaluate(graph, values, setting.convention)
-    t = result.totals
     factor = cost.TRAINING_FACTOR if setting.training else 1
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = _from_totals(result.totals, names, lambda e: cost.to_bytes(e, setting.dtype), factor)
     estimate = None
     for name in names:
-        if name in ("flops", "macs", "params", "buffers", "elementwise", "read", "write", "cache"):
-            out[name] = t[name] * (factor if name == "flops" else 1)
-        elif name == "traffic_bytes":
-            out[name] = cost.to_bytes(t["read"] + t["write"], setting.dtype) * factor
-        elif name == "model_bytes":
-            out[name] = cost.to_bytes(t["params"] + t["buffers"], setting.dtype)
-        elif name == "kv_cache_bytes":
-            out[name] = cost.to_bytes(t["cache"], setting.dtype)
-        elif name == "memory":
+        if name == "memory":
             need = memory.needed(result, setting.dtype, training=setting.training, optimizer=setting.optimizer)
             out[name] = sum(need.values())
         elif name in TIMED:

@@ -117,13 +117,6 @@ class Program:
         self._rational[e] = result  # type: ignore[assignment]
         return result
 
-    def _integer(self, e: sympy.Basic) -> int:
-        """A step for ``e``, which must be integer-valued wherever it is used (floor's result)."""
-        num, den = self._fraction(e)
-        if den == self._const(1):
-            return num
-        return self._step(("floordiv", num, den))
-
     def _whole(self, e: sympy.Basic, within: sympy.Basic) -> int:
         """A step for an argument that must be a whole number (of ``%`` or ``gcd``)."""
         num, den = self._fraction(e)

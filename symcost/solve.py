@@ -101,11 +101,8 @@ def solve(
         )
     if step < 1:
         raise UsageError("--step must be at least 1")
-    given = {k: v for k, v in (values or {}).items() if k != variable}
-    fixed = dict(given)
-    for var in variables.values():
-        if var.name != variable and var.name not in fixed and var.default is not None:
-            fixed[var.name] = var.default
+    free = compile_module.keep_free(graph, values or {}, [variable])
+    fixed = {k: v for k, v in free.items() if k != variable}
     minimum = variables[variable].minimum
     lowest = max(minimum, start_from or minimum)
     start = max(step, -(-lowest // step) * step)
@@ -126,7 +123,6 @@ def solve(
         # One variable, a few dozen probes: substituting into the closed form (about 0.6 ms for
         # ResNet-50) beats compiling it, and leaves numpy unimported (0.1 s of a cold start).
         symbol_of = variables[variable].symbol
-        free = {**fixed, variable: symbol_of}  # itself, even where its default is a formula
         nodes = compile_module.symbolic_nodes(graph, free, setting.convention)
         forms = metrics_module.closed_forms(nodes, used, setting)
         conditions, messages = metrics_module.validity(graph, compile_module.resolve(graph, free, symbolic=True))

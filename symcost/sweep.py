@@ -164,12 +164,8 @@ def sweep(
         size *= len(axis.values)
     if size > MAX_POINTS:
         raise UsageError(f"the grid has {size:,} points; at most {MAX_POINTS:,}")
-    fixed = {**given}
-    for var in variables.values():
-        if var.name not in seen and var.name not in fixed and var.default is not None:
-            fixed[var.name] = var.default
-    # a swept variable stands for itself, even where its default is a formula (head_dim: d_model/n_head)
-    free = {**fixed, **{a.name: variables[a.name].symbol for a in axes}}
+    free = compile_module.keep_free(graph, given, seen)
+    fixed = {k: v for k, v in free.items() if k not in seen}
     nodes = compile_module.symbolic_nodes(graph, free, setting.convention)
     subs = compile_module.resolve(graph, free, symbolic=True)
     symbols = [variables[a.name].symbol for a in axes]

@@ -84,10 +84,35 @@ def format_expr(e: Any) -> str:
     return _PRINTER.doprint(e)
 
 
+def latex_symbol(name: str) -> str:
+    r"""A symbol name in LaTeX: a multi-letter name as one italic word, the part after the first
+    underscore as a subscript, so ``numel`` does not read as n·u·m·e·l.
+
+    >>> print(latex_symbol("C_in"), latex_symbol("kernel_h"), latex_symbol("H"))
+    C_{\mathrm{in}} \mathit{kernel}_{h} H
+    """
+    base, _, sub = name.partition("_")
+    out = base if len(base) == 1 else rf"\mathit{{{base}}}"
+    if sub:
+        sub_tex = sub if len(sub) == 1 else r"\mathrm{" + sub.replace("_", r"\_") + "}"
+        out += "_{" + sub_tex + "}"
+    return out
+
+
 def latex_expr(e: Any) -> str:
+    r"""An expression in LaTeX, with :func:`latex_symbol` names.
+
+    >>> import sympy
+    >>> C_in, kernel_h = sympy.symbols("C_in kernel_h")
+    >>> print(latex_expr(2 * C_in * kernel_h))
+    2 C_{\mathrm{in}} \mathit{kernel}_{h}
+    """
     if isinstance(e, Variadic):
-        return r"\ast " + sympy.latex(e.symbol)
-    return sympy.latex(e)
+        return r"\ast " + latex_symbol(e.symbol.name)
+    if not isinstance(e, sympy.Basic):
+        return sympy.latex(e)
+    names = {s: latex_symbol(s.name) for s in e.free_symbols}
+    return sympy.latex(e, symbol_names=names)
 
 
 def format_count(n: int) -> str:
@@ -256,7 +281,7 @@ def _derive_latex(d: Mapping[str, Any]) -> str:
     rows = []
     for name, value in d["_where"].items():
         if name in d["where"]:
-            rows.append(rf"{sympy.latex(sympy.Symbol(name))} &= {latex_expr(value)}")
+            rows.append(rf"{latex_symbol(name)} &= {latex_expr(value)}")
     labels = {"flops": r"\mathrm{FLOPs}", "macs": r"\mathrm{MACs}", "params": r"\mathrm{params}",
               "buffers": r"\mathrm{buffers}", "read": r"\mathrm{read}", "write": r"\mathrm{write}",
               "cache": r"\mathrm{cache}"}  # fmt: skip
@@ -503,7 +528,7 @@ def eval_data(
             keys.remove("cache")
         data["symbolic"] = {k: format_expr(symbolic[k]) for k in keys}
         data["free"] = sorted({s.name for k in keys for s in symbolic[k].free_symbols})
-        data["_symbolic_latex"] = {k: sympy.latex(symbolic[k]) for k in keys}
+        data["_symbolic_latex"] = {k: latex_expr(symbolic[k]) for k in keys}
     return data
 
 

@@ -271,6 +271,6 @@ def _comparison_latex(c: Any, header: tuple[str, ...], body: list[tuple[str, ...
         rows = []
         for r in c.closed:
             for arch, form in zip(c.archs, r["forms"]):
-                rows.append(rf"\mathrm{{{tex(r['metric'])}}}_{{\mathrm{{{tex(arch)}}}}} &= {sympy.latex(form)}")
+                rows.append(rf"\mathrm{{{tex(r['metric'])}}}_{{\mathrm{{{tex(arch)}}}}} &= {report.latex_expr(form)}")
         out += "\n\\begin{align*}\n" + " \\\\\n".join(rows) + "\n\\end{align*}"
     return out

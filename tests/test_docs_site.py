@@ -1,0 +1,103 @@
+"""The documentation site builds with ``mkdocs build --strict``, and its generated pages are current.
+
+A broken link, a missing anchor, a page left out of the nav or a nav entry without a page fails the
+strict build. The formula and CLI references are written by ``scripts/gen_docs.py`` from the catalog
+and the commands' help; a change to either without regenerating fails here, naming the page.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import tomllib
+
+import pytest
+
+from symcost import registry
+from tests.docs_runner import ROOT
+
+
+def _gen_docs():
+    spec = importlib.util.spec_from_file_location("gen_docs", ROOT / "scripts" / "gen_docs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    out = tmp_path_factory.mktemp("site")
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+        cwd=ROOT, capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    return proc, out
+
+
+def test_mkdocs_build_strict(site):
+    proc, out = site
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (out / "index.html").exists()
+
+
+def test_every_page_is_built(site):
+    _, out = site
+    pages = sorted(p.relative_to(ROOT / "docs") for p in (ROOT / "docs").rglob("*.md"))
+    assert len(pages) >= 14
+    for page in pages:
+        html = out / page.with_suffix("") / "index.html" if page.name != "index.md" else out / "index.html"
+        assert html.exists(), f"{page} was not built"
+
+
+def test_formula_reference_has_every_formula(site):
+    _, out = site
+    html = (out / "reference" / "formulas" / "index.html").read_text(encoding="utf-8")
+    for name in registry.names():
+        assert f'id="{name}"' in html, name
+    # the costs are typeset: conv2d's MACs as LaTeX for MathJax, not as code
+    assert r"\mathrm{MACs}" in html and r"C_{\mathrm{in}}" in html
+
+
+def test_generated_pages_are_current():
+    gen = _gen_docs()
+    assert gen.stale() == [], "run: python scripts/gen_docs.py"
+
+
+def test_staleness_is_detected(tmp_path, monkeypatch):
+    gen = _gen_docs()
+    monkeypatch.setattr(gen, "ROOT", tmp_path)
+    (tmp_path / "docs" / "reference").mkdir(parents=True)
+    assert sorted(gen.stale()) == sorted(gen.PAGES)  # missing
+    assert gen.main([]) == 0
+    assert gen.stale() == []
+    page = tmp_path / "docs" / "reference" / "cli.md"
+    page.write_text(page.read_text(encoding="utf-8").replace("symcost solve", "symcost solv"), encoding="utf-8")
+    assert gen.stale() == ["docs/reference/cli.md"]
+    assert gen.main(["--check"]) == 1
+
+
+def test_cli_reference_covers_every_command():
+    text = (ROOT / "docs" / "reference" / "cli.md").read_text(encoding="utf-8")
+    for command in (
+        "derive",
+        "eval",
+        "roofline",
+        "sweep",
+        "solve",
+        "compare",
+        "check",
+        "list formulas",
+        "list devices",
+    ):
+        assert f"## `symcost {command}`" in text, command
+
+
+def test_docs_extra_installs_the_site_tools():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    docs = project["optional-dependencies"]["docs"]
+    assert any(d.startswith("mkdocs==") for d in docs) and any(d.startswith("mkdocs-material==") for d in docs)
+    # CI runs the test extra only, so it must pull the docs extra in for the build above
+    assert "symcost[docs]" in project["optional-dependencies"]["test"]

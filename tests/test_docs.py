@@ -47,3 +47,33 @@ def test_docstring_examples(name):
     module = importlib.import_module(f"symcost.{name}" if name != "__init__" else "symcost")
     result = doctest.testmod(module, optionflags=FLAGS)
     assert result.failed == 0
+
+
+def _section(text: str, heading: str) -> str:
+    start = text.index(f"\n## {heading}\n")
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end != -1 else None]
+
+
+def test_readme_quick_start_is_what_ci_runs():
+    """The README's two commands: the first installs and costs ResNet-50 (run above, in the page),
+    the second is exactly what .ci/run runs on a clean clone."""
+    from tests.docs_runner import blocks
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    quick = [b.body.strip() for b in blocks(_section(readme, "Quick start").lstrip("\n")) if b.lang == "bash"]
+    assert len(quick) == 2
+    assert quick[0] == "pip install . && symcost eval archs/resnet50.yaml"
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()
+    assert ci[-1] == quick[1] == 'pip install -e ".[test]" && python -m pytest'
+
+
+def test_readme_links_resolve():
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    links = re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", readme)
+    local = [link for link in links if "://" not in link]
+    assert len(local) >= 10
+    missing = [link for link in local if not (ROOT / link).exists()]
+    assert not missing, missing

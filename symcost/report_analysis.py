@@ -7,9 +7,7 @@ import json
 from fractions import Fraction
 from typing import Any
 
-import sympy
-
-from .report import _aligned, format_count, format_expr, si
+from .report import _aligned, format_count, format_expr, latex_expr, si
 
 SWEEP_FORMATS = ("table", "csv", "json", "markdown")
 SOLVE_FORMATS = ("text", "json")
@@ -271,6 +269,6 @@ def _comparison_latex(c: Any, header: tuple[str, ...], body: list[tuple[str, ...
         rows = []
         for r in c.closed:
             for arch, form in zip(c.archs, r["forms"]):
-                rows.append(rf"\mathrm{{{tex(r['metric'])}}}_{{\mathrm{{{tex(arch)}}}}} &= {report.latex_expr(form)}")
+                rows.append(rf"\mathrm{{{tex(r['metric'])}}}_{{\mathrm{{{tex(arch)}}}}} &= {latex_expr(form)}")
         out += "\n\\begin{align*}\n" + " \\\\\n".join(rows) + "\n\\end{align*}"
     return out

@@ -12,6 +12,7 @@ from the code, so they cannot drift: ``tests/test_docs_site.py`` runs the ``--ch
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -156,7 +157,15 @@ def cli_reference() -> str:
     command = typer.main.get_command(cli.app)
     ctx = command.make_context("symcost", [], resilient_parsing=True)
     body = get_docs_for_click(obj=command, ctx=ctx, name="symcost", title="Command-line reference")
+    # Usage lines are syntax, not commands to run; the help's examples are, so they become a bash
+    # block that the docs tests run like any page's (every example in --help works).
+    body = body.replace("```console\n$ symcost", "```text\nsymcost")
+    body = EXAMPLES.sub(lambda m: "Examples:\n\n```bash\n" + "\n".join(EXAMPLE.findall(m[1])) + "\n```\n\n", body)
     return HEADER.format(source="the commands' --help (typer)") + body.rstrip() + "\n"
+
+
+EXAMPLES = re.compile(r"Examples:\n\n((?:  symcost [^\n]*\n\n)+)")
+EXAMPLE = re.compile(r"^  (symcost [^\n]*)$", re.M)
 
 
 PAGES: dict[str, Callable[[], str]] = {

@@ -1,8 +1,7 @@
 """The docs, the README and the docstrings run, and print what they say they print.
 
 Every page is run top to bottom by :mod:`tests.docs_runner`: its commands, transcripts, files
-and Python blocks. The generated reference pages (``docs/reference/``) are checked for staleness
-by ``tests/test_docs_site.py`` instead; their usage lines are not commands.
+and Python blocks, the generated CLI reference too (the examples of every ``--help``).
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import pytest
 
 from tests.docs_runner import ROOT, run_page
 
-PAGES = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").rglob("*.md") if "reference" not in p.parts)]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 MODULES = sorted(p.stem for p in (ROOT / "symcost").glob("*.py") if p.stem not in {"__main__"})
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 

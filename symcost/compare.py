@@ -41,6 +41,11 @@ class Comparison:
     free: list[str] = field(default_factory=list)
     closed: list[dict[str, Any]] = field(default_factory=list)  # {metric, forms: [expr], ratios: [expr]}
 
+    def _repr_html_(self) -> str:  # Jupyter: the table of `symcost compare`
+        from .display import comparison_html
+
+        return comparison_html(self)
+
 
 def split_values(graphs: Sequence[Any], values: Mapping[str, Any]) -> list[dict[str, Any]]:
     """``--set`` values for each architecture: a name goes to every architecture that has it."""

@@ -60,6 +60,11 @@ class Result:
     def elementwise_by_category(self) -> dict[str, int]:
         return {k.split(".", 1)[1]: v for k, v in self.totals.items() if k.startswith("elementwise.")}
 
+    def _repr_html_(self) -> str:  # Jupyter: the per-layer table and totals of `symcost eval`
+        from .display import result_html
+
+        return result_html(self)
+
 
 def resolve(graph: Graph, values: Mapping[str, Any], *, symbolic: bool = False) -> dict[sympy.Symbol, sympy.Expr]:
     """Variable symbol → value: ``values`` first, then defaults (in file order).

@@ -142,6 +142,16 @@ class Evaluation:
         """The first (usually only) output's shape."""
         return next(iter(self.outputs.values()))
 
+    def _repr_html_(self) -> str:  # Jupyter: a table of the exact counts
+        from .display import evaluation_html
+
+        return evaluation_html(self)
+
+    def _repr_latex_(self) -> str:
+        from .display import evaluation_latex
+
+        return evaluation_latex(self)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "formula": self.formula,
@@ -188,6 +198,17 @@ class Formula:
     no_torch_twin: str
     examples: tuple[Example, ...]
     _expand: Mapping[sympy.Symbol, sympy.Expr] = field(repr=False)
+
+    # ---- notebook display (symcost.display) ---------------------------------------------
+    def _repr_html_(self) -> str:  # Jupyter: summary, symbols, closed forms as `symcost derive` prints them
+        from .display import formula_html
+
+        return formula_html(self)
+
+    def _repr_latex_(self) -> str:  # outputs and costs as one align* block (`derive --format latex`)
+        from .display import formula_latex
+
+        return formula_latex(self)
 
     # ---- symbols -------------------------------------------------------------------------
     @cached_property
@@ -469,6 +490,34 @@ class Bound:
     @cached_property
     def elementwise(self) -> dict[str, sympy.Expr]:
         return {k: self._apply(v) for k, v in self.formula.elementwise_compact.items()}
+
+    @property
+    def macs(self) -> sympy.Expr:
+        return self.costs["macs"]
+
+    @property
+    def flops(self) -> sympy.Expr:
+        """FLOPs under the default convention (``2 * macs``), as :attr:`Formula.flops`.
+
+        >>> from symcost import formulas
+        >>> formulas.conv2d.bind(N=1, H=56, W=56, kernel=3, padding=1, stride=1, dilation=1, groups=1).flops
+        56448*C_in*C_out
+        """
+        return cost.flops(self.macs, self.elementwise)
+
+    @property
+    def params(self) -> sympy.Expr:
+        return self.costs["params"]
+
+    def _repr_html_(self) -> str:  # Jupyter: as Formula's, with the bound values
+        from .display import formula_html
+
+        return formula_html(self.formula, self)
+
+    def _repr_latex_(self) -> str:
+        from .display import formula_latex
+
+        return formula_latex(self.formula, self)
 
 
 # ======================================================================================

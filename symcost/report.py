@@ -278,7 +278,10 @@ def _derive_text(d: Mapping[str, Any]) -> str:
 
 
 def _derive_latex(d: Mapping[str, Any]) -> str:
-    rows = []
+    rows = [
+        rf"{latex_symbol(name)} &= \left({', '.join(latex_expr(dim) for dim in shape)}\right)"
+        for name, shape in d["_outputs"].items()
+    ]
     for name, value in d["_where"].items():
         if name in d["where"]:
             rows.append(rf"{latex_symbol(name)} &= {latex_expr(value)}")

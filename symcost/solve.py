@@ -54,6 +54,11 @@ class Solution:
     fixed: Mapping[str, Any] = field(default_factory=dict)
     why: str = ""  # when value is None
 
+    def _repr_html_(self) -> str:  # Jupyter: the answer and its exact checks
+        from .display import solution_html
+
+        return solution_html(self)
+
     @property
     def checked(self) -> bool:
         """The condition holds at the answer and fails one step past it, on the exact path."""

@@ -103,6 +103,11 @@ class Sweep:
             count *= len(axis.values)
         return count
 
+    def _repr_html_(self) -> str:  # Jupyter: the table of `symcost sweep`
+        from .display import sweep_html
+
+        return sweep_html(self)
+
     def columns(self) -> dict[str, Any]:
         """Each axis as a flat array aligned with the metrics."""
         import numpy as np

@@ -217,7 +217,7 @@ def result_html(result: Any, dtype: str = "fp32") -> str:
 def sweep_html(s: Any, max_rows: int = MAX_SWEEP_ROWS) -> str:
     """The sweep's table (its first ``max_rows`` points) and the notes ``symcost sweep`` prints."""
     from .report import format_expr
-    from .report_analysis import _cell, _sweep_note
+    from .report_analysis import _cell, _sweep_note, invalid_note
 
     names = [a.name for a in s.axes] + list(s.metrics)
     rows = []
@@ -232,7 +232,7 @@ def sweep_html(s: Any, max_rows: int = MAX_SWEEP_ROWS) -> str:
     parts.append(f"<p>{s.size:,} points of {_text(s.arch)}; others: {_text(fixed)}<br>{_text(_sweep_note(s))}</p>")
     if s.reasons:
         example = _text(next(iter(s.reasons.values())))
-        parts.append(f"<p>{int((~s.valid).sum()):,} points are not valid ('-'), for example: {example}</p>")
+        parts.append(f"<p>{_text(invalid_note(s))}, for example: {example}</p>")
     return _div("sweep", parts)
 
 

@@ -75,6 +75,12 @@ def sweep_data(s: Any) -> dict[str, Any]:
     }
 
 
+def invalid_note(s: Any) -> str:
+    """How many points of a sweep are not valid: "1 point is not valid ('-')"."""
+    invalid = int((~s.valid).sum())
+    return f"{invalid:,} point is not valid ('-')" if invalid == 1 else f"{invalid:,} points are not valid ('-')"
+
+
 def render_sweep(s: Any, fmt: str) -> str:
     names = [a.name for a in s.axes] + list(s.metrics)
     if fmt == "json":
@@ -90,8 +96,7 @@ def render_sweep(s: Any, fmt: str) -> str:
     fixed = ", ".join(f"{k}={format_expr(v)}" for k, v in s.fixed.items())
     lines += ["", f"{s.size:,} points of {s.arch}; others: {fixed}", _sweep_note(s)]
     if s.reasons:
-        invalid = int((~s.valid).sum())
-        lines.append(f"{invalid:,} points are not valid ('-'), for example:")
+        lines.append(f"{invalid_note(s)}, for example:")
         for index, why in list(s.reasons.items())[:5]:
             point = ", ".join(f"{a}={v}" for a, v in zip((a.name for a in s.axes), _point(s, index)))
             lines.append(f"  at {point}: {why}")

@@ -98,7 +98,9 @@ class Convention:
         if merged == self.elementwise_in_flops:
             return self
         label = "+".join(sorted(merged)) if merged != set(ELEMENTWISE_CATEGORIES) else "all"
-        return replace(self, name=f"{self.name}+{label}", elementwise_in_flops=merged)
+        # the base doc says what is reported apart; say which categories this one folds in instead
+        doc = f"{self.doc}; except {', '.join(sorted(merged))}: folded into FLOPs (--count-elementwise)"
+        return replace(self, name=f"{self.name}+{label}", doc=doc, elementwise_in_flops=merged)
 
 
 TORCH = Convention(

@@ -637,7 +637,7 @@ def _performance_lines(d: dict[str, Any]) -> list[str]:  # noqa: PLR0915 - one p
         lines.append(row("FLOPs per step", si(p["flops"], "FLOP"), extra))
     at = " (at the --efficiency peak)" if derated else ""
     lines.append(
-        row("FLOPs / peak", exact(p["flops_lower_bound_s"]), f"the whole-model compute bound (seed 000's formula){at}")
+        row("FLOPs / peak", exact(p["flops_lower_bound_s"]), f"the whole-model compute bound{at}")
     )
     lines.append(
         row(
@@ -670,7 +670,7 @@ def _performance_lines(d: dict[str, Any]) -> list[str]:  # noqa: PLR0915 - one p
             row(
                 "  bandwidth for the weights",
                 si(p["bandwidth_for_weights_bytes_per_s"], "B/s", 4),
-                "weights / target (seed 004's rule)",
+                "weights / target",
             )
         )
         lines.append(

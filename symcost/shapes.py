@@ -340,7 +340,7 @@ def bind_formula(
         names = ", ".join(name for name, _ in patterns)
         raise ShapeError(f"{where} takes {len(patterns)} input(s) ({names}), got {len(inputs)}", layer.loc)
     mapping: dict[sympy.Symbol, sympy.Expr] = {}
-    variadic_dims: dict[sympy.Symbol, Shape] = {}
+    variadic_dims: dict[sympy.Symbol, tuple[str, Shape]] = {}  # symbol -> (first input, its dims)
     checks: list[Check] = []
 
     def bind(symbol: sympy.Symbol, value: sympy.Expr, what: str) -> None:
@@ -371,9 +371,22 @@ def bind_formula(
             middle = shape[variadic_at : len(shape) - tail]
             var = pattern[variadic_at]
             product = sympy.Mul(*middle) if middle else sympy.Integer(1)
-            if var.symbol in variadic_dims and len(variadic_dims[var.symbol]) != len(middle):
-                raise ShapeError(f"{where}: input '{in_name}' leading dims {_show(middle)} do not match", layer.loc)
-            variadic_dims.setdefault(var.symbol, middle)
+            if var.symbol in variadic_dims:
+                # Two inputs with the same variadic part (add's a and b: "*numel") have the same dims,
+                # not only as many elements: [1, 64, 16, 16] + [1, 16, 32, 32] is an error, as in torch.
+                first, first_dims = variadic_dims[var.symbol]
+                mismatch = f"{where}: input '{in_name}' {_show(middle)} must have the shape of input '{first}' {_show(first_dims)}"
+                if len(first_dims) != len(middle):
+                    raise ShapeError(mismatch, layer.loc)
+                for index, (a, b) in enumerate(zip(first_dims, middle)):
+                    verdict = equal(a, b)
+                    if verdict is False:
+                        raise ShapeError(mismatch, layer.loc)
+                    if verdict is None:
+                        checks.append(
+                            Check(sympy.Eq(a, b), f"input '{in_name}' dim {index} must equal input '{first}''s")
+                        )
+            variadic_dims.setdefault(var.symbol, (in_name, middle))
             bind(var.symbol, product, f"input '{in_name}' leading dims")
             pairs = list(zip(pattern[:variadic_at], shape[:variadic_at])) + list(
                 zip(pattern[variadic_at + 1 :], shape[len(shape) - tail :])
@@ -463,7 +476,7 @@ def bind_formula(
         dims: list[sympy.Expr] = []
         for dim in pattern:
             if isinstance(dim, Variadic):
-                dims.extend(variadic_dims.get(dim.symbol, (mapping[dim.symbol],)))
+                dims.extend(variadic_dims[dim.symbol][1] if dim.symbol in variadic_dims else (mapping[dim.symbol],))
             else:
                 dims.append(dim.xreplace(mapping))
         for index, dim in enumerate(dims):

@@ -78,10 +78,19 @@ class UsageError(SymcostError):
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:
-    """A suffix like `` (did you mean 'conv2d'?)``, or ``""`` when nothing is close.
+    """A suffix like `` (did you mean 'conv2d'?)``, or ``""`` when nothing is close. Names that
+    are all as close as the best are all offered, so no one of them is picked at random.
 
     >>> did_you_mean("conv2", ["conv1d", "conv2d", "linear"])
     " (did you mean 'conv2d'?)"
+    >>> did_you_mean("batchnorm", ["batchnorm1d", "batchnorm2d", "batchnorm3d", "layernorm"])
+    " (did you mean 'batchnorm1d', 'batchnorm2d' or 'batchnorm3d'?)"
     """
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    candidates = list(known)
+    close = difflib.get_close_matches(name, candidates, n=len(candidates) or 1, cutoff=0.6)
+    if not close:
+        return ""
+    ratio = difflib.SequenceMatcher(None, close[0], name).ratio()
+    best = sorted(c for c in close if difflib.SequenceMatcher(None, c, name).ratio() == ratio)
+    shown = [f"'{c}'" for c in best]
+    return f" (did you mean {shown[0] if len(shown) == 1 else ', '.join(shown[:-1]) + ' or ' + shown[-1]}?)"

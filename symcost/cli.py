@@ -863,7 +863,8 @@ def list_devices(
     fmt: FormatOption = "text",
     device_file: DeviceFileOption = None,
 ) -> None:
-    """List the devices with their dense peaks per dtype, bandwidth, memory and ridge point.
+    """List the devices with their dense peaks per dtype, bandwidth and memory (the ridge point
+    per dtype, the sparse peaks and the sources with --format json).
 
     Example: symcost list devices --device-file my_npu.yaml
     """

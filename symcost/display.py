@@ -89,19 +89,12 @@ def formula_latex(formula: Any, bound: Any = None) -> str:
 def formula_html(formula: Any, bound: Any = None) -> str:
     """Summary, symbols (bound values and defaults), then shapes and closed forms as
     ``symcost derive`` prints them (symcost's expression language, pasteable into a YAML file)."""
-    from .report import _COST_LABELS, format_expr
+    from .report import _COST_LABELS, symbol_status
 
     d = _derivation(formula, bound)
     symbols = []
     for name, info in d["symbols"].items():
-        if name in d["bound"]:
-            status = f"= {d['bound'][name]}"
-        elif info["kind"] == "attribute":
-            default = info["default"]
-            status = "required" if default is None else f"default {format_expr(default)}"
-        else:
-            status = ""
-        symbols.append((_code(name), _text(info["doc"]), _text(status)))
+        symbols.append((_code(name), _text(info["doc"]), _text(symbol_status(d, name))))
     forms = [(f"input {_code(k)}", _code(f"[{', '.join(v)}]")) for k, v in d["inputs"].items()]
     forms += [(_code(k), _code(v)) for k, v in d["where"].items()]
     forms += [(f"output {_code(k)}", _code(f"[{', '.join(v)}]")) for k, v in d["outputs"].items()]

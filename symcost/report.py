@@ -224,18 +224,22 @@ def render_derivation(data: Mapping[str, Any], fmt: str) -> str:
     return _derive_text(data)
 
 
+def symbol_status(d: Mapping[str, Any], name: str) -> str:
+    """A symbol's state in a derivation: ``= 3`` when bound, ``default 1``, ``required``, or ``""``."""
+    info = d["symbols"][name]
+    if name in d["bound"]:
+        return f"= {d['bound'][name]}"
+    if info["kind"] == "attribute":
+        return "required" if info["default"] is None else f"default {format_expr(info['default'])}"
+    return ""
+
+
 def _derive_text(d: Mapping[str, Any]) -> str:
     lines = [f"{d['name']}: {d['summary']}", f"  from {d['path']}", ""]
     width = max([len(n) for n in d["symbols"]] + [8])
     lines.append("Symbols")
     for name, info in d["symbols"].items():
-        if name in d["bound"]:
-            status = f"= {d['bound'][name]}"
-        elif info["kind"] == "attribute":
-            default = info["default"]
-            status = "required" if default is None else f"default {format_expr(default)}"
-        else:
-            status = ""
+        status = symbol_status(d, name)
         lines.append(f"  {name:<{width}}  {info['doc']}{'  [' + status + ']' if status else ''}")
     if d["bound"] and d["defaults_not_applied"]:
         shown = " ".join(f"{k}={v}" for k, v in d["defaults_not_applied"].items())
@@ -636,9 +640,7 @@ def _performance_lines(d: dict[str, Any]) -> list[str]:  # noqa: PLR0915 - one p
         extra = f"{format_count(p['flops'])} = {cost.TRAINING_FACTOR} x forward; optimizer {p.get('optimizer')}"
         lines.append(row("FLOPs per step", si(p["flops"], "FLOP"), extra))
     at = " (at the --efficiency peak)" if derated else ""
-    lines.append(
-        row("FLOPs / peak", exact(p["flops_lower_bound_s"]), f"the whole-model compute bound{at}")
-    )
+    lines.append(row("FLOPs / peak", exact(p["flops_lower_bound_s"]), f"the whole-model compute bound{at}"))
     lines.append(
         row(
             "weights / bandwidth",

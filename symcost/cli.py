@@ -292,6 +292,7 @@ WavesOption = Annotated[
     bool,
     typer.Option("--waves", help="Derate GEMM-class layers by tile and wave quantization against the device's SMs."),
 ]
+OptimizerOption = Annotated[str, typer.Option("--optimizer", help="With --phase train: adam, sgd (momentum) or none.")]
 PhaseOption = Annotated[
     str,
     typer.Option(
@@ -416,9 +417,7 @@ def eval_(
             help="A latency budget (0.1, 100ms): the bandwidth and FLOP/s it needs.",
         ),
     ] = None,
-    optimizer: Annotated[
-        str, typer.Option("--optimizer", help="With --phase train: adam, sgd (momentum) or none.")
-    ] = "adam",
+    optimizer: OptimizerOption = "adam",
 ) -> None:
     """Cost a whole network: a per-layer table and exact totals (params, MACs, FLOPs, bytes);
     with --device, each layer's roofline time and bound, and the total latency.
@@ -664,7 +663,7 @@ def sweep(
     memory_efficiency: MemoryEfficiencyOption = None,
     overlap: OverlapOption = "max",
     phase: PhaseOption = "inference",
-    optimizer: Annotated[str, typer.Option("--optimizer", help="With --phase train: adam, sgd or none.")] = "adam",
+    optimizer: OptimizerOption = "adam",
 ) -> None:
     """Evaluate metrics over a grid of variable values: the closed forms are derived once, compiled
     once, and evaluated for every point at once (a million points of ResNet-50 in about 0.03 s;
@@ -744,7 +743,7 @@ def solve(
     overlap: OverlapOption = "max",
     waves: WavesOption = False,
     phase: PhaseOption = "inference",
-    optimizer: Annotated[str, typer.Option("--optimizer", help="With --phase train: adam, sgd or none.")] = "adam",
+    optimizer: OptimizerOption = "adam",
 ) -> None:
     """Find the largest (or smallest) whole value of one variable that meets a budget.
 
@@ -811,7 +810,7 @@ def compare(
     overlap: OverlapOption = "max",
     waves: WavesOption = False,
     phase: PhaseOption = "inference",
-    optimizer: Annotated[str, typer.Option("--optimizer", help="With --phase train: adam, sgd or none.")] = "adam",
+    optimizer: OptimizerOption = "adam",
 ) -> None:
     """Put architectures side by side: each metric exactly, and its ratio to the first.
 

@@ -98,9 +98,16 @@ class Convention:
         if merged == self.elementwise_in_flops:
             return self
         label = "+".join(sorted(merged)) if merged != set(ELEMENTWISE_CATEGORIES) else "all"
-        # the base doc says what is reported apart; say which categories this one folds in instead
-        doc = f"{self.doc}; except {', '.join(sorted(merged))}: folded into FLOPs (--count-elementwise)"
-        return replace(self, name=f"{self.name}+{label}", doc=doc, elementwise_in_flops=merged)
+        base = self.name.split("+")[0]  # a variant of a variant is named from the base: torch+bias+norm
+        return replace(self, name=f"{base}+{label}", elementwise_in_flops=merged)
+
+    @property
+    def description(self) -> str:
+        """``doc``, and which elementwise categories this variant folds into FLOPs (the doc says
+        what is reported apart, so a ``torch+norm`` convention must say that norms are not)."""
+        if not self.elementwise_in_flops:
+            return self.doc
+        return f"{self.doc}; except {', '.join(sorted(self.elementwise_in_flops))}: folded into FLOPs (--count-elementwise)"
 
 
 TORCH = Convention(

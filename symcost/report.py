@@ -172,7 +172,7 @@ def derivation(
         "name": formula.name,
         "summary": formula.summary,
         "path": formula.path,
-        "convention": {"name": convention.name, "doc": convention.doc},
+        "convention": {"name": convention.name, "doc": convention.description},
         "symbols": symbols,
         "bound": {k: format_expr(v) for k, v in bound.values.items()},
         "free": [n for n in formula.symbols if n not in bound.values],
@@ -281,6 +281,18 @@ def _derive_text(d: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+#: The costs' names in LaTeX, in the order derive shows them (``--format latex``, the reference).
+LATEX_COST_LABELS = {
+    "flops": r"\mathrm{FLOPs}",
+    "macs": r"\mathrm{MACs}",
+    "params": r"\mathrm{params}",
+    "buffers": r"\mathrm{buffers}",
+    "read": r"\mathrm{read}",
+    "write": r"\mathrm{write}",
+    "cache": r"\mathrm{cache}",
+}
+
+
 def _derive_latex(d: Mapping[str, Any]) -> str:
     rows = [
         rf"{latex_symbol(name)} &= \left({', '.join(latex_expr(dim) for dim in shape)}\right)"
@@ -289,10 +301,7 @@ def _derive_latex(d: Mapping[str, Any]) -> str:
     for name, value in d["_where"].items():
         if name in d["where"]:
             rows.append(rf"{latex_symbol(name)} &= {latex_expr(value)}")
-    labels = {"flops": r"\mathrm{FLOPs}", "macs": r"\mathrm{MACs}", "params": r"\mathrm{params}",
-              "buffers": r"\mathrm{buffers}", "read": r"\mathrm{read}", "write": r"\mathrm{write}",
-              "cache": r"\mathrm{cache}"}  # fmt: skip
-    for key, label in labels.items():
+    for key, label in LATEX_COST_LABELS.items():
         if key == "cache" and d["_exprs"][key] == 0:
             continue
         rows.append(rf"{label} &= {latex_expr(d['_exprs'][key])}")
@@ -475,7 +484,7 @@ def eval_data(
         "path": result.graph.arch.path,
         "convention": {
             "name": result.convention.name,
-            "doc": result.convention.doc,
+            "doc": result.convention.description,
             "headline": result.convention.headline,
         },
         "elementwise_in_flops": sorted(result.convention.elementwise_in_flops),

@@ -184,3 +184,12 @@ layers:
 """
     ops = [n.op for n in build(load_text(text, "w.yaml")).nodes]
     assert ops == (["relu", "gelu"] if kept else ["relu"])
+
+
+def test_folded_convention_says_what_it_folds():
+    from symcost import cost
+
+    twice = cost.TORCH.with_elementwise({"norm"}).with_elementwise({"bias"})
+    assert twice.name == "torch+bias+norm"  # named from the base, not torch+norm+bias+norm
+    assert twice.description.endswith("; except bias, norm: folded into FLOPs (--count-elementwise)")
+    assert cost.TORCH.description == cost.TORCH.doc

@@ -43,6 +43,7 @@ ELEMENTWISE_CATEGORIES: dict[str, str] = {
     "add": "elementwise additions (residual adds): one per output element",
     "mul": "elementwise multiplications (gates, scaling): one per output element",
     "interpolate": "upsampling arithmetic: per output element, as each formula documents",
+    "reduce": "reductions (sum, mean, amax, amin over dims): one add or compare per input element, plus one divide per output for a mean",
 }
 
 #: The raw cost keys a formula declares (``flops`` is derived here, not declared). ``buffers`` and

@@ -35,12 +35,23 @@ _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _TOP_KEYS = {
     "name", "summary", "category", "doc", "symbols", "attributes", "inputs", "where",
     "constraints", "outputs", "costs", "elementwise", "notes", "sources", "torch",
-    "no_torch_twin", "examples", "gemm", "peers",
+    "no_torch_twin", "examples", "gemm", "peers", "shape_rule", "rule_args",
 }  # fmt: skip
 #: ``gemm``: how the layer's output is tiled by a GEMM kernel: ``batch`` independent ``M x N``
 #: output matrices (for the opt-in tile/wave-quantization utilization of the roofline).
 GEMM_KEYS = ("batch", "M", "N")
-_SYMBOL_KEYS = {"doc", "test"}
+_SYMBOL_KEYS = {"doc", "test", "min", "arg"}
+_RULE_ARG_KEYS = {"doc", "kind", "default"}
+#: What a shape rule's argument holds (see :mod:`symcost.shape_rules`).
+RULE_ARG_KINDS = {
+    "dim": "one dim index, negative from the end (-1: the last)",
+    "dims": "a dim index or a list of them",
+    "size": "an integer expression",
+    "sizes": "a list of integer expressions (-1: inferred, where the op allows it)",
+    "number": "any number, integer or decimal (a constant that changes no count)",
+    "text": "a word from the listed choices",
+    "flag": "true or false",
+}
 _ATTR_KEYS = {"type", "axes", "min", "max", "default", "doc", "test"}
 _TWIN_KEYS = {"module", "function", "builder", "args", "inputs", "note"}
 _EXAMPLE_KEYS = {"set", "expect", "note"}
@@ -68,6 +79,9 @@ class ShapeSymbol:
     doc: str
     symbol: sympy.Symbol
     test: tuple[int, int]
+    #: The argument an architecture must state this size under, as torch requires it
+    #: (``normalized_shape`` of nn.LayerNorm): a layer that leaves it out is an error, not a guess.
+    arg: str | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +105,16 @@ class Attribute:
     @property
     def required(self) -> bool:
         return self.default is None
+
+
+@dataclass(frozen=True)
+class RuleArg:
+    """An argument of a shape rule (``shape: [N, -1, 64]`` for reshape): read by the rule, not a symbol."""
+
+    name: str
+    kind: str  # a key of RULE_ARG_KINDS
+    doc: str
+    default: Any  # None: required (or optional where the rule says so); else the YAML value
 
 
 @dataclass(frozen=True)
@@ -198,6 +222,11 @@ class Formula:
     no_torch_twin: str
     examples: tuple[Example, ...]
     _expand: Mapping[sympy.Symbol, sympy.Expr] = field(repr=False)
+    #: The engine rule that gives this op's output shapes in an architecture (``symcost.shape_rules``):
+    #: shape ops (reshape, permute, split, cat, ...) and broadcasting elementwise ops, whose output
+    #: shapes no fixed pattern can state. ``inputs``/``outputs`` then state only what the costs need.
+    shape_rule: str | None = None
+    rule_args: Mapping[str, RuleArg] = field(default_factory=dict)
 
     # ---- notebook display (symcost.display) ---------------------------------------------
     def _repr_html_(self) -> str:  # Jupyter: summary, symbols, closed forms as `symcost derive` prints them
@@ -369,7 +398,8 @@ class Formula:
         if value.is_number:
             if not value.is_Integer:
                 raise FormulaError(f"{where}{self.name}: {label} must be an integer, got {value}")
-            low = attr.minimum if attr else 1
+            # a shape symbol is >= 1 unless its file declares `min: 0` (a count that may be none)
+            low = attr.minimum if attr else (1 if self.symbols[name].is_positive else 0)
             high = attr.maximum if attr else None
             if attr and name != attr.name:
                 label = f"{label} ({name})"
@@ -565,12 +595,19 @@ def load(data: Any, path: str) -> Formula:
         loc = symbols.key_loc(sym_name)
         spec = _mapping(spec, f"symbol '{sym_name}'", symbols.loc_of(sym_name), required=True)
         _known_keys(spec, _SYMBOL_KEYS, f"symbol '{sym_name}'")
-        declare(str(sym_name), shape_symbol(str(sym_name)), loc)
+        low = spec.get("min", 1)
+        if low not in (0, 1) or isinstance(low, bool):
+            raise FormulaError(f"symbol '{sym_name}': 'min' must be 0 or 1 (the default)", spec.loc_of("min"))
+        symbol = (
+            shape_symbol(str(sym_name)) if low == 1 else sympy.Symbol(str(sym_name), integer=True, nonnegative=True)
+        )
+        declare(str(sym_name), symbol, loc)
         shape_symbols[sym_name] = ShapeSymbol(
             sym_name,
             _string(spec, "doc", required=True),
             names[sym_name],
-            _test_range(spec, f"symbol '{sym_name}'", 1),
+            _test_range(spec, f"symbol '{sym_name}'", low),
+            _string(spec, "arg") or None,
         )
 
     # attributes
@@ -665,6 +702,8 @@ def load(data: Any, path: str) -> Formula:
         expect = _mapping(item.get("expect"), "example 'expect'", item.loc_of("expect"), required=True)
         examples.append(Example(dict(values), dict(expect), _string(item, "note")))
 
+    shape_rule, rule_args = _shape_rule(top, names)
+
     return Formula(
         name=name,
         summary=_string(top, "summary", required=True),
@@ -687,7 +726,37 @@ def load(data: Any, path: str) -> Formula:
         no_torch_twin=no_twin,
         examples=tuple(examples),
         _expand=expand,
+        shape_rule=shape_rule,
+        rule_args=rule_args,
     )
+
+
+def _shape_rule(top: YMapping, names: Mapping[str, sympy.Basic]) -> tuple[str | None, dict[str, RuleArg]]:
+    """``shape_rule: reshape`` and its ``rule_args: {shape: {kind: sizes, doc: ...}}``."""
+    if "shape_rule" not in top:
+        if "rule_args" in top:
+            raise FormulaError("'rule_args' needs a 'shape_rule'", top.loc_of("rule_args"))
+        return None, {}
+    from .shape_rules import RULES
+
+    rule = _string(top, "shape_rule", required=True)
+    if rule not in RULES:
+        raise FormulaError(f"unknown shape rule '{rule}'{did_you_mean(rule, RULES)}", top.loc_of("shape_rule"))
+    args: dict[str, RuleArg] = {}
+    raw = _mapping(top.get("rule_args", YMapping()), "rule_args", top.loc_of("rule_args"))
+    for arg_name, spec in raw.items():
+        loc = raw.key_loc(arg_name)
+        if not isinstance(arg_name, str) or not _IDENT.match(arg_name) or arg_name in names:
+            raise FormulaError(f"rule argument '{arg_name}' is not a valid name or clashes with a symbol", loc)
+        spec = _mapping(spec, f"rule argument '{arg_name}'", raw.loc_of(arg_name), required=True)
+        _known_keys(spec, _RULE_ARG_KEYS, f"rule argument '{arg_name}'")
+        kind = _string(spec, "kind", required=True)
+        if kind not in RULE_ARG_KINDS:
+            raise FormulaError(
+                f"rule argument '{arg_name}': kind must be one of {', '.join(RULE_ARG_KINDS)}", spec.loc_of("kind")
+            )
+        args[arg_name] = RuleArg(arg_name, kind, _string(spec, "doc", required=True), spec.get("default"))
+    return rule, args
 
 
 def _attribute(

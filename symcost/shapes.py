@@ -35,6 +35,8 @@ from . import expr, registry
 from .arch import Arch, Layer, Value
 from .errors import ArchError, FormulaError, Location, ShapeError, did_you_mean
 from .formula import Formula, Variadic
+from .shape_rules import RULES, RuleCall
+from .shape_rules import equal as equal
 
 Shape = tuple[sympy.Expr, ...]
 
@@ -141,20 +143,6 @@ def _decided(condition: sympy.Basic) -> bool | None:
     return None
 
 
-def equal(a: sympy.Expr, b: sympy.Expr) -> bool | None:
-    """True/False when sympy can decide that two dims are (un)equal, else None."""
-    if a == b:
-        return True
-    difference = sympy.expand(a - b)
-    if difference == 0:
-        return True
-    if difference.is_number:
-        return False
-    if difference.is_zero is False:
-        return False
-    return None
-
-
 def _expand(arch: Arch, layers: tuple[Layer, ...], scope: _Scope, graph: Graph) -> None:
     for layer in layers:
         if layer.when is not None and not _when(layer.when, scope.names):
@@ -163,8 +151,10 @@ def _expand(arch: Arch, layers: tuple[Layer, ...], scope: _Scope, graph: Graph) 
         assert base is not None
         name = _unique(base, scope, layer.name is not None, layer.loc)
         if layer.repeat is None:
-            out = _instance(arch, layer, scope, graph, f"{scope.prefix}{name}", _inputs(layer, scope))
+            path = f"{scope.prefix}{name}"
+            out = _instance(arch, layer, scope, graph, path, _inputs(layer, scope))
             _register(scope, name, out)
+            _register_pieces(scope, graph, name, path)
             continue
         _repeat(arch, layer, scope, graph, name)
 
@@ -227,6 +217,21 @@ def _repeat(arch: Arch, layer: Layer, scope: _Scope, graph: Graph, name: str) ->
 
 def _register(scope: _Scope, name: str, shape: Shape) -> None:
     scope.tensors[name] = (shape, f"{scope.prefix}{name}")
+    scope.last = name
+
+
+def _register_pieces(scope: _Scope, graph: Graph, name: str, path: str) -> None:
+    """A layer with several outputs (split, chunk, unbind) names each: ``qkv.0``, ``qkv.1``, ...;
+    ``qkv`` alone is the first, as for a one-output layer."""
+    node = scope.nodes_by_name.get(path)
+    if node is None or len(node.outputs) < 2:
+        return
+    for key, shape in node.outputs.items():
+        piece = f"{name}.{key}"
+        if piece in scope.tensors:
+            raise ArchError(f"the name '{piece}' (a piece of '{name}') is already used in this scope", node.loc)
+        scope.tensors[piece] = (shape, f"{path}.{key}")
+        graph.producers[f"{path}.{key}"] = graph.producers[path]
     scope.last = name
 
 
@@ -335,6 +340,8 @@ def bind_formula(
 ) -> Node:
     """Match the formula's input patterns to actual shapes, bind attributes, and cost the node."""
     where = f"layer '{path}' ({formula.name})"
+    if formula.shape_rule is not None:
+        return _bind_rule(formula, layer, scope, path, inputs, where)
     patterns = list(formula.inputs.items())
     if len(inputs) != len(patterns):
         names = ", ".join(name for name, _ in patterns)
@@ -407,10 +414,18 @@ def bind_formula(
                     checks.append(Check(sympy.Eq(expected, dim), f"input '{in_name}' dim {index} mismatch"))
 
     # attributes and expected shape symbols written on the layer
+    stated = {s.arg: s for s in formula.shape_symbols.values() if s.arg}
+    for arg, shape_symbol in stated.items():
+        if arg not in layer.args:
+            raise ArchError(
+                f"{where} needs '{arg}' ({shape_symbol.doc}), as torch requires it: "
+                f"the input {_show(inputs[0][0])} alone does not say which dims it means",
+                layer.loc,
+            )
     for key, value in layer.args.items():
-        if key in formula.shape_symbols:
-            symbol = formula.shape_symbols[key].symbol
-            bind(symbol, _expr(value, scope.names), f"the layer's {key}")
+        if key in formula.shape_symbols or key in stated:
+            shape_symbol = formula.shape_symbols[key] if key in formula.shape_symbols else stated[key]
+            bind(shape_symbol.symbol, _expr(value, scope.names), f"the layer's {key}")
             continue
         attribute = formula.attributes.get(key)
         axis_owner = None
@@ -490,6 +505,61 @@ def bind_formula(
                 checks.append(Check(dim >= 1, f"output '{out_name}' dim {index} must be at least 1"))
         outputs[out_name] = tuple(dims)
 
+    return _node(formula, layer, scope, path, inputs, outputs, mapping, checks)
+
+
+def _bind_rule(
+    formula: Formula,
+    layer: Layer,
+    scope: _Scope,
+    path: str,
+    inputs: tuple[tuple[Shape, str], ...],
+    where: str,
+) -> Node:
+    """A shape op or a broadcasting op: its rule (``symcost.shape_rules``) gives the output shapes
+    and the values of the formula's symbols, from the inputs' shapes and the layer's arguments."""
+    args: dict[str, Any] = {}
+    for key, value in layer.args.items():
+        if key not in formula.rule_args:
+            raise ArchError(f"{where} has no argument '{key}'{did_you_mean(key, formula.rule_args)}", value.loc)
+        args[key] = value.raw
+    for name, spec in formula.rule_args.items():
+        if args.get(name) is None:
+            args[name] = spec.default
+    # the tensors as the layer names them (`in: [bn2, x]`), else as their producers are called
+    written = [name for name, _ in layer.inputs]
+    names = tuple(written) if len(written) == len(inputs) else tuple(p.rsplit(".", 1)[-1] for _, p in inputs)
+    call = RuleCall(where, layer.loc, tuple(shape for shape, _ in inputs), names, args, scope.names)
+    result = RULES[formula.shape_rule](call)  # type: ignore[index]
+    mapping = {
+        formula.symbols[k]: sympy.Integer(v) if isinstance(v, int) else v
+        for k, v in result.symbols.items()
+        if k in formula.symbols
+    }
+    checks = [Check(condition, message) for condition, message in result.checks]
+    outputs: dict[str, Shape] = {}
+    for out_name, dims in result.outputs.items():
+        for index, dim in enumerate(dims):
+            if dim.is_number and dim < 1:
+                raise ShapeError(f"{where}: output '{out_name}' would have size {dim} in dim {index}", layer.loc)
+        outputs[out_name] = tuple(dims)
+    node = _node(formula, layer, scope, path, inputs, outputs, mapping, checks)
+    unbound = set().union(*(v.free_symbols for v in node.costs.values())) & set(formula.symbols.values())
+    if unbound:  # pragma: no cover - a rule binds every symbol its formula's costs use
+        raise ArchError(f"{where}: the rule left {sorted(map(str, unbound))} unbound", layer.loc)
+    return node
+
+
+def _node(
+    formula: Formula,
+    layer: Layer,
+    scope: _Scope,
+    path: str,
+    inputs: tuple[tuple[Shape, str], ...],
+    outputs: dict[str, Shape],
+    mapping: dict[sympy.Symbol, sympy.Expr],
+    checks: list[Check],
+) -> Node:
     costs = {key: value.xreplace(mapping) for key, value in formula.costs.items()}
     elementwise = {key: value.xreplace(mapping) for key, value in formula.elementwise.items()}
     gemm = {key: value.xreplace(mapping) for key, value in formula.gemm.items()}

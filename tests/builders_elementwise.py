@@ -1,9 +1,6 @@
 """Twins of the elementwise, embedding and shape formulas that the ``torch:`` grammar cannot state alone.
 
 - ``embedding``: the ids must be ``torch.long``, not the default float.
-- ``concat``: ``torch.cat`` takes a list of tensors, not positional ones.
-- ``flatten``, ``reshape``: the input gets two dims for its ``*name``, so the twin does real work
-  (a single dim would make both the identity).
 - ``upsample_*``: ``nn.Upsample`` takes a text ``mode`` and no ``device`` argument.
 
 Each builder takes the drawn values (plus ``"_args"``, the formula's evaluated ``torch.args``) and
@@ -35,23 +32,6 @@ def _empty(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
 def embedding(values: dict[str, Any]):
     module = torch.nn.Embedding(**values["_args"], device=META)
     return module, [_empty(values["batch"], dtype=torch.long)]
-
-
-@builder
-def concat(values: dict[str, Any]):
-    n, rest = values["N"], values["rest"]
-    return (lambda a, b: torch.cat([a, b], dim=1)), [_empty(n, values["C_a"], rest), _empty(n, values["C_b"], rest)]
-
-
-@builder
-def flatten(values: dict[str, Any]):
-    return torch.nn.Flatten(), [_empty(values["N"], *split(values["rest"]))]
-
-
-@builder
-def reshape(values: dict[str, Any]):
-    numel = values["numel"]
-    return (lambda x: x.reshape(numel)), [_empty(*split(numel))]
 
 
 def _upsample(values: dict[str, Any], mode: str, **extra: Any):

@@ -3,7 +3,6 @@
 - ``prepend_tokens``: a learned ``[1, tokens, D]`` tensor expanded over the batch and concatenated in
   front of the sequence (torchvision ``VisionTransformer``'s ``class_token``, HF ViT's ``cls_token``).
 - ``add_learned``: a learned ``[1, *rest]`` tensor added to every sample (ViT's ``pos_embedding``).
-- ``select``: ``x[:, index]`` (BERT's pooler and ViT's head read the first token).
 - ``flatten_spatial``: ``torch.flatten(x, 2)``, the patch grid to a sequence.
 
 The learned tensors are ``nn.Parameter``s of small ``nn.Module``s, so the twin test counts them with
@@ -58,12 +57,6 @@ def prepend_tokens(values: dict[str, Any]):
 @builder
 def add_learned(values: dict[str, Any]):
     return AddLearned((values["rest"],)), [_empty(values["N"], values["rest"])]
-
-
-@builder
-def select(values: dict[str, Any]):
-    index = values["index"]
-    return (lambda x: x[:, index]), [_empty(values["N"], values["T"], values["rest"])]
 
 
 @builder

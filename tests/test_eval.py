@@ -91,7 +91,7 @@ inputs: {x: [B, S, d]}
 blocks:
   mlp:
     layers:
-      - {op: layernorm, name: ln}
+      - {op: layernorm, name: ln, normalized_shape: d}
       - {op: linear, name: up, out_features: 4*d}
       - {op: gelu}
       - {op: linear, name: down, out_features: d}

@@ -396,9 +396,9 @@ MODULES: list[tuple[str, dict, Callable[[], nn.Module], tuple[int, ...]]] = [
     ("gru", dict(B=1, T=4, input_size=5, hidden_size=6, bias=False),
      lambda: nn.GRU(5, 6, batch_first=True, bias=False), (1, 4, 5)),
     # the `+` and `*` operators, as residual adds and gates are written (ptflops would count torch.add/torch.mul)
-    ("add", dict(numel=120), lambda: _Call(lambda x: x + x), (1, 4, 30)),
-    ("mul", dict(numel=120), lambda: _Call(lambda x: x * x), (1, 4, 30)),
-    ("flatten", dict(N=1, rest=120), nn.Flatten, (1, 4, 30)),
+    ("add", dict(numel=120, numel_a=120, numel_b=120, params_b=0), lambda: _Call(lambda x: x + x), (1, 4, 30)),
+    ("mul", dict(numel=120, numel_a=120, numel_b=120, params_b=0), lambda: _Call(lambda x: x * x), (1, 4, 30)),
+    ("flatten", dict(numel=120), nn.Flatten, (1, 4, 30)),
     ("embedding", dict(batch=6, num_embeddings=10, embedding_dim=8), lambda: nn.Embedding(10, 8), (1, 6)),
 ]
 # fmt: on

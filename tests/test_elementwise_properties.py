@@ -19,14 +19,25 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from symcost import cost, registry
+from symcost.errors import FormulaError
 
-ACTIVATIONS = ["relu", "relu6", "gelu", "silu", "sigmoid", "tanh", "hardswish"]
+from .twins import BUILDERS
+
+#: the activations of one input, any shape (``*numel``), 1 'activation' per element
+ACTIVATIONS = [
+    *("relu", "relu6", "gelu", "gelu_tanh", "quick_gelu", "silu", "sigmoid", "tanh", "hardswish", "hardsigmoid"),
+    *("leaky_relu", "rrelu", "elu", "selu", "celu", "mish", "softplus", "softsign", "logsigmoid", "hardtanh"),
+    *("hardshrink", "softshrink", "tanhshrink", "threshold"),
+]
+SOFTMAXES = ["softmax", "log_softmax", "softmin", "softmax2d"]
 VIEWS = ["identity", "flatten", "reshape", "transpose", "permute"]
 # add, mul, concat and the shape ops take their shapes from a shape rule: tests/test_shape_ops.py
 # checks them against torch through architectures.
 MINE = [
     *ACTIVATIONS,
-    "softmax",
+    *SOFTMAXES,
+    "glu",
+    "prelu",
     "dropout",
     "embedding",
     "upsample_nearest2d",
@@ -75,7 +86,7 @@ def test_zero_flops_and_no_macs(name):
     assert sympy.expand(formula.flops_under(ALL_ELEMENTWISE) - cost.elementwise_total(formula.elementwise)) == 0
 
 
-@pytest.mark.parametrize("name", [n for n in MINE if n != "embedding"])
+@pytest.mark.parametrize("name", [n for n in MINE if n not in ("embedding", "prelu")])
 def test_no_parameters_or_buffers(name):
     formula = registry.get(name)
     assert formula.params == 0
@@ -104,8 +115,14 @@ def test_symbolic_costs_are_homogeneous_linear(name):
 
 
 def _function(name: str):
+    """The formula's torch twin as a function of its input tensors: its builder's callable, or its function with
+    the twin's args (F.threshold needs threshold and value)."""
     twin = registry.get(name).torch
-    return getattr(F, twin.function) if hasattr(F, twin.function) else getattr(torch, twin.function)
+    if twin.builder:
+        return BUILDERS[twin.builder]({"numel": 1, "_args": {}})[0]
+    function = getattr(F, twin.function) if hasattr(F, twin.function) else getattr(torch, twin.function)
+    args = {key: int(value) for key, value in twin.args.items()}
+    return lambda *tensors: function(*tensors, **args)
 
 
 @pytest.mark.parametrize("name", ACTIVATIONS)
@@ -130,6 +147,70 @@ def test_softmax_is_three_per_element_over_any_leading_dims(batch_dims, s):
     assert ev.elementwise["softmax"] - batch * (3 * s - 1) == batch
     out = F.softmax(meta(*batch_dims, s), dim=-1)
     assert math.prod(out.shape[:-1]) == ev.output_shape[0] and out.shape[-1] == ev.output_shape[-1]
+
+
+@pytest.mark.parametrize("name", ["log_softmax", "softmin"])
+@given(batch_dims=dims, s=st.integers(1, 32))
+def test_log_softmax_and_softmin_cost_what_softmax_costs(name, batch_dims, s):
+    """Both are a softmax with one per-element step changed (subtract the log-sum; negate the input first)."""
+    batch = math.prod(batch_dims)
+    assert costs(evaluate(name, batch=batch, S=s)) == costs(evaluate("softmax", batch=batch, S=s))
+    out = _function(name)(meta(*batch_dims, s))
+    assert tuple(out.shape) == (*batch_dims, s)
+
+
+@given(n=small, c=st.integers(1, 32), h=small, w=small)
+def test_softmax2d_is_softmax_over_the_channels(n, c, h, w):
+    """Softmax2d is softmax with S = C and batch = N*H*W: the same counts, and torch's values equal."""
+    ev = evaluate("softmax2d", N=n, C=c, H=h, W=w)
+    assert costs(ev) == costs(evaluate("softmax", batch=n * h * w, S=c))
+    x = torch.randn(n, c, h, w)
+    assert torch.allclose(torch.nn.Softmax2d()(x), F.softmax(x.permute(0, 2, 3, 1), dim=-1).permute(0, 3, 1, 2))
+
+
+@given(lead_dims=dims, d=st.integers(1, 16))
+def test_glu_halves_the_last_dim_and_reads_twice_what_it_writes(lead_dims, d):
+    lead = math.prod(lead_dims)
+    ev = evaluate("glu", lead=lead, D_in=2 * d)
+    assert ev.output_shape == (lead, d)
+    assert ev.read == 2 * ev.write == 2 * ev.elementwise["activation"] == 2 * lead * d
+    out = F.glu(meta(*lead_dims, 2 * d), dim=-1)
+    assert tuple(out.shape) == (*lead_dims, d)
+
+
+@given(lead=st.integers(1, 8), d=st.integers(0, 16))
+def test_glu_refuses_an_odd_dim_as_torch_does(lead, d):
+    with pytest.raises(FormulaError, match="must be even"):
+        evaluate("glu", lead=lead, D_in=2 * d + 1)
+    with pytest.raises(RuntimeError, match="must be even"):
+        F.glu(meta(lead, 2 * d + 1), dim=-1)
+
+
+@given(n=small, c=st.integers(1, 8), rest_dims=dims, num_parameters=st.integers(1, 8))
+def test_prelu_accepts_the_slope_counts_torch_accepts(n, c, rest_dims, num_parameters):
+    """num_parameters is 1 or C, torch's channel dim 1, at any number of dims after C."""
+    module = torch.nn.PReLU(num_parameters, device="meta")
+    try:
+        out = module(meta(n, c, *rest_dims))
+    except RuntimeError:
+        out = None
+    try:
+        ev = evaluate("prelu", N=n, C=c, rest=math.prod(rest_dims), num_parameters=num_parameters)
+    except FormulaError:
+        ev = None
+    assert (out is None) == (ev is None) == (num_parameters not in (1, c))
+    if ev is not None:
+        assert ev.params == num_parameters == sum(p.numel() for p in module.parameters())
+        assert ev.write == ev.elementwise["activation"] == out.numel() == ev.read - num_parameters
+
+
+@pytest.mark.parametrize("preset", ["torch", "thop", "ptflops", "fvcore"])
+@given(n=sizes)
+def test_gelu_tanh_counts_as_gelu(preset, n):
+    """The tanh approximation is the erf form's count under every convention: only the function differs."""
+    convention = cost.preset(preset)
+    erf, tanh = (registry.get(name).evaluate(convention, numel=n) for name in ("gelu", "gelu_tanh"))
+    assert costs(erf) == costs(tanh)
 
 
 @given(n=sizes)

@@ -55,6 +55,7 @@ import ptflops
 
 from symcost import compile, cost, formulas
 from symcost.compile import NodeResult, Result
+from tests.builders_more_norm_pool import LayerNorm2d, StochasticDepth
 from tests.test_archs_cnn import CASES, _copies, graph, reference
 
 TOOLS = ("thop", "ptflops", "fvcore")
@@ -423,6 +424,51 @@ MODULES: list[tuple[str, dict, Callable[[], nn.Module], tuple[int, ...]]] = [
     ("mul", dict(numel=120, numel_a=120, numel_b=120, params_b=0), lambda: _Call(lambda x: x * x), (1, 4, 30)),
     ("flatten", dict(numel=120), nn.Flatten, (1, 4, 30)),
     ("embedding", dict(batch=6, num_embeddings=10, embedding_dim=8), lambda: nn.Embedding(10, 8), (1, 6)),
+    # further norms, pools, interpolation, padding and dropouts
+    ("layernorm_last2", dict(batch=6, D1=3, D2=4), lambda: nn.LayerNorm([3, 4]), (1, 6, 3, 4)),
+    ("layernorm_last3", dict(batch=2, D1=3, D2=4, D3=5, bias=False),
+     lambda: nn.LayerNorm([3, 4, 5], bias=False), (1, 2, 3, 4, 5)),
+    ("layernorm_channels_first", dict(N=1, C=4, spatial=15), lambda: LayerNorm2d(4), (1, 4, 3, 5)),
+    ("layernorm_channels_first", dict(N=1, C=4, spatial=15, elementwise_affine=False),
+     lambda: LayerNorm2d(4, elementwise_affine=False), (1, 4, 3, 5)),
+    ("localresponsenorm", dict(N=1, C=6, spatial=20, size=3), lambda: nn.LocalResponseNorm(3), (1, 6, 4, 5)),
+    ("localresponsenorm", dict(N=1, C=5, spatial=7, size=4), lambda: nn.LocalResponseNorm(4), (1, 5, 7)),
+    ("adaptive_max_pool1d", dict(N=1, C=4, L=10, output_size=4), lambda: nn.AdaptiveMaxPool1d(4), (1, 4, 10)),
+    ("adaptive_max_pool3d", dict(N=1, C=2, D=4, H=5, W=6, output_size=(2, 3, 3)),
+     lambda: nn.AdaptiveMaxPool3d((2, 3, 3)), (1, 2, 4, 5, 6)),
+    ("lp_pool1d", dict(N=1, C=3, L=10, kernel=3, stride=2, ceil_mode=True),
+     lambda: nn.LPPool1d(2, 3, 2, ceil_mode=True), (1, 3, 10)),
+    ("lp_pool2d", dict(N=1, C=3, H=7, W=8, kernel=2), lambda: nn.LPPool2d(2, 2), (1, 3, 7, 8)),
+    ("lp_pool3d", dict(N=1, C=2, D=4, H=6, W=4, kernel=2), lambda: nn.LPPool3d(2, 2), (1, 2, 4, 6, 4)),
+    ("fractional_max_pool2d", dict(N=1, C=3, H=9, W=8, kernel=2, output_size=(5, 4)),
+     lambda: nn.FractionalMaxPool2d(2, output_size=(5, 4)), (1, 3, 9, 8)),
+    ("upsample_nearest1d", dict(N=1, C=3, L=5, scale_factor=2), lambda: nn.Upsample(scale_factor=2), (1, 3, 5)),
+    ("upsample_nearest3d", dict(N=1, C=2, D=2, H=3, W=4, scale_factor=(1, 2, 3)),
+     lambda: nn.Upsample(scale_factor=(1, 2, 3)), (1, 2, 2, 3, 4)),
+    ("upsample_linear1d", dict(N=1, C=3, L=5, scale_factor=3),
+     lambda: nn.Upsample(scale_factor=3, mode="linear"), (1, 3, 5)),
+    ("upsample_bicubic2d", dict(N=1, C=3, H=4, W=5, scale_factor=2),
+     lambda: nn.Upsample(scale_factor=2, mode="bicubic"), (1, 3, 4, 5)),
+    ("upsample_trilinear3d", dict(N=1, C=2, D=2, H=3, W=4, scale_factor=2),
+     lambda: nn.Upsample(scale_factor=2, mode="trilinear"), (1, 2, 2, 3, 4)),
+    ("interpolate_nearest2d_size", dict(N=1, C=3, H=4, W=5, size=(7, 3)), lambda: nn.Upsample(size=(7, 3)), (1, 3, 4, 5)),
+    ("interpolate_bilinear2d_size", dict(N=1, C=3, H=4, W=5, size=(7, 3)),
+     lambda: nn.Upsample(size=(7, 3), mode="bilinear"), (1, 3, 4, 5)),
+    ("interpolate_bicubic2d_size", dict(N=1, C=3, H=4, W=5, size=(7, 3)),
+     lambda: nn.Upsample(size=(7, 3), mode="bicubic"), (1, 3, 4, 5)),
+    ("pad_constant1d", dict(N=1, C=3, L=5, padding=(2, 1)), lambda: nn.ConstantPad1d((2, 1), 0.5), (1, 3, 5)),
+    ("pad_constant2d", dict(N=1, C=3, H=4, W=5, padding=(0, 1, 0, 1)), lambda: nn.ZeroPad2d((0, 1, 0, 1)), (1, 3, 4, 5)),
+    ("pad_reflect2d", dict(N=1, C=3, H=4, W=5, padding=(1, 2, 3, 0)), lambda: nn.ReflectionPad2d((1, 2, 3, 0)), (1, 3, 4, 5)),
+    ("pad_replicate3d", dict(N=1, C=2, D=2, H=3, W=4, padding=1), lambda: nn.ReplicationPad3d(1), (1, 2, 2, 3, 4)),
+    ("pad_circular1d", dict(N=1, C=3, L=5, padding=(5, 1)), lambda: nn.CircularPad1d((5, 1)), (1, 3, 5)),
+    ("dropout1d", dict(N=1, C=4, L=6), nn.Dropout1d, (1, 4, 6)),
+    ("dropout2d", dict(N=1, C=4, H=3, W=5), nn.Dropout2d, (1, 4, 3, 5)),
+    ("dropout2d", dict(N=1, C=4, H=3, W=5, training=True), nn.Dropout2d, (1, 4, 3, 5)),
+    ("dropout3d", dict(N=1, C=4, D=2, H=3, W=5), nn.Dropout3d, (1, 4, 2, 3, 5)),
+    ("alpha_dropout", dict(numel=120), nn.AlphaDropout, (1, 4, 30)),
+    ("feature_alpha_dropout", dict(N=1, C=4, spatial=30), nn.FeatureAlphaDropout, (1, 4, 5, 6)),
+    ("stochastic_depth", dict(N=1, rest=120), lambda: StochasticDepth(0.2, "row"), (1, 4, 30)),
+    ("stochastic_depth", dict(N=1, rest=120, training=True), lambda: StochasticDepth(0.2, "row"), (1, 4, 30)),
 ]
 # fmt: on
 

@@ -641,6 +641,17 @@ def broadcast(call: RuleCall) -> RuleResult:
     return RuleResult({"y": out}, symbols, call.checks)
 
 
+def tensor(call: RuleCall) -> RuleResult:
+    """A learned or a stored tensor of a stated shape (``shape: [169, heads]``): Swin's relative
+    position bias table, its index, an attention mask. It reads no input: its place in the layer
+    list only orders it."""
+    shape = tuple(call.exprs("shape"))
+    for size in shape:
+        if size.is_number and size < 1:
+            raise call.fail(f"'shape' is a list of sizes >= 1, got {show(shape)}")
+    return RuleResult({"y": shape}, {"numel": _numel(shape)}, call.checks)
+
+
 RULES: dict[str, Callable[[RuleCall], RuleResult]] = {
     "reshape": reshape,
     "flatten": flatten,
@@ -665,4 +676,5 @@ RULES: dict[str, Callable[[RuleCall], RuleResult]] = {
     "pixel_unshuffle": pixel_unshuffle,
     "reduce": reduce,
     "broadcast": broadcast,
+    "tensor": tensor,
 }

@@ -376,3 +376,37 @@ def test_layernorm_needs_its_normalized_shape():
         build(load_text(text.replace("{op: layernorm}", "{op: layernorm, normalized_shape: 96}"), "t.yaml"))
     with pytest.raises(RuntimeError):  # torch refuses the same layer
         torch.nn.LayerNorm(96, device="meta")(meta([1, 96, 56, 56]))
+
+
+def test_parameter_and_buffer_tensors_count_as_torch_counts_them():
+    """Swin's relative position bias: a learned [169, heads] table gathered by a stored index."""
+
+    class Bias(torch.nn.Module):  # torchvision ShiftedWindowAttention's bias, at window 7 and 3 heads
+        def __init__(self):
+            super().__init__()
+            self.table = torch.nn.Parameter(torch.zeros(169, 3))
+            self.register_buffer("index", torch.zeros(49 * 49, dtype=torch.long))
+
+        def forward(self, attn):
+            bias = self.table[self.index].view(49, 49, -1).permute(2, 0, 1).contiguous().unsqueeze(0)
+            return attn + bias
+
+    module = Bias()
+    text = """
+name: bias
+summary: Swin's relative position bias
+inputs: {attn: [4, 3, 49, 49]}
+layers:
+  - {op: parameter, name: table, shape: [169, 3]}
+  - {op: buffer, name: index, shape: [2401]}
+  - {op: index_select, name: gathered, in: [table, index], dim: 0}
+  - {op: view, shape: [49, 49, -1]}
+  - {op: permute, dims: [2, 0, 1]}
+  - {op: contiguous}
+  - {op: unsqueeze, dim: 0}
+  - {op: add, name: out, in: [attn, unsqueeze]}
+"""
+    result = evaluate(build(load_text(text, "bias.yaml")))
+    assert result.totals["params"] == sum(p.numel() for p in module.parameters())
+    assert result.totals["buffers"] == sum(b.numel() for b in module.buffers())
+    assert result.outputs["out"] == tuple(module(torch.zeros(4, 3, 49, 49)).shape)

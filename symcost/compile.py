@@ -106,6 +106,19 @@ def resolve(graph: Graph, values: Mapping[str, Any], *, symbolic: bool = False) 
     return subs
 
 
+def check_decided(graph: Graph, subs: Mapping[sympy.Symbol, sympy.Expr]) -> None:
+    """A graph whose ``when`` read a variable holds only at the value it was built for."""
+    symbols = {var.name: var.symbol for var in graph.arch.variables.values()}
+    for name, (built, loc) in graph.decided_by.items():
+        value = subs.get(symbols[name], built)
+        if value != built:
+            raise UsageError(
+                f"a 'when' in '{graph.arch.name}' was decided at {name} = {built}, not {value}: "
+                f"build the graph with the values (shapes.build(arch, values)); at {loc}",
+                Location("--set"),
+            )
+
+
 def keep_free(graph: Graph, values: Mapping[str, Any], free: Iterable[str]) -> dict[str, Any]:
     """Values for closed forms in the ``free`` variables only: ``values`` for the others, else
     their defaults, and each free variable as its own symbol, even where its default is a
@@ -152,6 +165,7 @@ def failed_check(check: Any, subs: Mapping[sympy.Symbol, sympy.Expr]) -> str:
 def evaluate(graph: Graph, values: Mapping[str, Any] | None = None, convention: cost.Convention = cost.TORCH) -> Result:
     """Exact integer costs of every node and the totals, at ``values`` (defaults for the rest)."""
     subs = resolve(graph, values or {})
+    check_decided(graph, subs)
     for tensor, dims in graph.inputs.items():
         for dim, loc in dims:
             value = dim.xreplace(subs)

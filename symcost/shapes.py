@@ -90,6 +90,9 @@ class Graph:
     inputs: dict[str, tuple[tuple[sympy.Expr, Location], ...]]  # input dims, with where each was written
     producers: dict[str, int] = field(default_factory=dict)  # tensor path -> index of the node writing it
     output_sources: tuple[int, ...] = ()  # producing node index of each output tensor
+    #: variable values that decided a ``when`` (``when: num_classes > 0``): the graph holds for them only
+    decided_by: dict[str, tuple[sympy.Expr, Location]] = field(default_factory=dict)
+    bound: dict[sympy.Symbol, sympy.Expr] = field(default_factory=dict)  # the values build() was given
 
 
 @dataclass
@@ -103,8 +106,12 @@ class _Scope:
     later: dict[str, Location] = field(default_factory=dict)  # names that layers further down define
 
 
-def build(arch: Arch) -> Graph:
-    """Expand blocks, propagate shapes, bind formulas: the symbolic graph of ``arch``."""
+def build(arch: Arch, values: Mapping[str, Any] | None = None) -> Graph:
+    """Expand blocks, propagate shapes, bind formulas: the symbolic graph of ``arch``.
+
+    ``values`` (variable name -> value, else the defaults) decide a ``when`` that reads a variable
+    (``when: num_classes > 0``); the graph then holds for those values only (``decided_by``), and
+    :func:`~symcost.compile.evaluate` refuses other values of those variables."""
     names: dict[str, sympy.Basic] = {v.name: v.symbol for v in arch.variables.values()}
     tensors: dict[str, tuple[Shape, str]] = {}
     inputs: dict[str, tuple[tuple[sympy.Expr, Location], ...]] = {}
@@ -117,6 +124,7 @@ def build(arch: Arch) -> Graph:
         inputs[tensor] = tuple((value, dim.loc) for dim, value in zip(dims, shape))
     scope = _Scope("", names, tensors, next(iter(arch.inputs)), {})
     graph = Graph(arch, [], {}, inputs)
+    graph.bound = _variable_values(arch, values or {})
     graph.producers.update({tensor: -1 - index for index, tensor in enumerate(arch.inputs)})
     _expand(arch, arch.layers, scope, graph)
     wanted = arch.outputs or ((scope.last,) if scope.last else ())
@@ -126,6 +134,22 @@ def build(arch: Arch) -> Graph:
         graph.outputs[name] = scope.tensors[name][0]
     graph.output_sources = tuple(graph.producers.get(scope.tensors[n][1], -1) for n in graph.outputs)
     return graph
+
+
+def _variable_values(arch: Arch, values: Mapping[str, Any]) -> dict[sympy.Symbol, sympy.Expr]:
+    """Each variable's value: the one given, else its default (variables without either stay out)."""
+    subs: dict[sympy.Symbol, sympy.Expr] = {}
+    for var in arch.variables.values():
+        given = values.get(var.name, var.default)
+        if given is None or isinstance(given, bool):
+            continue
+        subs[var.symbol] = given if isinstance(given, sympy.Basic) else sympy.Integer(int(given))
+    for _ in range(len(subs)):  # a value may name another variable (--set H=W)
+        changed = {sym: value.xreplace(subs) for sym, value in subs.items()}
+        if changed == subs:
+            break
+        subs = changed
+    return subs
 
 
 def _expr(value: Value, names: Mapping[str, sympy.Basic]) -> sympy.Expr:
@@ -160,7 +184,7 @@ def equal(a: sympy.Expr, b: sympy.Expr) -> bool | None:
 def _expand(arch: Arch, layers: tuple[Layer, ...], scope: _Scope, graph: Graph) -> None:
     for position, layer in enumerate(layers):
         scope.later = {later.name: later.loc for later in layers[position:] if later.name}
-        if layer.when is not None and not _when(layer.when, scope.names):
+        if layer.when is not None and not _when(layer.when, scope.names, graph):
             continue
         base = layer.name or layer.op or layer.block
         assert base is not None
@@ -175,18 +199,34 @@ def _expand(arch: Arch, layers: tuple[Layer, ...], scope: _Scope, graph: Graph) 
         _repeat(arch, layer, scope, graph, name)
 
 
-def _when(value: Value, names: Mapping[str, sympy.Basic]) -> bool:
-    """``when: downsample``, ``when: 1 - downsample`` or ``when: stride == 1 and C_in == C_out``."""
+def _when(value: Value, names: Mapping[str, sympy.Basic], graph: Graph | None = None) -> bool:
+    """``when: downsample``, ``when: 1 - downsample``, ``when: stride == 1 and C_in == C_out``, or
+    on a variable (``when: num_classes > 0``), decided at the values the graph is built for."""
     if isinstance(value.raw, bool):
         return value.raw
     flag = expr.parse(value.raw, names, loc=value.loc, allow_compare=True)
+    verdict = _truth(flag)
+    if verdict is None and graph is not None and graph.bound:
+        used = {sym: graph.bound[sym] for sym in flag.free_symbols if sym in graph.bound}
+        verdict = _truth(flag.xreplace(used))
+        if verdict is not None:
+            for sym, number in used.items():
+                graph.decided_by.setdefault(sym.name, (number, value.loc))
+    if verdict is None:
+        raise ArchError(
+            "'when' must be decidable from numbers: block arguments, literals and the variables' values "
+            f"(here: {_show((flag,))[1:-1] if isinstance(flag, sympy.Expr) else flag})",
+            value.loc,
+        )
+    return verdict
+
+
+def _truth(flag: sympy.Basic) -> bool | None:
     if flag is sympy.true or flag is sympy.false:
         return flag is sympy.true
     if isinstance(flag, sympy.Expr) and flag.is_number:
-        return flag != 0
-    raise ArchError(
-        "'when' must be decidable from numbers: block arguments and literals, not free variables", value.loc
-    )
+        return bool(flag != 0)
+    return None
 
 
 def _repeat(arch: Arch, layer: Layer, scope: _Scope, graph: Graph, name: str) -> None:
@@ -217,11 +257,8 @@ def _repeat(arch: Arch, layer: Layer, scope: _Scope, graph: Graph, name: str) ->
         out = _instance(arch, layer, scope, graph, path, inputs)
         keeps_shape = len(out) == len(shape) and all(equal(a, b) is True for a, b in zip(out, shape))
         if total is None and not keeps_shape:
-            raise ArchError(
-                "a repeat count that is not a number needs a block that keeps its input's shape "
-                f"(copy {index} maps {_show(shape)} to {_show(out)})",
-                layer.repeat.loc,
-            )
+            _stepped_repeat(arch, layer, scope, graph, name, count, inputs, start, out)
+            return
         if keeps_shape or index + 1 == total:
             copies = count - index
             if total is None:
@@ -243,6 +280,73 @@ def _repeat(arch: Arch, layer: Layer, scope: _Scope, graph: Graph, name: str) ->
             return
         inputs = ((out, path), *inputs[1:])
         index += 1
+
+
+def _stepped_repeat(
+    arch: Arch,
+    layer: Layer,
+    scope: _Scope,
+    graph: Graph,
+    name: str,
+    count: sympy.Expr,
+    inputs: tuple[tuple[Shape, str], ...],
+    start: int,
+    first_out: Shape,
+) -> None:
+    """A symbolic number of copies that each grow the shape by the same step (DenseNet's dense
+    layers: every copy concatenates growth_rate more channels). One generic copy ``i`` is built
+    on the input ``S0 + i*step``; its output must be ``S0 + (i + 1)*step``; each node's costs are
+    summed over ``i = 0 .. count - 1`` in closed form, and the output is ``S0 + count*step``."""
+    assert layer.repeat is not None
+    shape = inputs[0][0]
+    refused = ArchError(
+        f"the repeat count must be a number: copy 0 maps {_show(shape)} to {_show(first_out)}, and a count "
+        "that is not a number needs copies that keep the shape or grow it by the same step each",
+        layer.repeat.loc,
+    )
+    # undo the trial copy
+    del graph.nodes[start:]
+    for key in [k for k, v in graph.producers.items() if v >= start]:
+        del graph.producers[key]
+    if len(first_out) != len(shape):
+        raise refused
+    step = tuple(sympy.expand(b - a) for a, b in zip(shape, first_out))
+    i = sympy.Symbol(f"i_{name}".replace(".", "_").replace("-", "_"), integer=True, nonnegative=True)
+    if any(i in d.free_symbols for d in step):  # pragma: no cover - the step comes from i-free shapes
+        raise refused
+    generic = tuple(a + i * d for a, d in zip(shape, step))
+    label = f"{layer.index_from}..{_show((count - 1 + layer.index_from,))[1:-1]}".replace(" ", "")
+    path = f"{scope.prefix}{name}.{label}"
+    for key in [k for k in scope.nodes_by_name if k.startswith(f"{scope.prefix}{name}.")]:
+        del scope.nodes_by_name[key]
+    out = _instance(arch, layer, scope, graph, path, ((generic, inputs[0][1]), *inputs[1:]))
+    expected = tuple(a + (i + 1) * d for a, d in zip(shape, step))
+    if len(out) != len(expected) or not all(equal(a, b) is True for a, b in zip(out, expected)):
+        raise refused
+    last = {i: count - 1}
+
+    def total(value: sympy.Expr) -> sympy.Expr:
+        if i not in value.free_symbols:
+            return value * count
+        summed = sympy.summation(sympy.expand(value), (i, 0, count - 1))
+        if summed.has(sympy.Sum):
+            raise refused
+        return sympy.factor_terms(sympy.expand(summed))
+
+    for node in graph.nodes[start:]:
+        node.costs = {k: total(v) for k, v in node.costs.items()}
+        node.elementwise = {k: total(v) for k, v in node.elementwise.items()}
+        node.peers = {k: total(v) for k, v in node.peers.items()}
+        node.gemm = {}  # one GEMM shape per copy: no single tile count stands for all of them
+        node.checks = [Check(c.condition.xreplace({i: end}), c.message) for c in node.checks for end in (0, count - 1)]
+        node.checks.append(Check(sympy.Ge(count, 0), f"the repeat count {_show((count,))[1:-1]} must be >= 0"))
+        node.inputs = tuple(tuple(d.xreplace(last) for d in s) for s in node.inputs)
+        node.outputs = {k: tuple(d.xreplace(last) for d in s) for k, s in node.outputs.items()}
+        node.copies = label
+        node.ranges.append((label, layer.index_from, count))
+    final = tuple(sympy.expand(a + count * d) for a, d in zip(shape, step))
+    graph.producers[f"{scope.prefix}{name}"] = graph.producers.get(path, -1)
+    _register(scope, name, final)
 
 
 def _for_each(arch: Arch, layer: Layer, scope: _Scope, graph: Graph, name: str) -> None:

@@ -372,3 +372,105 @@ layers:
     assert run(text, D=64).outputs == {"ln": (1, 3, 64)}
     message = error(text, D=128)
     assert "layer 'ln' (layernorm): the layer's D must equal D = 128, got 64" in message
+
+
+# ---- repeats that grow the shape by a constant step ------------------------------------------------
+
+DENSE = """
+name: dense
+summary: a DenseNet-style dense block (torchvision's _DenseLayer at bn_size 4)
+variables: {N: 1, C0: 64, g: 32, L: 6, H: 56}
+inputs: {x: [N, C0, H, H]}
+blocks:
+  dense_layer:
+    layers:
+      - {op: batchnorm2d, name: norm1}
+      - {op: relu, name: relu1}
+      - {op: conv2d, name: conv1, C_out: 4*g, kernel: 1, bias: false}
+      - {op: batchnorm2d, name: norm2}
+      - {op: relu, name: relu2}
+      - {op: conv2d, name: conv2, C_out: g, kernel: 3, padding: 1, bias: false}
+      - {op: concat, name: cat, in: [x, conv2]}
+layers:
+  - {block: dense_layer, name: layers, repeat: COUNT, index_from: 1}
+"""
+
+
+def test_stepped_repeat_is_a_closed_form_in_the_count():
+    from symcost.compile import symbolic_totals
+
+    graph = build(load_text(DENSE.replace("COUNT", "L"), "d.yaml"))
+    assert graph.outputs == {"layers": next(iter(graph.outputs.values()))}
+    n, c0, g, length, h = (graph.arch.variables[v].symbol for v in ("N", "C0", "g", "L", "H"))
+    assert graph.outputs["layers"] == (n, c0 + g * length, h, h)
+    params = symbolic_totals(graph, {"C0": 64, "g": 32})["params"]
+    # copy i reads 64 + 32i channels: norm1 2(64 + 32i), conv1 (64 + 32i)*128, norm2 2*128,
+    # conv2 128*32*9; over i = 0..5: 2*864 + 128*864 + 6*256 + 6*36864 = 335,040
+    assert params.xreplace({length: 6}) == 335_040
+    assert sympy_degree(params, length) == 2
+
+
+def sympy_degree(e, symbol):
+    import sympy
+
+    return sympy.Poly(sympy.expand(e), symbol).degree()
+
+
+@pytest.mark.parametrize("count", [1, 2, 5])
+def test_stepped_repeat_equals_the_expanded_copies(count):
+    closed = run(DENSE.replace("COUNT", "L"), L=count, H=9)
+    expanded = run(DENSE.replace("COUNT", str(count)), L=count, H=9)
+    assert closed.totals == expanded.totals
+    assert closed.outputs == expanded.outputs == {"layers": (1, 64 + 32 * count, 9, 9)}
+
+
+def test_a_count_that_is_not_a_number_needs_a_constant_step():
+    text = DENSE.replace("COUNT", "L").replace(
+        "{op: concat, name: cat, in: [x, conv2]}", "{op: conv2d, C_out: H, kernel: 1}"
+    )
+    with pytest.raises(
+        ArchError, match="the repeat count must be a number: copy 0 maps \\[N, C0, H, H\\] to \\[N, H, H, H\\]"
+    ):
+        build(load_text(text, "d.yaml"))
+
+
+# ---- when on a variable ---------------------------------------------------------------------------
+
+HEADED = """
+name: t
+summary: t
+variables: {N: 1, num_classes: {default: 1000, min: 0}}
+inputs: {x: [N, 64]}
+layers:
+  - {op: relu, name: features}
+  - {op: linear, name: fc, out_features: num_classes, when: num_classes > 0}
+"""
+
+
+def test_when_on_a_variable_is_decided_at_the_values_built_for():
+    arch = load_text(HEADED, "t.yaml")
+    with_head = evaluate(build(arch))
+    assert [n.path for n in with_head.nodes] == ["features", "fc"] and with_head.totals["params"] == 64 * 1000 + 1000
+    without = evaluate(build(arch, {"num_classes": 0}), {"num_classes": 0})
+    assert [n.path for n in without.nodes] == ["features"] and without.outputs == {"features": (1, 64)}
+    with pytest.raises(SymcostError, match="was decided at num_classes = 1000, not 0"):
+        evaluate(build(arch), {"num_classes": 0})
+
+
+def test_when_on_a_variable_from_the_command_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from symcost.cli import app
+
+    path = tmp_path / "t.yaml"
+    path.write_text(HEADED)
+    result = CliRunner().invoke(app, ["eval", str(path), "--set", "num_classes=0"])
+    assert result.exit_code == 0 and "fc " not in result.stdout and "features" in result.stdout
+
+
+def test_when_on_a_free_variable_is_refused():
+    arch = load_text(HEADED, "t.yaml")
+    import sympy
+
+    with pytest.raises(ArchError, match="'when' must be decidable from numbers"):
+        build(arch, {"num_classes": sympy.Symbol("num_classes", integer=True)})

@@ -93,6 +93,8 @@ def resolve(graph: Graph, values: Mapping[str, Any], *, symbolic: bool = False) 
         else:
             raise ArchError(f"variable '{var.name}' has no value: pass --set {var.name}=...", var.loc)
         subs[var.symbol] = value
+    for name, (built, _loc) in graph.decided_by.items():  # a 'when' read it: the graph holds at that value only
+        subs.setdefault(arch.variables[name].symbol, built)
     # a value may name a variable declared after it (--set H=W): substitute until nothing changes
     for _ in range(len(subs)):
         changed = {sym: value.xreplace(subs) for sym, value in subs.items()}
@@ -146,7 +148,7 @@ def failed_check(check: Any, subs: Mapping[sympy.Symbol, sympy.Expr]) -> str:
 
     >>> from symcost.shapes import Check
     >>> D, d = sympy.symbols("D d", integer=True, positive=True)
-    >>> failed_check(Check(sympy.Eq(D, d), "the layer's D must equal D"), {D: 64, d: 128})
+    >>> failed_check(Check(sympy.Eq(D, d), "the layer's D must equal D"), {D: sympy.Integer(64), d: sympy.Integer(128)})
     "the layer's D must equal D = 64, got 128"
     """
     condition = check.condition

@@ -474,3 +474,11 @@ def test_when_on_a_free_variable_is_refused():
 
     with pytest.raises(ArchError, match="'when' must be decidable from numbers"):
         build(arch, {"num_classes": sympy.Symbol("num_classes", integer=True)})
+
+
+def test_closed_forms_keep_a_variable_that_decided_a_when_at_its_value():
+    from symcost.compile import symbolic_totals
+
+    graph = build(load_text(HEADED, "t.yaml"))
+    # the classifier exists because num_classes = 1000 decided it: the closed form is at that value
+    assert symbolic_totals(graph, {"N": 1})["params"] == 64 * 1000 + 1000

@@ -50,8 +50,10 @@ _TOP_KEYS = {
     "samples",
     "tokens",
     "phases",
+    "tables",
 }
-_EXTENDS_KEYS = {"name", "summary", "doc", "sources", "notes", "variables", "extends"}
+_EXTENDS_KEYS = {"name", "summary", "doc", "sources", "notes", "variables", "extends", "tables"}
+_TABLE_KEYS = {"columns", "rows", "doc"}
 _PHASE_KEYS = {"doc", "set"}
 #: Phases every architecture has: a plain forward pass, and a training step (forward + backward).
 BUILTIN_PHASES = {
@@ -59,7 +61,7 @@ BUILTIN_PHASES = {
     "train": "one training step: forward + backward (2 x forward for matmul-class ops), with gradient and optimizer memory",
 }
 _BLOCK_KEYS = {"args", "inputs", "layers", "output", "doc"}
-_LAYER_KEYS = {"op", "block", "name", "in", "repeat", "index_from", "when", "tied"}
+_LAYER_KEYS = {"op", "block", "name", "in", "repeat", "index_from", "when", "tied", "for_each"}
 _VARIABLE_KEYS = {"default", "doc", "min"}
 
 
@@ -111,6 +113,20 @@ class Layer:
     tied: tuple[str, Location] | None
     args: Mapping[str, Value]  # attributes / shape expectations / block arguments
     loc: Location
+    for_each: str | Table | None = None  # a table's name (arch.tables) or an inline table: one copy per row
+    for_each_loc: Location | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    """Per-stage settings: ``columns`` name block arguments, each row sets them for one copy.
+
+    Cells are expressions of the variables (``make_divisible(16*width, 8)``), kept as written."""
+
+    name: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Value, ...], ...]
+    loc: Location
 
 
 @dataclass(frozen=True)
@@ -122,6 +138,9 @@ class Block:
     output: str | None
     doc: str
     loc: Location
+    #: input name -> the shape it is read as (``x: [N, C, H, W]``): identifiers bind to the actual
+    #: dims, ``"*rest"`` to the product of the dims it stands for, expressions are checked
+    shapes: Mapping[str, tuple[Value, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -141,6 +160,7 @@ class Arch:
     samples: sympy.Expr | None = None  # samples per forward pass (throughput in samples/s)
     tokens: sympy.Expr | None = None  # tokens per forward pass (throughput in tokens/s)
     phases: Mapping[str, Phase] = field(default_factory=dict)
+    tables: Mapping[str, Table] = field(default_factory=dict)
 
 
 def load_path(path: str | Path, display_name: str | None = None) -> Arch:
@@ -161,10 +181,12 @@ def parse(data: Any, path: str, _chain: tuple[str, ...] = ()) -> Arch:
     name = _text(top, "name", required=True)
     variables: dict[str, Variable] = {}
     raw_vars = _mapping(top.get("variables"), "variables", top.loc_of("variables"), optional=True)
+    for var_name in raw_vars:  # names first: "C: max(1, 2)" unquoted splits into C: "max(1" and a key "2)"
+        if not isinstance(var_name, str) or not _IDENT.match(var_name):
+            hint = _comma_hint(raw_vars, var_name)
+            raise ArchError(f"'{var_name}' is not a valid variable name{hint}", raw_vars.key_loc(var_name))
     for var_name, spec in raw_vars.items():
         loc = raw_vars.key_loc(var_name)
-        if not isinstance(var_name, str) or not _IDENT.match(var_name):
-            raise ArchError(f"'{var_name}' is not a valid variable name", loc)
         if var_name in expr.FUNCTIONS:
             raise ArchError(f"'{var_name}' is a function name and cannot be a variable", loc)
         doc = ""
@@ -199,6 +221,7 @@ def parse(data: Any, path: str, _chain: tuple[str, ...] = ()) -> Arch:
         _check_name(block_name, raw_blocks.key_loc(block_name), "block")
         blocks[block_name] = _block(block_name, spec, raw_blocks.loc_of(block_name))
 
+    tables = _tables(top)
     layers = _layers(top.get("layers"), top.loc_of("layers"), "layers")
     if not layers:
         raise ArchError("'layers' must hold at least one layer", top.loc_of("layers"))
@@ -218,6 +241,7 @@ def parse(data: Any, path: str, _chain: tuple[str, ...] = ()) -> Arch:
         samples=_optional_expr(top, "samples", variables),
         tokens=_optional_expr(top, "tokens", variables),
         phases=_phases(top, variables),
+        tables=tables,
     )
     _check_block_references(arch)
     return arch
@@ -302,7 +326,77 @@ def _extend(top: YMapping, path: str, chain: tuple[str, ...]) -> Arch:
         samples=base.samples,
         tokens=base.tokens,
         phases=base.phases,
+        tables=_override_tables(top, base),
     )
+
+
+def _tables(top: YMapping) -> dict[str, Table]:
+    """``tables: {stages: {columns: [expand, C_out, layers], rows: [[1, 16, 1], [6, 24, 2]]}}``"""
+    raw = _mapping(top.get("tables"), "tables", top.loc_of("tables"), optional=True)
+    tables = {}
+    for table_name, spec in raw.items():
+        _check_ident(table_name, raw.key_loc(table_name), "table")
+        tables[table_name] = _table(table_name, spec, raw.loc_of(table_name))
+    return tables
+
+
+def _table(name: str, spec: Any, loc: Location) -> Table:
+    spec = _mapping(spec, f"table '{name}'", loc)
+    _known(spec, _TABLE_KEYS, f"table '{name}'")
+    columns = spec.get("columns")
+    if not isinstance(columns, list) or not columns:
+        raise ArchError(f"table '{name}' needs 'columns': a list of block argument names", spec.loc_of("columns"))
+    for index, column in enumerate(columns):
+        _check_ident(column, columns.loc_of(index), f"table '{name}' column")
+        if column == "index":
+            raise ArchError(
+                "'index' is the row number, bound for every row: name the column otherwise", columns.loc_of(index)
+            )
+    if len(set(columns)) != len(columns):
+        raise ArchError(f"table '{name}' names a column twice", spec.loc_of("columns"))
+    raw_rows = spec.get("rows")
+    if not isinstance(raw_rows, list) or not raw_rows:
+        raise ArchError(f"table '{name}' needs 'rows': a list of rows, one value per column", spec.loc_of("rows"))
+    rows = []
+    for index, row in enumerate(raw_rows):
+        row_loc = raw_rows.loc_of(index)
+        if not isinstance(row, list) or len(row) != len(columns):
+            raise ArchError(
+                f"table '{name}' row {index} must list {len(columns)} values ({', '.join(columns)})", row_loc
+            )
+        rows.append(tuple(Value(cell, row.loc_of(i)) for i, cell in enumerate(row)))
+    return Table(name, tuple(columns), tuple(rows), spec.loc)
+
+
+def _inline_table(spec: YMapping, loc: Location) -> Table:
+    """``for_each: {expand: [1, 6], C_out: [16, 24]}``: columns of equal length."""
+    columns, lengths = [], set()
+    for column, cells in spec.items():
+        _check_ident(column, spec.key_loc(column), "'for_each' column")
+        if not isinstance(cells, list) or not cells:
+            raise ArchError(f"'for_each' column '{column}' must be a non-empty list of values", spec.loc_of(column))
+        columns.append(column)
+        lengths.add(len(cells))
+    if not columns:
+        raise ArchError("'for_each' needs at least one column", loc)
+    if len(lengths) != 1:
+        raise ArchError("'for_each' columns must all have the same number of values", loc)
+    rows = tuple(tuple(Value(spec[c][i], spec[c].loc_of(i)) for c in columns) for i in range(lengths.pop()))
+    return Table("for_each", tuple(columns), rows, loc)
+
+
+def _override_tables(top: YMapping, base: Arch) -> dict[str, Table]:
+    """An ``extends`` file may replace its base's tables (RegNet variants), keeping the columns."""
+    tables = dict(base.tables)
+    for name, table in _tables(top).items():
+        if name not in tables:
+            raise ArchError(f"'{base.name}' has no table '{name}'{did_you_mean(name, tables)}", table.loc)
+        if table.columns != tables[name].columns:
+            raise ArchError(
+                f"table '{name}' must keep the columns of '{base.name}': {', '.join(tables[name].columns)}", table.loc
+            )
+        tables[name] = table
+    return tables
 
 
 def _block(name: str, spec: Any, loc: Location) -> Block:
@@ -311,16 +405,38 @@ def _block(name: str, spec: Any, loc: Location) -> Block:
     args: dict[str, Value | None] = {}
     raw_args = _mapping(spec.get("args"), f"block '{name}' args", spec.loc_of("args"), optional=True)
     for arg, default in raw_args.items():
-        _check_ident(arg, raw_args.key_loc(arg), "block argument")
+        _check_ident(arg, raw_args.key_loc(arg), "block argument", _comma_hint(raw_args, arg))
         args[arg] = None if default is None else Value(default, raw_args.loc_of(arg))
-    inputs = tuple(_names(spec.get("inputs", ["x"]), spec.loc_of("inputs"), f"block '{name}' inputs"))
+    raw_inputs = spec.get("inputs", ["x"])
+    shapes: dict[str, tuple[Value, ...]] = {}
+    if isinstance(raw_inputs, YMapping):  # inputs: {x: [N, C, H, W]}
+        if not raw_inputs:
+            raise ArchError(f"block '{name}' inputs: name at least one input", spec.loc_of("inputs"))
+        for tensor, dims in raw_inputs.items():
+            _check_name(tensor, raw_inputs.key_loc(tensor), "input")
+            shapes[tensor] = _block_shape(dims, raw_inputs.loc_of(tensor), f"block '{name}' input '{tensor}'")
+        inputs = tuple(shapes)
+    else:
+        inputs = tuple(_names(raw_inputs, spec.loc_of("inputs"), f"block '{name}' inputs"))
     layers = _layers(spec.get("layers"), spec.loc_of("layers"), f"block '{name}' layers")
     if not layers:
         raise ArchError(f"block '{name}' has no layers", spec.loc)
     output = spec.get("output")
     if output is not None and not isinstance(output, str):
         raise ArchError(f"block '{name}': output must be a tensor name", spec.loc_of("output"))
-    return Block(name, args, inputs, tuple(layers), output, _text(spec, "doc"), loc)
+    return Block(name, args, inputs, tuple(layers), output, _text(spec, "doc"), loc, shapes)
+
+
+def _block_shape(dims: Any, loc: Location, what: str) -> tuple[Value, ...]:
+    """A block input's shape: names to bind, ``*rest`` (at most one), or expressions to check."""
+    shape = _shape(dims, loc, what)
+    stars = [d for d in shape if isinstance(d.raw, str) and d.raw.strip().startswith("*")]
+    for star in stars:
+        if not _IDENT.match(star.raw.strip()[1:]):
+            raise ArchError(f"{what}: '*' must be followed by a name, like *rest", star.loc)
+    if len(stars) > 1:
+        raise ArchError(f"{what}: at most one '*name' per shape", stars[1].loc)
+    return shape
 
 
 def _layers(raw: Any, loc: Location, what: str) -> list[Layer]:
@@ -364,8 +480,26 @@ def _layer(raw: Any, loc: Location) -> Layer:
         if key in _LAYER_KEYS:
             continue
         if not isinstance(key, str) or not _IDENT.match(key):
-            raise ArchError(f"'{key}' is not a valid attribute name", spec.key_loc(key))
+            raise ArchError(f"'{key}' is not a valid attribute name{_comma_hint(spec, key)}", spec.key_loc(key))
         args[key] = Value(value, spec.loc_of(key))
+    for_each: str | Table | None = None
+    if "for_each" in spec:
+        raw_each = spec["for_each"]
+        if kinds[0] != "block":
+            raise ArchError(
+                "'for_each' instantiates a block once per row: use it on a 'block:' layer", spec.loc_of("for_each")
+            )
+        if "repeat" in spec:
+            raise ArchError("a layer takes 'repeat' or 'for_each', not both", spec.loc_of("for_each"))
+        if isinstance(raw_each, YMapping):
+            for_each = _inline_table(raw_each, spec.loc_of("for_each"))
+        elif isinstance(raw_each, str) and _IDENT.match(raw_each):
+            for_each = raw_each
+        else:
+            raise ArchError(
+                "'for_each' names a table (for_each: stages) or is one ({expand: [1, 6], ...})",
+                spec.loc_of("for_each"),
+            )
     return Layer(
         op=target if kinds[0] == "op" else None,
         block=target if kinds[0] == "block" else None,
@@ -377,6 +511,8 @@ def _layer(raw: Any, loc: Location) -> Layer:
         tied=tied,
         args=args,
         loc=spec.loc,
+        for_each=for_each,
+        for_each_loc=spec.loc_of("for_each") if for_each is not None else None,
     )
 
 
@@ -386,8 +522,8 @@ def _index_from(spec: YMapping) -> int:
         raise ArchError(
             "'index_from' must be a whole number >= 0 (the first copy's index in names)", spec.loc_of("index_from")
         )
-    if "index_from" in spec and "repeat" not in spec:
-        raise ArchError("'index_from' numbers the copies of a 'repeat'", spec.loc_of("index_from"))
+    if "index_from" in spec and "repeat" not in spec and "for_each" not in spec:
+        raise ArchError("'index_from' numbers the copies of a 'repeat' or 'for_each'", spec.loc_of("index_from"))
     return value
 
 
@@ -396,6 +532,11 @@ def _check_block_references(arch: Arch) -> None:
 
     def visit(layers: tuple[Layer, ...], stack: tuple[str, ...]) -> None:
         for layer in layers:
+            if isinstance(layer.for_each, str) and layer.for_each not in arch.tables:
+                raise ArchError(
+                    f"unknown table '{layer.for_each}'{did_you_mean(layer.for_each, arch.tables)}",
+                    layer.for_each_loc or layer.loc,
+                )
             if layer.block is None:
                 continue
             if layer.block not in arch.blocks:
@@ -449,6 +590,25 @@ def _check_name(name: Any, loc: Location, what: str) -> None:
         raise ArchError(f"{name!r} is not a valid {what} name", loc)
 
 
-def _check_ident(name: Any, loc: Location, what: str) -> None:
+def _check_ident(name: Any, loc: Location, what: str, hint: str = "") -> None:
     if not isinstance(name, str) or not _IDENT.match(name):
-        raise ArchError(f"{name!r} is not a valid {what} name", loc)
+        raise ArchError(f"{name!r} is not a valid {what} name{hint}", loc)
+
+
+def _comma_hint(mapping: YMapping, key: Any) -> str:
+    """A key like ``c // 4)`` is the tail of a value that YAML split at its comma:
+    ``{C_out: max(1, c // 4)}`` reads as ``C_out: "max(1"`` and a key ``"c // 4)"``."""
+    keys = list(mapping)
+    at = keys.index(key) if key in keys else 0
+    if at == 0 or not isinstance(key, str):
+        return ""
+    before = keys[at - 1]
+    head = mapping[before]
+    if not isinstance(head, str) or head.count("(") <= head.count(")"):
+        if not re.search(r"[()+\-*/%<>=]", key):
+            return ""
+        return "; an unquoted comma inside a flow mapping {...} splits an expression: quote the value"
+    tail = key if mapping[key] is None else f"{key}: {mapping[key]}"
+    return (
+        f'; a comma in an unquoted value splits it inside a flow mapping {{...}}: quote it, {before}: "{head}, {tail}"'
+    )

@@ -312,19 +312,23 @@ def _graph(arch: str) -> Any:
 
 
 def _graph_and_values(arch: str, phase: str, assignments: list[str]) -> tuple[Any, dict[str, Any]]:
-    """The graph, and its variable values: the phase's (``decode: {S: 1, ctx: 4095}``), then --set."""
+    """The graph, and its variable values: the phase's (``decode: {S: 1, ctx: 4095}``), then --set.
+    The graph is built at those values, which decide any ``when`` that reads a variable."""
     from . import arch as arch_module
+    from . import shapes
 
-    graph = _graph(arch)
-    phases = graph.arch.phases
+    path, shown = _arch_path(arch)
+    loaded = arch_module.load_path(path, shown)
+    phases = loaded.phases
     if phase not in arch_module.BUILTIN_PHASES and phase not in phases:
         known = [*arch_module.BUILTIN_PHASES, *phases]
         raise UsageError(
-            f"'{graph.arch.name}' has no phase '{phase}'{did_you_mean(phase, known)}; its phases: {', '.join(known)}"
+            f"'{loaded.name}' has no phase '{phase}'{did_you_mean(phase, known)}; its phases: {', '.join(known)}"
         )
-    names = {v.name: v.symbol for v in graph.arch.variables.values()}
+    names = {v.name: v.symbol for v in loaded.variables.values()}
     given = parse_assignments(assignments, names)
-    return graph, {**(phases[phase].values if phase in phases else {}), **given}
+    values = {**(phases[phase].values if phase in phases else {}), **given}
+    return shapes.build(loaded, values), values
 
 
 def _keep_free(graph: Any, values: dict[str, Any], free: str) -> dict[str, Any]:

@@ -93,6 +93,8 @@ def resolve(graph: Graph, values: Mapping[str, Any], *, symbolic: bool = False) 
         else:
             raise ArchError(f"variable '{var.name}' has no value: pass --set {var.name}=...", var.loc)
         subs[var.symbol] = value
+    for name, (built, _loc) in graph.decided_by.items():  # a 'when' read it: the graph holds at that value only
+        subs.setdefault(arch.variables[name].symbol, built)
     # a value may name a variable declared after it (--set H=W): substitute until nothing changes
     for _ in range(len(subs)):
         changed = {sym: value.xreplace(subs) for sym, value in subs.items()}
@@ -104,6 +106,19 @@ def resolve(graph: Graph, values: Mapping[str, Any], *, symbolic: bool = False) 
         if value is not None and value.is_number and (not value.is_Integer or value < var.minimum):
             raise ArchError(f"variable '{var.name}' must be a whole number >= {var.minimum}, got {value}", var.loc)
     return subs
+
+
+def check_decided(graph: Graph, subs: Mapping[sympy.Symbol, sympy.Expr]) -> None:
+    """A graph whose ``when`` read a variable holds only at the value it was built for."""
+    symbols = {var.name: var.symbol for var in graph.arch.variables.values()}
+    for name, (built, loc) in graph.decided_by.items():
+        value = subs.get(symbols[name], built)
+        if value != built:
+            raise UsageError(
+                f"a 'when' in '{graph.arch.name}' was decided at {name} = {built}, not {value}: "
+                f"build the graph with the values (shapes.build(arch, values)); at {loc}",
+                Location("--set"),
+            )
 
 
 def keep_free(graph: Graph, values: Mapping[str, Any], free: Iterable[str]) -> dict[str, Any]:
@@ -128,9 +143,31 @@ def _int(value: sympy.Expr, node: Node, what: str) -> int:
     return int(value)
 
 
+def failed_check(check: Any, subs: Mapping[sympy.Symbol, sympy.Expr]) -> str:
+    """A failed check's message with the values it compared: "the layer's D must equal D = 64, got 128".
+
+    >>> from symcost.shapes import Check
+    >>> D, d = sympy.symbols("D d", integer=True, positive=True)
+    >>> failed_check(Check(sympy.Eq(D, d), "the layer's D must equal D"), {D: sympy.Integer(64), d: sympy.Integer(128)})
+    "the layer's D must equal D = 64, got 128"
+    """
+    condition = check.condition
+    if isinstance(condition, sympy.Equality):
+        lhs, rhs = (side.xreplace(subs) for side in condition.args)
+        if lhs.is_number and rhs.is_number:
+            joint = " =" if "must equal" in check.message else ": expected"
+            return f"{check.message}{joint} {lhs}, got {rhs}"
+    if isinstance(condition, sympy.core.relational.Relational):
+        lhs, rhs = (side.xreplace(subs) for side in condition.args)
+        if lhs.is_number and rhs.is_number and condition.lhs.free_symbols and not condition.rhs.free_symbols:
+            return f"{check.message} (got {lhs})"
+    return check.message
+
+
 def evaluate(graph: Graph, values: Mapping[str, Any] | None = None, convention: cost.Convention = cost.TORCH) -> Result:
     """Exact integer costs of every node and the totals, at ``values`` (defaults for the rest)."""
     subs = resolve(graph, values or {})
+    check_decided(graph, subs)
     for tensor, dims in graph.inputs.items():
         for dim, loc in dims:
             value = dim.xreplace(subs)
@@ -142,11 +179,15 @@ def evaluate(graph: Graph, values: Mapping[str, Any] | None = None, convention: 
         for check in node.checks:
             verdict = check.condition.xreplace(subs)
             if verdict is sympy.false or verdict is False:
-                raise ShapeError(f"layer '{node.path}' ({node.op}): {check.message}", node.loc)
+                raise ShapeError(f"layer '{node.path}' ({node.op}): {failed_check(check, subs)}", node.loc)
         count = _int(node.count.xreplace(subs), node, "the repeat count")
         if count < 0:
             raise ShapeError(f"layer '{node.path}' ({node.op}): the repeat count is negative ({count})", node.loc)
-        if count == 0:  # a repeat that evaluates to no copies (a one-block stage's "blocks - 1")
+        path = node.concrete_path(subs) if node.ranges else node.path
+        if count == 0:  # a repeat with no copies (a one-block stage's "blocks - 1"): listed as x0
+            zeros = dict.fromkeys(totals, 0)
+            output = tuple(int(d) if d.is_Integer else 0 for d in (x.xreplace(subs) for x in node.output))
+            results.append(NodeResult(path, node.op, 0, node.copies, output, zeros, node.tied_to, index, node.sources))
             continue
         output = tuple(_int(d.xreplace(subs), node, "an output size") for d in node.output)
         if any(d < 1 for d in output):
@@ -164,7 +205,6 @@ def evaluate(graph: Graph, values: Mapping[str, Any] | None = None, convention: 
         numbers = {k: int(v) for k, v in per.items()}
         for key, value in numbers.items():
             totals[key] = totals.get(key, 0) + value
-        path = node.concrete_path(subs) if node.ranges else node.path
         gemm = {k: _int(v.xreplace(subs), node, f"GEMM {k}") for k, v in node.gemm.items()} or None
         results.append(
             NodeResult(path, node.op, count, node.copies, output, numbers, node.tied_to, index, node.sources, gemm)

@@ -4,11 +4,14 @@
 function, ``S`` its singleton registry, ``E``/``I`` are constants), so symcost never hands them
 file or command-line text. Instead, :func:`parse` walks Python's ``ast`` and accepts only:
 
-- integer literals (no floats, strings, bools or complex numbers);
+- integer literals, and decimal literals read exactly from their text (``1.1`` is ``11/10``,
+  never the float nearest to it; exponent notation, strings, bools and complex numbers are refused);
 - names the caller declared, each mapped to a sympy expression;
 - ``+ - * / // % **``, unary ``-``/``+`` and parentheses (``/`` is exact rational division,
   ``//`` is ``floor(a/b)``, ``**`` needs a small integer literal exponent);
-- calls of ``floor ceil min max abs gcd`` with positional arguments;
+- calls of ``floor ceil min max abs gcd round int ceil_div make_divisible`` with positional
+  arguments (``round`` is Python's, halves to even; ``int`` truncates toward zero;
+  ``make_divisible`` is torchvision's ``_make_divisible``), exact on rationals;
 - with ``allow_compare=True``: ``== != < <= > >=`` (chains too) and ``and``/``or``/``not``.
 
 Everything else (attribute access, subscripts, lambdas, comprehensions, keywords, dunders, unknown
@@ -18,13 +21,17 @@ names) is refused with an :class:`~symcost.errors.ExprError` that says where.
 >>> H, p = sympy.Symbol("H", integer=True, positive=True), sympy.Symbol("p", integer=True)
 >>> parse("(H + 2*p - 3)//2 + 1", {"H": H, "p": p}).subs({H: 224, p: 1})
 112
+>>> parse("make_divisible(32 * 1.1, 8)", {}), parse("round(2.5) + int(-1.5)", {})
+(32, 1)
 """
 
 from __future__ import annotations
 
 import ast
 import math
+import re
 from collections.abc import Mapping
+from fractions import Fraction
 from typing import Any
 
 import sympy
@@ -37,6 +44,8 @@ MAX_BRACKET_DEPTH = 32
 MAX_AST_DEPTH = 64
 MAX_EXPONENT = 64
 MAX_LITERAL = 10**40
+MAX_DECIMALS = 40  # digits after a decimal point
+_DECIMAL = re.compile(r"^(?:[0-9][0-9_]*)?\.(?:[0-9][0-9_]*)?$")
 
 
 class gcd(sympy.Function):
@@ -100,6 +109,140 @@ class max_(_Extremum):  # noqa: N801 - printed as max(...)
     _pick = max
 
 
+def _fraction(value: sympy.Expr) -> Fraction | None:
+    """``value`` as an exact Fraction when it is a rational number, else None (still symbolic)."""
+    if value.is_Rational:
+        return Fraction(int(value.p), int(value.q))
+    return None
+
+
+class _Exact(sympy.Function):
+    """A function that stays as written on symbols and evaluates exactly, with Fractions, once all
+    its arguments are rational numbers (``round(H/3)`` stays; ``round(7/2)`` is 4)."""
+
+    shown = ""
+
+    @classmethod
+    def eval(cls, *args: sympy.Expr) -> sympy.Expr | None:
+        numbers = [_fraction(a) for a in args]
+        if all(n is not None for n in numbers):
+            return cls._exact(*numbers)
+        return cls._symbolic(*args)
+
+    @classmethod
+    def _exact(cls, *args: Fraction) -> sympy.Expr | None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    @classmethod
+    def _symbolic(cls, *args: sympy.Expr) -> sympy.Expr | None:
+        return None
+
+    def _eval_is_integer(self) -> bool | None:
+        return True
+
+    def _sympystr(self, printer: Any) -> str:
+        return f"{self.shown}(" + ", ".join(printer._print(a) for a in self.args) + ")"
+
+    def _latex(self, printer: Any) -> str:
+        shown = self.shown.replace("_", r"\_")
+        return rf"\operatorname{{{shown}}}\left(" + ", ".join(printer._print(a) for a in self.args) + r"\right)"
+
+
+def _as_number(value: Fraction | int) -> sympy.Expr:
+    value = Fraction(value)
+    return sympy.Rational(value.numerator, value.denominator)
+
+
+class round_(_Exact):  # noqa: N801 - printed as round(...)
+    """Python's ``round(x)``: the nearest integer, halves to the even one.
+
+    >>> round_(sympy.Rational(5, 2)), round_(sympy.Rational(7, 2)), round_(sympy.Rational(-5, 2))
+    (2, 4, -2)
+    """
+
+    shown = "round"
+
+    @classmethod
+    def _exact(cls, x: Fraction) -> sympy.Expr:
+        return sympy.Integer(round(x))
+
+    @classmethod
+    def _symbolic(cls, x: sympy.Expr) -> sympy.Expr | None:
+        return x if x.is_integer else None
+
+
+class int_(_Exact):  # noqa: N801 - printed as int(...)
+    """Python's ``int(x)`` of a number: truncation toward zero.
+
+    >>> int_(sympy.Rational(7, 2)), int_(sympy.Rational(-7, 2))
+    (3, -3)
+    """
+
+    shown = "int"
+
+    @classmethod
+    def _exact(cls, x: Fraction) -> sympy.Expr:
+        return sympy.Integer(int(x))
+
+    @classmethod
+    def _symbolic(cls, x: sympy.Expr) -> sympy.Expr | None:
+        return x if x.is_integer else None
+
+
+class ceil_div(_Exact):  # noqa: N801 - the name builders use
+    """``ceil_div(a, b)`` = ceil(a / b), the number of b-sized tiles that cover a.
+
+    >>> ceil_div(sympy.Integer(7), sympy.Integer(2)), ceil_div(sympy.Integer(8), sympy.Integer(2))
+    (4, 4)
+    """
+
+    shown = "ceil_div"
+
+    @classmethod
+    def _exact(cls, a: Fraction, b: Fraction) -> sympy.Expr | None:
+        if b == 0:
+            return None  # stays unevaluated; an evaluation then reports it as not a whole number
+        return sympy.Integer(-(-a // b))
+
+    @classmethod
+    def _symbolic(cls, a: sympy.Expr, b: sympy.Expr) -> sympy.Expr | None:
+        return a if b == 1 and a.is_integer else None
+
+    def _eval_is_positive(self) -> bool | None:
+        a, b = self.args
+        return fuzzy_and([a.is_positive, b.is_positive])
+
+
+class make_divisible(_Exact):  # noqa: N801 - torchvision's name
+    """torchvision's ``_make_divisible(v, divisor, min_value=None)`` (torchvision/models/_utils.py),
+    which rounds MobileNet and EfficientNet channel counts to a multiple of ``divisor``:
+    ``new_v = max(min_value or divisor, int(v + divisor / 2) // divisor * divisor)``, plus one more
+    ``divisor`` if that lost more than 10% of ``v``. Here in exact arithmetic (0.9 is 9/10).
+
+    >>> make_divisible(sympy.Rational(176, 10), sympy.Integer(8))      # 16 channels x 1.1
+    16
+    >>> make_divisible(sympy.Integer(4), sympy.Integer(8)), make_divisible(sympy.Integer(20), sympy.Integer(8), sympy.Integer(32))
+    (8, 32)
+    """
+
+    shown = "make_divisible"
+
+    @classmethod
+    def _exact(cls, v: Fraction, divisor: Fraction, min_value: Fraction | None = None) -> sympy.Expr | None:
+        if divisor == 0:
+            return None
+        new_v = max(min_value or divisor, int(v + divisor / 2) // divisor * divisor)
+        if new_v < Fraction(9, 10) * v:
+            new_v += divisor
+        return _as_number(new_v)
+
+    def _eval_is_integer(self) -> bool | None:
+        return fuzzy_and(a.is_integer for a in self.args[1:])
+
+    def _eval_is_positive(self) -> bool | None:
+        return self.args[1].is_positive
+
+
 FUNCTIONS: dict[str, tuple[Any, int, int | None]] = {
     # name: (sympy callable, fewest arguments, most arguments or None for any)
     "floor": (sympy.floor, 1, 1),
@@ -108,6 +251,10 @@ FUNCTIONS: dict[str, tuple[Any, int, int | None]] = {
     "max": (max_, 2, None),
     "abs": (sympy.Abs, 1, 1),
     "gcd": (gcd, 2, 2),
+    "round": (round_, 1, 1),
+    "int": (int_, 1, 1),
+    "ceil_div": (ceil_div, 2, 2),
+    "make_divisible": (make_divisible, 2, 3),
 }
 
 _BINOPS = {
@@ -137,6 +284,8 @@ def parse(
     ``text`` may also be a plain ``int`` (YAML reads ``0`` as one). ``loc`` is where the text
     starts; errors point into it by column.
     """
+    if isinstance(text, float) and isinstance(getattr(text, "text", None), str):
+        text = text.text  # a YAML decimal (width: 1.1): read exactly from what was written
     if isinstance(text, bool) or not isinstance(text, (str, int)):
         raise ExprError(f"expected an integer expression, got {type(text).__name__} {text!r}", loc)
     if isinstance(text, int):
@@ -155,7 +304,7 @@ def parse(
         raise ExprError(f"not a valid expression: {text.strip()!r}", where) from None
     except (ValueError, RecursionError, MemoryError):
         raise ExprError(f"not a valid expression: {text.strip()[:60]!r}", loc) from None
-    return _Builder(names, loc, allow_compare).build(tree.body, 0)
+    return _Builder(names, loc, allow_compare, text.strip()).build(tree.body, 0)
 
 
 def _check_brackets(text: str, loc: Location | None) -> None:
@@ -171,8 +320,9 @@ def _check_brackets(text: str, loc: Location | None) -> None:
 
 
 class _Builder:
-    def __init__(self, names: Mapping[str, sympy.Basic], loc: Location | None, allow_compare: bool):
+    def __init__(self, names: Mapping[str, sympy.Basic], loc: Location | None, allow_compare: bool, text: str = ""):
         self.names = names
+        self.text = text
         self.loc = loc
         self.allow_compare = allow_compare
 
@@ -190,11 +340,28 @@ class _Builder:
 
     def _Constant(self, node: ast.Constant, depth: int) -> sympy.Basic:
         value = node.value
+        if type(value) is float:
+            return self._decimal(node)
         if type(value) is not int:
             raise self.fail(f"only integer literals are allowed, not {type(value).__name__} {value!r}", node)
         if abs(value) > MAX_LITERAL:
             raise self.fail("integer literal too large", node)
         return sympy.Integer(value)
+
+    def _decimal(self, node: ast.Constant) -> sympy.Basic:
+        """``1.1`` is 11/10, read from the literal's own text: a float would be 1.100000000000000088..."""
+        written = (ast.get_source_segment(self.text, node) or "").strip()
+        if not _DECIMAL.match(written):
+            raise self.fail(
+                f"write the number {written or node.value!r} as a decimal like 0.001, not in exponent notation", node
+            )
+        whole, _, decimals = written.replace("_", "").partition(".")
+        if len(decimals) > MAX_DECIMALS:
+            raise self.fail(f"a decimal literal may have at most {MAX_DECIMALS} digits after the point", node)
+        value = Fraction(int(whole or "0") * 10 ** len(decimals) + int(decimals or "0"), 10 ** len(decimals))
+        if abs(value) > MAX_LITERAL:
+            raise self.fail("decimal literal too large", node)
+        return _as_number(value)
 
     def _Name(self, node: ast.Name, depth: int) -> sympy.Basic:
         name = node.id

@@ -35,7 +35,7 @@ def peak_activations(result: Any) -> int:
     architecture's inputs from the start, its outputs to the end. During each layer its inputs and
     its output are alive together.
     """
-    nodes = {r.index: r for r in result.nodes}
+    nodes = {r.index: r for r in result.nodes if r.count}  # a repeat with no copies writes nothing
     size = {index: prod(r.output) for index, r in nodes.items()}
     for i, shape in enumerate(result.inputs.values()):
         size[-1 - i] = prod(shape)

@@ -25,6 +25,7 @@ layers cost no more to derive than one.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +33,7 @@ from typing import Any
 import sympy
 
 from . import expr, registry
-from .arch import Arch, Layer, Value
+from .arch import Arch, Block, Layer, Table, Value
 from .errors import ArchError, FormulaError, Location, ShapeError, did_you_mean
 from .formula import Formula, Variadic
 from .shape_rules import RULES, RuleCall
@@ -91,6 +92,9 @@ class Graph:
     inputs: dict[str, tuple[tuple[sympy.Expr, Location], ...]]  # input dims, with where each was written
     producers: dict[str, int] = field(default_factory=dict)  # tensor path -> index of the node writing it
     output_sources: tuple[int, ...] = ()  # producing node index of each output tensor
+    #: variable values that decided a ``when`` (``when: num_classes > 0``): the graph holds for them only
+    decided_by: dict[str, tuple[sympy.Expr, Location]] = field(default_factory=dict)
+    bound: dict[sympy.Symbol, sympy.Expr] = field(default_factory=dict)  # the values build() was given
 
 
 @dataclass
@@ -101,10 +105,15 @@ class _Scope:
     last: str | None
     nodes_by_name: dict[str, Node]
     used: dict[str, int] = field(default_factory=dict)
+    later: dict[str, Location] = field(default_factory=dict)  # names that layers further down define
 
 
-def build(arch: Arch) -> Graph:
-    """Expand blocks, propagate shapes, bind formulas: the symbolic graph of ``arch``."""
+def build(arch: Arch, values: Mapping[str, Any] | None = None) -> Graph:
+    """Expand blocks, propagate shapes, bind formulas: the symbolic graph of ``arch``.
+
+    ``values`` (variable name -> value, else the defaults) decide a ``when`` that reads a variable
+    (``when: num_classes > 0``); the graph then holds for those values only (``decided_by``), and
+    :func:`~symcost.compile.evaluate` refuses other values of those variables."""
     names: dict[str, sympy.Basic] = {v.name: v.symbol for v in arch.variables.values()}
     tensors: dict[str, tuple[Shape, str]] = {}
     inputs: dict[str, tuple[tuple[sympy.Expr, Location], ...]] = {}
@@ -117,6 +126,7 @@ def build(arch: Arch) -> Graph:
         inputs[tensor] = tuple((value, dim.loc) for dim, value in zip(dims, shape))
     scope = _Scope("", names, tensors, next(iter(arch.inputs)), {})
     graph = Graph(arch, [], {}, inputs)
+    graph.bound = _variable_values(arch, values or {})
     graph.producers.update({tensor: -1 - index for index, tensor in enumerate(arch.inputs)})
     _expand(arch, arch.layers, scope, graph)
     wanted = arch.outputs or ((scope.last,) if scope.last else ())
@@ -126,6 +136,22 @@ def build(arch: Arch) -> Graph:
         graph.outputs[name] = scope.tensors[name][0]
     graph.output_sources = tuple(graph.producers.get(scope.tensors[n][1], -1) for n in graph.outputs)
     return graph
+
+
+def _variable_values(arch: Arch, values: Mapping[str, Any]) -> dict[sympy.Symbol, sympy.Expr]:
+    """Each variable's value: the one given, else its default (variables without either stay out)."""
+    subs: dict[sympy.Symbol, sympy.Expr] = {}
+    for var in arch.variables.values():
+        given = values.get(var.name, var.default)
+        if given is None or isinstance(given, bool):
+            continue
+        subs[var.symbol] = given if isinstance(given, sympy.Basic) else sympy.Integer(int(given))
+    for _ in range(len(subs)):  # a value may name another variable (--set H=W)
+        changed = {sym: value.xreplace(subs) for sym, value in subs.items()}
+        if changed == subs:
+            break
+        subs = changed
+    return subs
 
 
 def _expr(value: Value, names: Mapping[str, sympy.Basic]) -> sympy.Expr:
@@ -144,12 +170,16 @@ def _decided(condition: sympy.Basic) -> bool | None:
 
 
 def _expand(arch: Arch, layers: tuple[Layer, ...], scope: _Scope, graph: Graph) -> None:
-    for layer in layers:
-        if layer.when is not None and not _when(layer.when, scope.names):
+    for position, layer in enumerate(layers):
+        scope.later = {later.name: later.loc for later in layers[position:] if later.name}
+        if layer.when is not None and not _when(layer.when, scope.names, graph):
             continue
         base = layer.name or layer.op or layer.block
         assert base is not None
         name = _unique(base, scope, layer.name is not None, layer.loc)
+        if layer.for_each is not None:
+            _for_each(arch, layer, scope, graph, name)
+            continue
         if layer.repeat is None:
             path = f"{scope.prefix}{name}"
             out = _instance(arch, layer, scope, graph, path, _inputs(layer, scope))
@@ -159,18 +189,34 @@ def _expand(arch: Arch, layers: tuple[Layer, ...], scope: _Scope, graph: Graph) 
         _repeat(arch, layer, scope, graph, name)
 
 
-def _when(value: Value, names: Mapping[str, sympy.Basic]) -> bool:
-    """``when: downsample``, ``when: 1 - downsample`` or ``when: stride == 1 and C_in == C_out``."""
+def _when(value: Value, names: Mapping[str, sympy.Basic], graph: Graph | None = None) -> bool:
+    """``when: downsample``, ``when: 1 - downsample``, ``when: stride == 1 and C_in == C_out``, or
+    on a variable (``when: num_classes > 0``), decided at the values the graph is built for."""
     if isinstance(value.raw, bool):
         return value.raw
     flag = expr.parse(value.raw, names, loc=value.loc, allow_compare=True)
+    verdict = _truth(flag)
+    if verdict is None and graph is not None and graph.bound:
+        used = {sym: graph.bound[sym] for sym in flag.free_symbols if sym in graph.bound}
+        verdict = _truth(flag.xreplace(used))
+        if verdict is not None:
+            for sym, number in used.items():
+                graph.decided_by.setdefault(sym.name, (number, value.loc))
+    if verdict is None:
+        raise ArchError(
+            "'when' must be decidable from numbers: block arguments, literals and the variables' values "
+            f"(here: {_show((flag,))[1:-1] if isinstance(flag, sympy.Expr) else flag})",
+            value.loc,
+        )
+    return verdict
+
+
+def _truth(flag: sympy.Basic) -> bool | None:
     if flag is sympy.true or flag is sympy.false:
         return flag is sympy.true
     if isinstance(flag, sympy.Expr) and flag.is_number:
-        return flag != 0
-    raise ArchError(
-        "'when' must be decidable from numbers: block arguments and literals, not free variables", value.loc
-    )
+        return bool(flag != 0)
+    return None
 
 
 def _repeat(arch: Arch, layer: Layer, scope: _Scope, graph: Graph, name: str) -> None:
@@ -178,12 +224,21 @@ def _repeat(arch: Arch, layer: Layer, scope: _Scope, graph: Graph, name: str) ->
     so that copy is costed once and multiplied (an 80-layer decoder costs one layer's work)."""
     assert layer.repeat is not None
     count = _expr(layer.repeat, scope.names)
-    if count.is_number and (not count.is_Integer or count < 1):
-        raise ArchError(f"repeat must be a whole number >= 1, got {count}", layer.repeat.loc)
+    if count.is_number and (not count.is_Integer or count < 0):
+        raise ArchError(f"repeat must be a whole number >= 0, got {count}", layer.repeat.loc)
+    # the first input chains through the copies; the others (a decoder's encoder output) are shared
     inputs = _inputs(layer, scope)
-    if len(inputs) != 1:
-        raise ArchError("a repeated layer takes one input (its own previous output)", layer.loc)
     total = int(count) if count.is_number else None
+    if total == 0:  # a one-block stage's "repeat: blocks - 1": no copies, the input passes through
+        start = len(graph.nodes)
+        path = f"{scope.prefix}{name}.{layer.index_from}"
+        _instance(arch, layer, scope, graph, path, inputs)  # its nodes show "x0" in the table
+        for node in graph.nodes[start:]:
+            node.count = sympy.Integer(0)
+        graph.producers[f"{scope.prefix}{name}"] = graph.producers.get(inputs[0][1], -1)
+        scope.tensors[name] = (inputs[0][0], inputs[0][1])
+        scope.last = name
+        return
     index = 0
     while True:
         start = len(graph.nodes)
@@ -192,13 +247,15 @@ def _repeat(arch: Arch, layer: Layer, scope: _Scope, graph: Graph, name: str) ->
         out = _instance(arch, layer, scope, graph, path, inputs)
         keeps_shape = len(out) == len(shape) and all(equal(a, b) is True for a, b in zip(out, shape))
         if total is None and not keeps_shape:
-            raise ArchError(
-                "a repeat count that is not a number needs a block that keeps its input's shape "
-                f"(copy {index} maps {_show(shape)} to {_show(out)})",
-                layer.repeat.loc,
-            )
+            _stepped_repeat(arch, layer, scope, graph, name, count, inputs, start, out)
+            return
         if keeps_shape or index + 1 == total:
             copies = count - index
+            if total is None:
+                for node in graph.nodes[start:]:
+                    node.checks.append(
+                        Check(sympy.Ge(copies, 0), f"the repeat count {_show((count,))[1:-1]} must be >= 0")
+                    )
             if copies != 1:
                 first, last = index + layer.index_from, count - 1 + layer.index_from
                 label = f"{first}-{last}" if total is not None else f"{first}..{_show((last,))[1:-1]}".replace(" ", "")
@@ -211,8 +268,101 @@ def _repeat(arch: Arch, layer: Layer, scope: _Scope, graph: Graph, name: str) ->
             graph.producers[f"{scope.prefix}{name}"] = graph.producers.get(path, -1)
             _register(scope, name, out)
             return
-        inputs = ((out, path),)
+        inputs = ((out, path), *inputs[1:])
         index += 1
+
+
+def _stepped_repeat(
+    arch: Arch,
+    layer: Layer,
+    scope: _Scope,
+    graph: Graph,
+    name: str,
+    count: sympy.Expr,
+    inputs: tuple[tuple[Shape, str], ...],
+    start: int,
+    first_out: Shape,
+) -> None:
+    """A symbolic number of copies that each grow the shape by the same step (DenseNet's dense
+    layers: every copy concatenates growth_rate more channels). One generic copy ``i`` is built
+    on the input ``S0 + i*step``; its output must be ``S0 + (i + 1)*step``; each node's costs are
+    summed over ``i = 0 .. count - 1`` in closed form, and the output is ``S0 + count*step``."""
+    assert layer.repeat is not None
+    shape = inputs[0][0]
+    refused = ArchError(
+        f"the repeat count must be a number: copy 0 maps {_show(shape)} to {_show(first_out)}, and a count "
+        "that is not a number needs copies that keep the shape or grow it by the same step each",
+        layer.repeat.loc,
+    )
+    # undo the trial copy
+    del graph.nodes[start:]
+    for key in [k for k, v in graph.producers.items() if v >= start]:
+        del graph.producers[key]
+    if len(first_out) != len(shape):
+        raise refused
+    step = tuple(sympy.expand(b - a) for a, b in zip(shape, first_out))
+    i = sympy.Symbol(f"i_{name}".replace(".", "_").replace("-", "_"), integer=True, nonnegative=True)
+    if any(i in d.free_symbols for d in step):  # pragma: no cover - the step comes from i-free shapes
+        raise refused
+    generic = tuple(a + i * d for a, d in zip(shape, step))
+    label = f"{layer.index_from}..{_show((count - 1 + layer.index_from,))[1:-1]}".replace(" ", "")
+    path = f"{scope.prefix}{name}.{label}"
+    for key in [k for k in scope.nodes_by_name if k.startswith(f"{scope.prefix}{name}.")]:
+        del scope.nodes_by_name[key]
+    out = _instance(arch, layer, scope, graph, path, ((generic, inputs[0][1]), *inputs[1:]))
+    expected = tuple(a + (i + 1) * d for a, d in zip(shape, step))
+    if len(out) != len(expected) or not all(equal(a, b) is True for a, b in zip(out, expected)):
+        raise refused
+    last = {i: count - 1}
+
+    def total(value: sympy.Expr) -> sympy.Expr:
+        if i not in value.free_symbols:
+            return value * count
+        summed = sympy.summation(sympy.expand(value), (i, 0, count - 1))
+        if summed.has(sympy.Sum):
+            raise refused
+        return sympy.factor_terms(sympy.expand(summed))
+
+    for node in graph.nodes[start:]:
+        node.costs = {k: total(v) for k, v in node.costs.items()}
+        node.elementwise = {k: total(v) for k, v in node.elementwise.items()}
+        node.peers = {k: total(v) for k, v in node.peers.items()}
+        node.gemm = {}  # one GEMM shape per copy: no single tile count stands for all of them
+        node.checks = [Check(c.condition.xreplace({i: end}), c.message) for c in node.checks for end in (0, count - 1)]
+        node.checks.append(Check(sympy.Ge(count, 0), f"the repeat count {_show((count,))[1:-1]} must be >= 0"))
+        node.inputs = tuple(tuple(d.xreplace(last) for d in s) for s in node.inputs)
+        node.outputs = {k: tuple(d.xreplace(last) for d in s) for k, s in node.outputs.items()}
+        node.copies = label
+        node.ranges.append((label, layer.index_from, count))
+    final = tuple(sympy.expand(a + count * d) for a, d in zip(shape, step))
+    graph.producers[f"{scope.prefix}{name}"] = graph.producers.get(path, -1)
+    _register(scope, name, final)
+
+
+def _for_each(arch: Arch, layer: Layer, scope: _Scope, graph: Graph, name: str) -> None:
+    """One instance of the layer's block per table row, chained like ``repeat``: the row's cells
+    are the block's arguments (and ``index`` the row number), named ``NAME.0``, ``NAME.1``, ..."""
+    table = layer.for_each if isinstance(layer.for_each, Table) else arch.tables[layer.for_each]  # type: ignore[index]
+    inputs = _inputs(layer, scope)
+    path = ""
+    for row_index, row in enumerate(table.rows):
+        row_names = dict(scope.names)
+        row_args = dict(layer.args)
+        for column, cell in zip(table.columns, row):
+            row_names[column] = _expr(cell, scope.names)
+            if column in layer.args:
+                raise ArchError(
+                    f"'{column}' is set both by the layer and by the table's column", layer.args[column].loc
+                )
+            row_args[column] = Value(column, cell.loc)  # the argument reads the row's value
+        row_names["index"] = sympy.Integer(row_index)
+        row_scope = dataclasses.replace(scope, names=row_names)
+        row_layer = dataclasses.replace(layer, args=row_args)
+        path = f"{scope.prefix}{name}.{row_index + layer.index_from}"
+        out = _instance(arch, row_layer, row_scope, graph, path, inputs)
+        inputs = ((out, path), *inputs[1:])
+    graph.producers[f"{scope.prefix}{name}"] = graph.producers.get(path, -1)
+    _register(scope, name, inputs[0][0])
 
 
 def _register(scope: _Scope, name: str, shape: Shape) -> None:
@@ -256,12 +406,16 @@ def _inputs(layer: Layer, scope: _Scope) -> tuple[tuple[Shape, str], ...]:
         return (scope.tensors[scope.last],)
     found = []
     for tensor, loc in layer.inputs:
-        if tensor not in scope.tensors:
+        if tensor not in scope.tensors and tensor == layer.name:
+            raise ArchError(f"layer '{tensor}' cannot take its own output as an input", loc)
+        if tensor not in scope.tensors and tensor in scope.later:
             raise ArchError(
-                f"unknown tensor '{tensor}'{did_you_mean(tensor, scope.tensors)} "
-                "(a layer may only use tensors defined before it: no cycles)",
+                f"'{tensor}' is defined later (at line {scope.later[tensor].line}): "
+                "a layer may only use tensors defined before it",
                 loc,
             )
+        if tensor not in scope.tensors:
+            raise ArchError(f"unknown tensor '{tensor}'{did_you_mean(tensor, scope.tensors)}", loc)
         found.append(scope.tensors[tensor])
     return tuple(found)
 
@@ -310,25 +464,88 @@ def _block_instance(
         if key not in block.args:
             raise ArchError(f"block '{block.name}' has no argument '{key}'{did_you_mean(key, block.args)}", value.loc)
         names[key] = _expr(value, scope.names)
-    for key, default in block.args.items():
-        if key in layer.args:
-            continue
-        if default is None:
-            raise ArchError(f"block '{block.name}' needs argument '{key}'", layer.loc)
-        names[key] = _expr(default, names)
     if len(inputs) != len(block.inputs):
         raise ArchError(
             f"block '{block.name}' takes {len(block.inputs)} input(s) ({', '.join(block.inputs)}), got {len(inputs)}",
             layer.loc,
         )
+    checks, bound = _bind_input_shapes(block, layer, inputs, names)
+    for key, default in block.args.items():
+        if key in layer.args or key in bound:
+            continue  # given, or bound by an input's shape (inputs: {x: [N, C, H, W]} and args: {C: null})
+        if default is None:
+            raise ArchError(f"block '{block.name}' needs argument '{key}'", layer.loc)
+        names[key] = _expr(default, names)
     tensors = {inner: value for inner, value in zip(block.inputs, inputs)}
     inner = _Scope(f"{path}.", names, tensors, block.inputs[0], scope.nodes_by_name)
+    start = len(graph.nodes)
     _expand(arch, block.layers, inner, graph)
+    if checks and len(graph.nodes) > start:
+        graph.nodes[start].checks.extend(checks)
     output = block.output or inner.last
     if output not in inner.tensors:
         raise ArchError(f"block '{block.name}': unknown output '{output}'", block.loc)
     graph.producers[path] = graph.producers.get(inner.tensors[output][1], -1)
     return inner.tensors[output][0]
+
+
+def _is_name(text: str) -> bool:
+    return text.isidentifier() and text.isascii() and not text.startswith("_") and text not in expr.FUNCTIONS
+
+
+def _bind_input_shapes(
+    block: Block, layer: Layer, inputs: tuple[tuple[Shape, str], ...], names: dict[str, sympy.Basic]
+) -> tuple[list[Check], set[str]]:
+    """``inputs: {x: [N, C, H, W]}``: bind each name to the dim that reaches the block (a name
+    bound before, or an argument the layer gives, is checked instead), ``*rest`` to the product
+    of the dims it covers; check expressions. Undecided checks wait for values."""
+    checks: list[Check] = []
+    given = set(layer.args)
+    bound: set[str] = set()
+    for (tensor, pattern), (shape, _producer) in zip(((t, block.shapes.get(t)) for t in block.inputs), inputs):
+        if pattern is None:
+            continue
+        where = f"block '{block.name}' input '{tensor}'"
+        star = next(
+            (i for i, d in enumerate(pattern) if isinstance(d.raw, str) and d.raw.strip().startswith("*")), None
+        )
+        written = "[" + ", ".join(str(d.raw) for d in pattern) + "]"
+        fixed = len(pattern) - (star is not None)
+        if (star is None and len(shape) != len(pattern)) or len(shape) < fixed:
+            rank = f"{len(pattern)}-D" if star is None else f"at least {fixed}-D"
+            raise ShapeError(f"{where} must be {rank} {written}, got {_show(shape)} ({len(shape)}-D)", layer.loc)
+        if star is None:
+            pairs = list(zip(pattern, shape))
+        else:
+            tail = len(pattern) - star - 1
+            middle = shape[star : len(shape) - tail]
+            rest = Value(pattern[star].raw.strip()[1:], pattern[star].loc)
+            pairs = [
+                *zip(pattern[:star], shape[:star]),
+                (rest, sympy.Mul(*middle)),
+                *zip(pattern[star + 1 :], shape[len(shape) - tail :]),
+            ]
+        for position, (dim, actual) in enumerate(pairs):
+            text = dim.raw.strip() if isinstance(dim.raw, str) else None
+            if text is not None and _is_name(text) and text not in given and text not in bound:
+                names[text] = actual
+                bound.add(text)
+                continue
+            expected = _expr(dim, names)
+            verdict = equal(expected, actual)
+            label = (
+                f"dim {position}"
+                if star is None or position < star
+                else ("*" + text if position == star else f"dim {position - len(pairs)}")
+            )
+            message = (
+                f"{where} {label} must be {_show((expected,))[1:-1]} (from {written}), got {_show((actual,))[1:-1]}"
+            )
+            if verdict is False:
+                raise ShapeError(f"{message}: the input is {_show(shape)}", layer.loc)
+            if verdict is None:
+                checks.append(Check(sympy.Eq(expected, actual), f"{where} {label} (from {written})"))
+    return checks, bound
 
 
 def bind_formula(

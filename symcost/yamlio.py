@@ -107,9 +107,23 @@ class _Loader(_Base):  # type: ignore[misc, valid-type]
         return result
 
 
+class Decimal(float):
+    """A YAML float that remembers how it was written (``width: 1.1``), so that the expression
+    parser reads it exactly (11/10) instead of through the nearest binary float."""
+
+    text: str
+
+
+def _construct_float(loader: Any, node: Any) -> float:
+    value = Decimal(loader.construct_yaml_float(node))
+    value.text = str(node.value)
+    return value
+
+
 # Route the generic map/seq tags through the located constructors.
 _Loader.add_constructor("tag:yaml.org,2002:map", lambda loader, node: loader.construct_mapping(node))
 _Loader.add_constructor("tag:yaml.org,2002:seq", lambda loader, node: loader.construct_sequence(node))
+_Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 
 
 def load_text(text: str, name: str = "<string>") -> Any:

@@ -601,6 +601,8 @@ def test_parse_condition_units_and_metrics():
     assert condition.xreplace({m: 80 * 10**9, lat: sympy.Rational(1, 50)}) == sympy.true
     assert condition.xreplace({m: 80 * 10**9 + 1, lat: 0}) == sympy.false
     assert condition.xreplace({m: 0, lat: sympy.Rational(1, 50) + sympy.Rational(1, 10**9)}) == sympy.false
+    decimal, _ = parse_condition("latency <= 0.02")  # exactly 1/50, not the float nearest it
+    assert decimal == (sympy.Symbol("latency") <= sympy.Rational(1, 50))
     kib, _ = parse_condition("model_bytes < 1*GiB")
     assert kib.xreplace({sympy.Symbol("model_bytes"): 2**30 - 1}) == sympy.true
     assert kib.xreplace({sympy.Symbol("model_bytes"): 2**30}) == sympy.false
@@ -614,7 +616,7 @@ def test_parse_condition_units_and_metrics():
         "flops",
         "foo <= 1",
         "1 <= 2",
-        "flops <= 1.5",
+        "flops <= 1.5e3",  # exponent notation (a decimal such as latency <= 0.02 is exact: below)
         "flops[0] <= 1",
         "(lambda: 1)() <= flops",
         "flops <= 'a'",

@@ -166,8 +166,8 @@ def _infer(call: RuleCall, sizes: list[sympy.Expr], numel: sympy.Expr, what: str
     if len(holes) > 1:
         raise call.fail(f"{what}: only one dimension can be inferred (-1), got {show(sizes)}")
     for size in sizes:
-        if size.is_number and size != -1 and size < 1:
-            raise call.fail(f"{what}: invalid size {size} in {show(sizes)}: sizes are >= 1 (or one -1)")
+        if size.is_number and size != -1 and (size < 1 or not size.is_Integer):
+            raise call.fail(f"{what}: invalid size {size} in {show(sizes)}: sizes are whole numbers >= 1 (or one -1)")
     known = _numel([s for s in sizes if s != -1])
     if holes:
         inferred = sympy.cancel(numel / known)

@@ -37,6 +37,7 @@ _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _LAYER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 _TOP_KEYS = {
     "name",
+    "family",
     "summary",
     "doc",
     "sources",
@@ -52,7 +53,7 @@ _TOP_KEYS = {
     "phases",
     "tables",
 }
-_EXTENDS_KEYS = {"name", "summary", "doc", "sources", "notes", "variables", "extends", "tables"}
+_EXTENDS_KEYS = {"name", "family", "summary", "doc", "sources", "notes", "variables", "extends", "tables"}
 _TABLE_KEYS = {"columns", "rows", "doc"}
 _PHASE_KEYS = {"doc", "set"}
 #: Phases every architecture has: a plain forward pass, and a training step (forward + backward).
@@ -161,6 +162,9 @@ class Arch:
     tokens: sympy.Expr | None = None  # tokens per forward pass (throughput in tokens/s)
     phases: Mapping[str, Phase] = field(default_factory=dict)
     tables: Mapping[str, Table] = field(default_factory=dict)
+    #: The model family a file belongs to (``efficientnet`` for efficientnet_b0 ... b7): `symcost list
+    #: archs` groups by it. A file that extends another inherits its family unless it names one.
+    family: str = ""
 
 
 def load_path(path: str | Path, display_name: str | None = None) -> Arch:
@@ -242,6 +246,7 @@ def parse(data: Any, path: str, _chain: tuple[str, ...] = ()) -> Arch:
         tokens=_optional_expr(top, "tokens", variables),
         phases=_phases(top, variables),
         tables=tables,
+        family=_text(top, "family"),
     )
     _check_block_references(arch)
     return arch
@@ -327,6 +332,7 @@ def _extend(top: YMapping, path: str, chain: tuple[str, ...]) -> Arch:
         tokens=base.tokens,
         phases=base.phases,
         tables=_override_tables(top, base),
+        family=_text(top, "family") or base.family,
     )
 
 

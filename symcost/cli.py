@@ -902,7 +902,7 @@ def check(
 
 @list_app.command("archs")
 def list_archs(fmt: FormatOption = "text") -> None:
-    """List the bundled architectures.
+    """List the bundled architectures, grouped by family (resnet, efficientnet, vit, ...).
 
     Example: symcost list archs
     """
@@ -913,7 +913,9 @@ def list_archs(fmt: FormatOption = "text") -> None:
         _check_format(fmt, ("text", "json"))
         entries = []
         for path in sorted(registry.data_dir("archs").glob("*.yaml")):
-            entries.append((path.stem, arch_module.load_path(path, f"archs/{path.name}").summary))
+            loaded = arch_module.load_path(path, f"archs/{path.name}")
+            entries.append((path.stem, loaded.summary, loaded.family or path.stem))
+        entries.sort(key=lambda e: (e[2], e[0]))
         typer.echo(report.render_arch_list(entries, fmt))
 
 

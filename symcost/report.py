@@ -850,12 +850,25 @@ def _eval_latex(d: dict[str, Any]) -> str:
     return out
 
 
-def render_arch_list(entries: list[tuple[str, str]], fmt: str) -> str:
+def render_arch_list(entries: list[tuple[str, str, str]], fmt: str) -> str:
+    """``(name, summary, family)`` rows, sorted by family: one heading per family of two or more."""
     if fmt == "json":
-        return json.dumps([{"name": n, "summary": s} for n, s in entries], indent=2)
-    width = max((len(n) for n, _ in entries), default=8)
-    lines = [f"  {n:<{width}}  {s}" for n, s in entries]
-    return "\n".join(lines + [f"\n{len(entries)} architectures. `symcost eval NAME` costs one."])
+        return json.dumps([{"name": n, "family": f, "summary": s} for n, s, f in entries], indent=2)
+    width = max((len(n) for n, _, _ in entries), default=8)
+    sizes: dict[str, int] = {}
+    for _, _, family in entries:
+        sizes[family] = sizes.get(family, 0) + 1
+    lines: list[str] = []
+    shown = None
+    for name, summary, family in entries:
+        if sizes[family] > 1 and family != shown:
+            lines.append(f"{family}:")
+            shown = family
+        elif sizes[family] == 1:
+            shown = None
+        lines.append(f"  {name:<{width}}  {summary}")
+    families = len(sizes)
+    return "\n".join(lines + [f"\n{len(entries)} architectures in {families} families. `symcost eval NAME` costs one."])
 
 
 # ---- training, symbolic layers, devices ---------------------------------------------------------

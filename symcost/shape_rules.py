@@ -164,10 +164,10 @@ def _infer(call: RuleCall, sizes: list[sympy.Expr], numel: sympy.Expr, what: str
     """Sizes with one ``-1`` inferred so that their product is ``numel`` (torch.Tensor.view's rule)."""
     holes = [i for i, s in enumerate(sizes) if s == -1]
     if len(holes) > 1:
-        raise call.fail(f"{what}: only one dimension can be inferred (-1), got {show(sizes)}")
+        raise call.fail(f"{what}only one dimension can be inferred (-1), got {show(sizes)}")
     for size in sizes:
         if size.is_number and size != -1 and (size < 1 or not size.is_Integer):
-            raise call.fail(f"{what}: invalid size {size} in {show(sizes)}: sizes are whole numbers >= 1 (or one -1)")
+            raise call.fail(f"{what}invalid size {size} in {show(sizes)}: sizes are whole numbers >= 1 (or one -1)")
     known = _numel([s for s in sizes if s != -1])
     if holes:
         inferred = sympy.cancel(numel / known)
@@ -185,7 +185,7 @@ def _infer(call: RuleCall, sizes: list[sympy.Expr], numel: sympy.Expr, what: str
 def reshape(call: RuleCall) -> RuleResult:
     """torch.reshape / Tensor.view: ``shape: [N, -1, heads, head_dim]``, one -1 inferred."""
     x = call.one()
-    return _view(call, tuple(_infer(call, call.exprs("shape"), _numel(x), "reshape")))
+    return _view(call, tuple(_infer(call, call.exprs("shape"), _numel(x), "")))
 
 
 def flatten(call: RuleCall) -> RuleResult:
@@ -202,7 +202,7 @@ def unflatten(call: RuleCall) -> RuleResult:
     """torch.unflatten(x, dim, sizes): one dim becomes several (one -1 inferred)."""
     x = call.one()
     d = call.dim(call.number("dim"), len(x))
-    sizes = _infer(call, call.exprs("sizes"), x[d], f"unflatten of dim {d} ({x[d]})")
+    sizes = _infer(call, call.exprs("sizes"), x[d], f"unflatten of dim {d} ({x[d]}): ")
     return _view(call, (*x[:d], *sizes, *x[d + 1 :]))
 
 
@@ -211,12 +211,10 @@ def permute(call: RuleCall) -> RuleResult:
     x = call.one()
     dims = call.numbers("dims")
     if len(dims) != len(x):
-        raise call.fail(
-            f"permute: number of dims don't match: dims {dims} for a {len(x)}-D input {show(x)} (torch's rule)"
-        )
+        raise call.fail(f"number of dims don't match: dims {dims} for a {len(x)}-D input {show(x)} (torch's rule)")
     wrapped = [call.dim(d, len(x), "dims entry") for d in dims]
     if len(set(wrapped)) != len(wrapped):
-        raise call.fail(f"permute: repeated dim in {dims}")
+        raise call.fail(f"repeated dim in {dims}")
     return _view(call, tuple(x[d] for d in wrapped))
 
 
@@ -235,7 +233,7 @@ def squeeze(call: RuleCall) -> RuleResult:
     if call.has("dim"):
         listed = [call.dim(d, len(x)) for d in call.numbers("dim")]
         if len(set(listed)) != len(listed):
-            raise call.fail(f"squeeze: a dim appears more than once in {call.args['dim']}")
+            raise call.fail(f"a dim appears more than once in {call.args['dim']}")
         dims = set(listed)
     else:
         dims = set(range(len(x)))
@@ -244,7 +242,7 @@ def squeeze(call: RuleCall) -> RuleResult:
         if index in dims:
             if not size.is_number:
                 raise call.fail(
-                    f"squeeze: dim {index} of {show(x)} is {size}, not a number: whether it is dropped depends on "
+                    f"dim {index} of {show(x)} is {size}, not a number: whether it is dropped depends on "
                     "its value; name the dims to squeeze where they are 1"
                 )
             if size == 1:
@@ -265,15 +263,13 @@ def expand(call: RuleCall) -> RuleResult:
     x = call.one()
     sizes = call.exprs("sizes")
     if len(sizes) < len(x):
-        raise call.fail(
-            f"expand: the number of sizes ({len(sizes)}) must be at least the input's dims ({len(x)}) {show(x)}"
-        )
+        raise call.fail(f"the number of sizes ({len(sizes)}) must be at least the input's dims ({len(x)}) {show(x)}")
     lead = len(sizes) - len(x)
     out = []
     for index, size in enumerate(sizes):
         if index < lead:
             if size == -1:
-                raise call.fail(f"expand: -1 is not allowed in a new leading dim ({index})")
+                raise call.fail(f"-1 is not allowed in a new leading dim ({index})")
             out.append(size)
             continue
         have = x[index - lead]
@@ -285,7 +281,7 @@ def expand(call: RuleCall) -> RuleResult:
             call.same(
                 size,
                 have,
-                f"expand: the expanded size {size} must match the existing size {have} at non-singleton dim {index}",
+                f"the expanded size {size} must match the existing size {have} at non-singleton dim {index}",
             )
             out.append(have)
     return _view(call, tuple(out))
@@ -310,7 +306,7 @@ def split(call: RuleCall) -> RuleResult:
         call.same(
             sum(sizes, sympy.Integer(0)),
             x[d],
-            f"split: sizes {show(sizes)} must sum to dim {d}'s size {x[d]} of {show(x)}",
+            f"sizes {show(sizes)} must sum to dim {d}'s size {x[d]} of {show(x)}",
         )
         return _pieces(call, x, d, sizes)
     size = call.expr("size")
@@ -321,10 +317,8 @@ def split(call: RuleCall) -> RuleResult:
         return _pieces(call, x, d, sizes)
     count = sympy.cancel(total / size)
     if not count.is_Integer:
-        raise call.fail(
-            f"split: how many pieces of {size} dim {d} ({total}) gives must be a number; use 'sizes' or 'chunk'"
-        )
-    call.require(sympy.Eq(sympy.Mod(total, size), 0), f"split: {size} must divide dim {d} ({total})")
+        raise call.fail(f"how many pieces of {size} dim {d} ({total}) gives must be a number; use 'sizes' or 'chunk'")
+    call.require(sympy.Eq(sympy.Mod(total, size), 0), f"{size} must divide dim {d} ({total})")
     return _pieces(call, x, d, [size] * int(count))
 
 
@@ -342,7 +336,7 @@ def chunk(call: RuleCall) -> RuleResult:
         return _pieces(call, x, d, [sympy.Integer(each)] * full + ([sympy.Integer(rest)] if rest else []))
     call.require(
         sympy.Eq(sympy.Mod(total, chunks), 0),
-        f"chunk: dim {d} ({total}) must be divisible by {chunks} to give {chunks} equal chunks",
+        f"dim {d} ({total}) must be divisible by {chunks} to give {chunks} equal chunks",
     )
     return _pieces(call, x, d, [total / chunks] * chunks)
 
@@ -352,7 +346,7 @@ def unbind(call: RuleCall) -> RuleResult:
     x = call.one()
     d = call.dim(call.number("dim"), len(x))
     if not x[d].is_number:
-        raise call.fail(f"unbind: dim {d} is {x[d]}; the number of pieces must be a number")
+        raise call.fail(f"dim {d} is {x[d]}; the number of pieces must be a number")
     out = (*x[:d], *x[d + 1 :])
     return RuleResult({str(i): out for i in range(int(x[d]))}, {"numel": _numel(x)}, call.checks)
 
@@ -391,9 +385,7 @@ def narrow(call: RuleCall) -> RuleResult:
     d = call.dim(call.number("dim"), len(x))
     start = _position(call.expr("start"), x[d])
     length = call.expr("length")
-    call.require(
-        sympy.Le(start + length, x[d]), f"narrow: start ({start}) + length ({length}) exceeds dim {d} ({x[d]})"
-    )
+    call.require(sympy.Le(start + length, x[d]), f"start ({start}) + length ({length}) exceeds dim {d} ({x[d]})")
     return _view(call, (*x[:d], length, *x[d + 1 :]))
 
 
@@ -405,11 +397,11 @@ def select(call: RuleCall) -> RuleResult:
     size = x[d]
     if index.is_number:
         if size.is_number and not -size <= index < size:
-            raise call.fail(f"select: index {index} is out of range for dim {d} of size {size}")
+            raise call.fail(f"index {index} is out of range for dim {d} of size {size}")
         if index >= 0:
-            call.require(sympy.Lt(index, size), f"select: index {index} must be less than dim {d}'s size {size}")
+            call.require(sympy.Lt(index, size), f"index {index} must be less than dim {d}'s size {size}")
         else:
-            call.require(sympy.Le(-index, size), f"select: index {index} must be at least -{size}")
+            call.require(sympy.Le(-index, size), f"index {index} must be at least -{size}")
     out = (*x[:d], *x[d + 1 :])
     return _view(call, out)
 
@@ -420,7 +412,7 @@ def index_select(call: RuleCall) -> RuleResult:
         raise call.fail(f"takes 2 inputs (x and a 1-D index tensor), got {len(call.inputs)}")
     x, index = call.inputs
     if len(index) != 1:
-        raise call.fail(f"index_select: the index must be 1-D, got {show(index)}")
+        raise call.fail(f"the index must be 1-D, got {show(index)}")
     d = call.dim(call.number("dim"), len(x))
     out = (*x[:d], index[0], *x[d + 1 :])
     return RuleResult({"y": out}, {"numel": _numel(out), "indices": index[0]}, call.checks)
@@ -433,11 +425,10 @@ def _join(call: RuleCall, stack: bool) -> RuleResult:
     if not call.inputs:
         raise call.fail("needs at least one input tensor")
     first = call.inputs[0]
-    op = "stack" if stack else "cat"
     for shape, name in zip(call.inputs, call.input_names):
         if len(shape) != len(first):
             raise call.fail(
-                f"{op}: every tensor must have the same number of dims: '{call.input_names[0]}' {show(first)} "
+                f"every tensor must have the same number of dims: '{call.input_names[0]}' {show(first)} "
                 f"has {len(first)}, '{name}' {show(shape)} has {len(shape)}"
             )
     rank = len(first) + 1 if stack else len(first)
@@ -448,7 +439,7 @@ def _join(call: RuleCall, stack: bool) -> RuleResult:
                 continue
             verdict = equal(a, b)
             message = (
-                f"{op}: sizes of tensors must match except in dim {d}: "
+                f"sizes of tensors must match except in dim {d}: "
                 f"'{call.input_names[0]}' {show(first)} and '{name}' {show(shape)} differ in dim {index} ({a} vs {b})"
                 if not stack
                 else f"stack expects each tensor to be equal size: '{call.input_names[0]}' {show(first)} "
@@ -530,7 +521,7 @@ def same_shape(call: RuleCall) -> RuleResult:
         groups = call.expr("groups")
         if len(x) < 3:
             raise call.fail(f"channel_shuffle needs an input of at least 3 dims [N, C, *], got {show(x)}")
-        call.require(sympy.Eq(sympy.Mod(x[1], groups), 0), f"channel_shuffle: {groups} groups must divide C = {x[1]}")
+        call.require(sympy.Eq(sympy.Mod(x[1], groups), 0), f"{groups} groups must divide C = {x[1]}")
     if call.has("shifts"):
         shifts = call.exprs("shifts")
         dims = call.numbers("dims") if call.has("dims") else []
@@ -548,7 +539,7 @@ def pixel_shuffle(call: RuleCall) -> RuleResult:
         raise call.fail(f"pixel_shuffle expects an input of at least 3 dims, got {show(x)}")
     r = call.expr("upscale_factor")
     c, h, w = x[-3:]
-    call.require(sympy.Eq(sympy.Mod(c, r**2), 0), f"pixel_shuffle: channels {c} must be divisible by {r}^2")
+    call.require(sympy.Eq(sympy.Mod(c, r**2), 0), f"channels {c} must be divisible by {r}^2")
     return _view(call, (*x[:-3], c / r**2, h * r, w * r))
 
 
@@ -559,8 +550,8 @@ def pixel_unshuffle(call: RuleCall) -> RuleResult:
         raise call.fail(f"pixel_unshuffle expects an input of at least 3 dims, got {show(x)}")
     r = call.expr("downscale_factor")
     c, h, w = x[-3:]
-    call.require(sympy.Eq(sympy.Mod(h, r), 0), f"pixel_unshuffle: height {h} must be divisible by {r}")
-    call.require(sympy.Eq(sympy.Mod(w, r), 0), f"pixel_unshuffle: width {w} must be divisible by {r}")
+    call.require(sympy.Eq(sympy.Mod(h, r), 0), f"height {h} must be divisible by {r}")
+    call.require(sympy.Eq(sympy.Mod(w, r), 0), f"width {w} must be divisible by {r}")
     return _view(call, (*x[:-3], c * r**2, h / r, w / r))
 
 

@@ -633,7 +633,7 @@ def bind_formula(
     # attributes and expected shape symbols written on the layer
     stated = {s.arg: s for s in formula.shape_symbols.values() if s.arg}
     for arg, shape_symbol in stated.items():
-        if arg not in layer.args:
+        if arg not in layer.args and shape_symbol.name not in layer.args:
             raise ArchError(
                 f"{where} needs '{arg}' ({shape_symbol.doc}), as torch requires it: "
                 f"the input {_show(inputs[0][0])} alone does not say which dims it means",

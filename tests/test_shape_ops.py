@@ -410,3 +410,13 @@ layers:
     assert result.totals["params"] == sum(p.numel() for p in module.parameters())
     assert result.totals["buffers"] == sum(b.numel() for b in module.buffers())
     assert result.outputs["out"] == tuple(module(torch.zeros(4, 3, 49, 49)).shape)
+
+
+def test_reshape_takes_its_target_shape():
+    """Regression: reshape once passed its input through, so a following linear saw [1, 4, 6] and
+    counted 6*10 + 10 = 70 params; torch's view(1, 24) then Linear(24, 10) has 24*10 + 10 = 250."""
+    text = "name: t\nsummary: t\ninputs: {x: [1, 4, 6]}\nlayers:\n  - {op: reshape, shape: [1, 24]}\n  - {op: linear, out_features: 10}\n"
+    module = torch.nn.Linear(24, 10)
+    result = evaluate(build(load_text(text, "t.yaml")))
+    assert result.totals["params"] == sum(p.numel() for p in module.parameters()) == 250
+    assert result.outputs == {"linear": tuple(module(torch.zeros(1, 4, 6).view(1, 24)).shape)}

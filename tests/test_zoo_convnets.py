@@ -1,0 +1,473 @@
+"""ConvNeXt-T, RegNetY-400MF and ResNeXt-50 32x4d equal torch exactly.
+
+As in tests/test_archs_cnn.py: each file in archs/ is checked against a reference written here with torch.nn,
+following torchvision's source (torchvision/models/convnext.py, regnet.py, resnet.py and
+torchvision/ops/misc.py) and its module names exactly; torchvision is not a dependency. The reference is built on
+the meta device and counted with FlopCounterMode on a meta input: symcost's FLOPs, params, buffers and output
+shape must equal torch's at two input shapes (the published 224x224 at batch 1, and another size at batch 2).
+The elements that torch's add, mul and activation kernels write are counted apart and must equal symcost's
+elementwise 'add', 'mul' and 'activation' counts, so a missing residual, layer scale, SE gate or GELU fails.
+Every layer with parameters or FLOPs must name the torch module (or, for ConvNeXt's layer scale, the
+nn.Parameter) of the same name, with the same counts; together they must cover every parameter of the model.
+The published numbers (torchvision weights meta: num_params, and _ops in GMACs) are checked at 224.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections import OrderedDict
+from collections.abc import Callable
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
+
+from symcost.arch import load_path
+from symcost.compile import Result, evaluate
+from symcost.shapes import Graph, build
+
+from .test_archs_cnn import ARCHS, META, _copies
+
+# --- torchvision.models.convnext ------------------------------------------------------------------
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """torchvision.models.convnext.LayerNorm2d: LayerNorm over C of an NCHW map, through NHWC."""
+
+    def forward(self, x):
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class Permute(nn.Module):
+    """torchvision.ops.misc.Permute."""
+
+    def __init__(self, dims: list[int]):
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x):
+        return torch.permute(x, self.dims)
+
+
+class StochasticDepth(nn.Module):
+    """torchvision.ops.StochasticDepth in inference: `if not training or p == 0.0: return input`."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        assert not self.training
+        return x
+
+
+class CNBlock(nn.Module):
+    def __init__(self, dim: int, layer_scale: float, stochastic_depth_prob: float):
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.Conv2d(dim, dim, kernel_size=7, padding=3, groups=dim, bias=True),
+            Permute([0, 2, 3, 1]),
+            nn.LayerNorm(dim, eps=1e-6),
+            nn.Linear(dim, 4 * dim, bias=True),
+            nn.GELU(),
+            nn.Linear(4 * dim, dim, bias=True),
+            Permute([0, 3, 1, 2]),
+        )
+        self.layer_scale = nn.Parameter(torch.ones(dim, 1, 1) * layer_scale)
+        self.stochastic_depth = StochasticDepth(stochastic_depth_prob)
+
+    def forward(self, input):
+        result = self.layer_scale * self.block(input)
+        result = self.stochastic_depth(result)
+        result += input
+        return result
+
+
+class ConvNeXt(nn.Module):
+    """torchvision's ConvNeXt with convnext_tiny's block_setting: (96, 192, 3), (192, 384, 3), (384, 768, 9), (768, None, 3)."""
+
+    SETTING = [(96, 192, 3), (192, 384, 3), (384, 768, 9), (768, None, 3)]
+
+    def __init__(self, stochastic_depth_prob: float = 0.1, layer_scale: float = 1e-6, num_classes: int = 1000):
+        super().__init__()
+        norm_layer = functools.partial(LayerNorm2d, eps=1e-6)
+        # Conv2dNormActivation(3, 96, kernel_size=4, stride=4, padding=0, norm_layer, activation_layer=None, bias=True)
+        layers: list[nn.Module] = [
+            nn.Sequential(
+                nn.Conv2d(3, self.SETTING[0][0], kernel_size=4, stride=4, padding=0, bias=True),
+                norm_layer(self.SETTING[0][0]),
+            )
+        ]
+        total = sum(n for _, _, n in self.SETTING)
+        block_id = 0
+        for c_in, c_out, n in self.SETTING:
+            stage = []
+            for _ in range(n):
+                stage.append(CNBlock(c_in, layer_scale, stochastic_depth_prob * block_id / (total - 1.0)))
+                block_id += 1
+            layers.append(nn.Sequential(*stage))
+            if c_out is not None:
+                layers.append(nn.Sequential(norm_layer(c_in), nn.Conv2d(c_in, c_out, kernel_size=2, stride=2)))
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(norm_layer(768), nn.Flatten(1), nn.Linear(768, num_classes))
+
+    def forward(self, x):
+        return self.classifier(self.avgpool(self.features(x)))
+
+
+# --- torchvision.models.regnet and torchvision.ops.misc.SqueezeExcitation -------------------------------
+
+
+class SqueezeExcitation(nn.Module):
+    def __init__(self, input_channels: int, squeeze_channels: int):
+        super().__init__()
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(input_channels, squeeze_channels, 1)
+        self.fc2 = nn.Conv2d(squeeze_channels, input_channels, 1)
+        self.activation = nn.ReLU()
+        self.scale_activation = nn.Sigmoid()
+
+    def forward(self, input):
+        scale = self.scale_activation(self.fc2(self.activation(self.fc1(self.avgpool(input)))))
+        return scale * input
+
+
+def conv_norm_act(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True):
+    """Conv2dNormActivation with norm_layer BatchNorm2d: padding (k - 1)//2, no conv bias (a norm follows)."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(c_in, c_out, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(c_out),
+    ]
+    if act:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class BottleneckTransform(nn.Sequential):
+    def __init__(
+        self,
+        width_in: int,
+        width_out: int,
+        stride: int,
+        group_width: int,
+        bottleneck_multiplier: float,
+        se_ratio: float,
+    ):
+        w_b = int(round(width_out * bottleneck_multiplier))
+        g = w_b // group_width
+        super().__init__(
+            OrderedDict(
+                a=conv_norm_act(width_in, w_b, 1),
+                b=conv_norm_act(w_b, w_b, 3, stride, groups=g),
+                se=SqueezeExcitation(w_b, int(round(se_ratio * width_in))),
+                c=conv_norm_act(w_b, width_out, 1, act=False),
+            )
+        )
+
+
+class ResBottleneckBlock(nn.Module):
+    def __init__(
+        self,
+        width_in: int,
+        width_out: int,
+        stride: int,
+        group_width: int,
+        bottleneck_multiplier: float,
+        se_ratio: float,
+    ):
+        super().__init__()
+        self.proj = None
+        if width_in != width_out or stride != 1:
+            self.proj = conv_norm_act(width_in, width_out, 1, stride, act=False)
+        self.f = BottleneckTransform(width_in, width_out, stride, group_width, bottleneck_multiplier, se_ratio)
+        self.activation = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        x = self.proj(x) + self.f(x) if self.proj is not None else x + self.f(x)
+        return self.activation(x)
+
+
+def regnet_block_params(
+    depth: int, w_0: int, w_a: float, w_m: float, group_width: int, bottleneck_multiplier: float = 1.0
+):
+    """torchvision's BlockParams.from_init_params, restated: (widths, depths, group widths) per stage."""
+    widths_cont = torch.arange(depth, device="cpu") * w_a + w_0  # on the CPU: the reference is built under META
+    block_capacity = torch.round(torch.log(widths_cont / w_0) / math.log(w_m))
+    block_widths = (torch.round(torch.divide(w_0 * torch.pow(w_m, block_capacity), 8)) * 8).int().tolist()
+    splits = [
+        w != wp or r != rp
+        for w, wp, r, rp in zip(block_widths + [0], [0] + block_widths, block_widths + [0], [0] + block_widths)
+    ]
+    stage_widths = [w for w, t in zip(block_widths, splits[:-1]) if t]
+    stage_depths = torch.diff(torch.tensor([d for d, t in enumerate(splits) if t], device="cpu")).int().tolist()
+    # _adjust_widths_groups_compatibilty with torchvision.models._utils._make_divisible
+    widths = [int(w * bottleneck_multiplier) for w in stage_widths]
+    group_widths = [min(group_width, w) for w in widths]
+    ws_bot = []
+    for w, g in zip(widths, group_widths):
+        new_w = max(g, int(w + g / 2) // g * g)
+        ws_bot.append(new_w + g if new_w < 0.9 * w else new_w)
+    return [int(w / bottleneck_multiplier) for w in ws_bot], stage_depths, group_widths
+
+
+class RegNet(nn.Module):
+    """torchvision's RegNet as regnet_y_400mf builds it: from_init_params(16, 48, 27.89, 2.09, 8, se_ratio=0.25)."""
+
+    def __init__(self, num_classes: int = 1000, stem_width: int = 32):
+        super().__init__()
+        self.stem = conv_norm_act(3, stem_width, 3, 2)
+        widths, depths, group_widths = regnet_block_params(depth=16, w_0=48, w_a=27.89, w_m=2.09, group_width=8)
+        current = stem_width
+        stages: OrderedDict[str, nn.Module] = OrderedDict()
+        for i, (width_out, depth, group_width) in enumerate(zip(widths, depths, group_widths), 1):
+            stage = nn.Sequential()
+            for j in range(depth):
+                block = ResBottleneckBlock(
+                    current if j == 0 else width_out, width_out, 2 if j == 0 else 1, group_width, 1.0, 0.25
+                )
+                stage.add_module(f"block{i}-{j}", block)
+            stages[f"block{i}"] = stage
+            current = width_out
+        self.trunk_output = nn.Sequential(stages)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(current, num_classes)
+
+    def forward(self, x):
+        x = self.avgpool(self.trunk_output(self.stem(x)))
+        return self.fc(x.flatten(start_dim=1))
+
+
+# --- torchvision.models.resnet, groups and width_per_group ------------------------------------------
+
+
+class GroupedBottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(
+        self, inplanes: int, planes: int, stride: int = 1, downsample=None, groups: int = 1, base_width: int = 64
+    ):
+        super().__init__()
+        width = int(planes * (base_width / 64.0)) * groups
+        self.conv1 = nn.Conv2d(inplanes, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, groups=groups, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out += identity
+        return self.relu(out)
+
+
+class ResNeXt(nn.Module):
+    """torchvision's ResNet(Bottleneck, [3, 4, 6, 3], groups=32, width_per_group=4): resnext50_32x4d."""
+
+    def __init__(self, layers=(3, 4, 6, 3), groups: int = 32, width_per_group: int = 4, num_classes: int = 1000):
+        super().__init__()
+        self.inplanes, self.groups, self.base_width = 64, groups, width_per_group
+        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        self.layer1 = self._make_layer(64, layers[0])
+        self.layer2 = self._make_layer(128, layers[1], 2)
+        self.layer3 = self._make_layer(256, layers[2], 2)
+        self.layer4 = self._make_layer(512, layers[3], 2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(512 * 4, num_classes)
+
+    def _make_layer(self, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
+        downsample = None
+        if stride != 1 or self.inplanes != planes * 4:
+            downsample = nn.Sequential(
+                nn.Conv2d(self.inplanes, planes * 4, 1, stride, bias=False), nn.BatchNorm2d(planes * 4)
+            )
+        layers = [GroupedBottleneck(self.inplanes, planes, stride, downsample, self.groups, self.base_width)]
+        self.inplanes = planes * 4
+        layers += [
+            GroupedBottleneck(self.inplanes, planes, groups=self.groups, base_width=self.base_width)
+            for _ in range(1, blocks)
+        ]
+        return nn.Sequential(*layers)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+# --- the cases -------------------------------------------------------------------------------------
+
+#: arch -> (torch reference factory, shapes (N, H, W); the first is the published one)
+CASES: dict[str, tuple[Callable[[], nn.Module], list[tuple[int, int, int]]]] = {
+    # 256x192: a non-square map, 64x48 after the stem down to 8x6 before the pool
+    "convnext_tiny": (ConvNeXt, [(1, 224, 224), (2, 256, 192)]),
+    # 320x257: odd sizes meet the stride-2 convs (padding 1 rounds 257 up)
+    "regnet_y_400mf": (RegNet, [(1, 224, 224), (2, 320, 257)]),
+    "resnext50_32x4d": (ResNeXt, [(1, 224, 224), (2, 320, 257)]),
+}
+
+#: published numbers, torchvision weights meta (IMAGENET1K_V1 and V2 alike): (num_params, _ops in GMACs)
+PUBLISHED = {
+    # torchvision/models/convnext.py, ConvNeXt_Tiny_Weights: "num_params": 28589128, "_ops": 4.456
+    "convnext_tiny": (28_589_128, 4.456),
+    # torchvision/models/regnet.py, RegNet_Y_400MF_Weights: "num_params": 4344144, "_ops": 0.402
+    "regnet_y_400mf": (4_344_144, 0.402),
+    # torchvision/models/resnet.py, ResNeXt50_32X4D_Weights: "num_params": 25028904, "_ops": 4.23
+    "resnext50_32x4d": (25_028_904, 4.23),
+}
+
+#: FlopCounterMode's FLOPs of the references at 1x3x224x224 (computed by torch, stated here with their MACs)
+TORCH_FLOPS_224 = {
+    # 2 x 4,455,531,264 MACs
+    "convnext_tiny": 8_911_062_528,
+    # 2 x 401,842,848 MACs
+    "regnet_y_400mf": 803_685_696,
+    # 2 x 4,230,479,872 MACs
+    "resnext50_32x4d": 8_460_959_744,
+}
+
+
+class ElementwiseCounter(TorchDispatchMode):
+    """Output elements of the aten ops behind symcost's elementwise 'add', 'mul' and 'activation' counts."""
+
+    CATEGORIES = {
+        "aten.add.Tensor": "add",
+        "aten.add_.Tensor": "add",
+        "aten.mul.Tensor": "mul",
+        "aten.relu.default": "activation",
+        "aten.relu_.default": "activation",
+        "aten.gelu.default": "activation",
+        "aten.sigmoid.default": "activation",
+    }
+
+    def __init__(self):
+        super().__init__()
+        self.counts = {"add": 0, "mul": 0, "activation": 0}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        category = self.CATEGORIES.get(str(func))
+        if category is not None:
+            self.counts[category] += out.numel()
+        return out
+
+
+@functools.cache
+def graph(arch: str) -> Graph:
+    return build(load_path(ARCHS / f"{arch}.yaml"))
+
+
+@functools.cache
+def reference(arch: str) -> nn.Module:
+    with META:
+        return CASES[arch][0]().eval()
+
+
+@functools.cache
+def torch_counts(arch: str, shape: tuple[int, int, int]) -> tuple[dict, tuple[int, ...], dict]:
+    model = reference(arch)
+    n, h, w = shape
+    x = torch.empty(n, 3, h, w, device=META)
+    with FlopCounterMode(display=False) as counter, ElementwiseCounter() as elementwise:
+        y = model(x)
+    totals = {
+        "params": sum(p.numel() for p in model.parameters()),
+        "buffers": sum(b.numel() for b in model.buffers()),
+        "flops": counter.get_total_flops(),
+        **{f"elementwise.{k}": v for k, v in elementwise.counts.items()},
+    }
+    per_module = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
+    return totals, tuple(y.shape), per_module
+
+
+@functools.cache
+def ours(arch: str, shape: tuple[int, int, int]) -> Result:
+    n, h, w = shape
+    return evaluate(graph(arch), {"N": n, "H": h, "W": w})
+
+
+PAIRS = [(arch, shape) for arch, (_, shapes) in CASES.items() for shape in shapes]
+
+
+@pytest.mark.parametrize(("arch", "shape"), PAIRS, ids=[f"{a}-{'x'.join(map(str, s))}" for a, s in PAIRS])
+def test_arch_equals_torch(arch, shape):
+    totals, out_shape, _ = torch_counts(arch, shape)
+    r = ours(arch, shape)
+    got = {key: r.totals.get(key, 0) for key in totals}
+    assert got == totals, f"{arch} at N, H, W = {shape}"
+    assert list(r.outputs.values()) == [out_shape]
+
+
+def _owners(model: nn.Module) -> set[str]:
+    """Where each parameter lives: its leaf module's path, or its own path when a non-leaf module holds it."""
+    modules = dict(model.named_modules())
+    owners = set()
+    for name, _ in model.named_parameters():
+        module_path = name.rpartition(".")[0]
+        owners.add(module_path if not list(modules[module_path].children()) else name)
+    return owners
+
+
+@pytest.mark.parametrize("arch", list(CASES))
+def test_layers_name_torch_modules(arch):
+    """Every layer with parameters or FLOPs is the torch module (or parameter) of the same name, with the same counts."""
+    shape = CASES[arch][1][0]
+    _, _, per_module = torch_counts(arch, shape)
+    model = reference(arch)
+    root = type(model).__name__
+    modules = dict(model.named_modules())
+    parameters = dict(model.named_parameters())
+    checked = set()
+    for node in ours(arch, shape).nodes:
+        if not (node.values["params"] or node.values["flops"]):
+            continue
+        for path in _copies(node.path, node.count):
+            if path in modules:
+                params = sum(p.numel() for p in modules[path].parameters())
+            else:
+                assert path in parameters, f"{arch}: no torch module or parameter named {path}"
+                params = parameters[path].numel()
+            assert params * node.count == node.values["params"], path
+            assert per_module.get(f"{root}.{path}", 0) * node.count == node.values["flops"], path
+            checked.add(path)
+    assert checked == _owners(model)
+
+
+@pytest.mark.parametrize("arch", list(PUBLISHED))
+def test_published_numbers(arch):
+    """torchvision's published num_params (exact) and _ops (GMACs, 3 decimals) at 1x3x224x224, for symcost and torch."""
+    params, gmacs = PUBLISHED[arch]
+    r = evaluate(graph(arch))
+    assert (r.values["N"], r.values["H"], r.values["W"]) == CASES[arch][1][0], (
+        "the file's defaults are the published shape"
+    )
+    assert r.totals["params"] == params
+    assert round(r.totals["flops"] / 2e9, 3) == gmacs
+    assert r.totals["flops"] == TORCH_FLOPS_224[arch] == 2 * r.totals["macs"]
+    totals, _, _ = torch_counts(arch, CASES[arch][1][0])
+    assert (totals["params"], totals["flops"]) == (params, TORCH_FLOPS_224[arch])
+
+
+def test_regnet_stage_table():
+    """The literal stage table in archs/regnet_y_400mf.yaml is what torchvision's from_init_params computes."""
+    widths, depths, group_widths = regnet_block_params(depth=16, w_0=48, w_a=27.89, w_m=2.09, group_width=8)
+    assert (widths, depths, group_widths) == ([48, 104, 208, 440], [1, 3, 6, 6], [8, 8, 8, 8])
+    stages = [node.path for node in graph("regnet_y_400mf").nodes if node.path.endswith(".f.b.0")]
+    assert len(stages) == sum(depths)

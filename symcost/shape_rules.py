@@ -73,21 +73,24 @@ class RuleCall:
     def fail(self, message: str) -> ShapeError:
         return ShapeError(f"{self.where}: {message}", self.loc)
 
-    def require(self, condition: sympy.Basic, message: str) -> None:
+    # Messages are built only when needed (a callable): printing symbolic shapes for checks that
+    # pass would cost more than the whole shape propagation of a large model.
+    def require(self, condition: sympy.Basic, message: str | Callable[[], str]) -> None:
         """Refuse now where ``condition`` is false; check it once values are bound where undecided."""
         if isinstance(condition, bool):
             condition = sympy.true if condition else sympy.false
+        if condition is sympy.true:
+            return
+        text = message() if callable(message) else message
         if condition is sympy.false:
-            raise self.fail(message)
-        if condition is not sympy.true:
-            self.checks.append((condition, message))
+            raise self.fail(text)
+        self.checks.append((condition, text))
 
-    def same(self, a: sympy.Expr, b: sympy.Expr, message: str) -> None:
+    def same(self, a: sympy.Expr, b: sympy.Expr, message: str | Callable[[], str]) -> None:
         verdict = equal(a, b)
-        if verdict is False:
-            raise self.fail(message)
-        if verdict is None:
-            self.checks.append((sympy.Eq(a, b), message))
+        if verdict is True:
+            return
+        self.require(sympy.false if verdict is False else sympy.Eq(a, b), message)
 
     # ---- arguments ---------------------------------------------------------------------
     def has(self, key: str) -> bool:
@@ -174,11 +177,13 @@ def _infer(call: RuleCall, sizes: list[sympy.Expr], numel: sympy.Expr, what: str
         if inferred.is_number and not inferred.is_Integer:
             raise call.fail(f"shape {show(sizes)} is invalid for input of size {numel} (torch's view rule)")
         if not inferred.is_number and inferred.is_integer is not True:
-            call.require(sympy.Eq(sympy.Mod(numel, known), 0), f"shape {show(sizes)} must divide {numel} elements")
+            call.require(
+                sympy.Eq(sympy.Mod(numel, known), 0), lambda: f"shape {show(sizes)} must divide {numel} elements"
+            )
             inferred = numel / known
         sizes = [inferred if i == holes[0] else s for i, s in enumerate(sizes)]
     else:
-        call.same(_numel(sizes), numel, f"shape {show(sizes)} is invalid for input of size {numel}")
+        call.same(_numel(sizes), numel, lambda: f"shape {show(sizes)} is invalid for input of size {numel}")
     return sizes
 
 
@@ -281,7 +286,9 @@ def expand(call: RuleCall) -> RuleResult:
             call.same(
                 size,
                 have,
-                f"the expanded size {size} must match the existing size {have} at non-singleton dim {index}",
+                lambda size=size, have=have, index=index: (
+                    f"the expanded size {size} must match the existing size {have} at non-singleton dim {index}"
+                ),
             )
             out.append(have)
     return _view(call, tuple(out))
@@ -306,7 +313,7 @@ def split(call: RuleCall) -> RuleResult:
         call.same(
             sum(sizes, sympy.Integer(0)),
             x[d],
-            f"sizes {show(sizes)} must sum to dim {d}'s size {x[d]} of {show(x)}",
+            lambda: f"sizes {show(sizes)} must sum to dim {d}'s size {x[d]} of {show(x)}",
         )
         return _pieces(call, x, d, sizes)
     size = call.expr("size")
@@ -318,7 +325,7 @@ def split(call: RuleCall) -> RuleResult:
     count = sympy.cancel(total / size)
     if not count.is_Integer:
         raise call.fail(f"how many pieces of {size} dim {d} ({total}) gives must be a number; use 'sizes' or 'chunk'")
-    call.require(sympy.Eq(sympy.Mod(total, size), 0), f"{size} must divide dim {d} ({total})")
+    call.require(sympy.Eq(sympy.Mod(total, size), 0), lambda: f"{size} must divide dim {d} ({total})")
     return _pieces(call, x, d, [size] * int(count))
 
 
@@ -336,7 +343,7 @@ def chunk(call: RuleCall) -> RuleResult:
         return _pieces(call, x, d, [sympy.Integer(each)] * full + ([sympy.Integer(rest)] if rest else []))
     call.require(
         sympy.Eq(sympy.Mod(total, chunks), 0),
-        f"dim {d} ({total}) must be divisible by {chunks} to give {chunks} equal chunks",
+        lambda: f"dim {d} ({total}) must be divisible by {chunks} to give {chunks} equal chunks",
     )
     return _pieces(call, x, d, [total / chunks] * chunks)
 
@@ -373,9 +380,9 @@ def slice_(call: RuleCall) -> RuleResult:
     if end.is_number and size.is_number:
         end = min(max(end, 0), size)
     if end is not size:
-        call.require(sympy.Le(end, size), f"slice end {end} must be at most dim {d}'s size {size}")
+        call.require(sympy.Le(end, size), lambda: f"slice end {end} must be at most dim {d}'s size {size}")
     length = sympy.ceiling((end - start) / step)
-    call.require(sympy.Ge(length, 1), f"slice {start}:{end}:{step} of dim {d} ({size}) would be empty")
+    call.require(sympy.Ge(length, 1), lambda: f"slice {start}:{end}:{step} of dim {d} ({size}) would be empty")
     return _view(call, (*x[:d], length, *x[d + 1 :]))
 
 
@@ -385,7 +392,9 @@ def narrow(call: RuleCall) -> RuleResult:
     d = call.dim(call.number("dim"), len(x))
     start = _position(call.expr("start"), x[d])
     length = call.expr("length")
-    call.require(sympy.Le(start + length, x[d]), f"start ({start}) + length ({length}) exceeds dim {d} ({x[d]})")
+    call.require(
+        sympy.Le(start + length, x[d]), lambda: f"start ({start}) + length ({length}) exceeds dim {d} ({x[d]})"
+    )
     return _view(call, (*x[:d], length, *x[d + 1 :]))
 
 
@@ -399,9 +408,9 @@ def select(call: RuleCall) -> RuleResult:
         if size.is_number and not -size <= index < size:
             raise call.fail(f"index {index} is out of range for dim {d} of size {size}")
         if index >= 0:
-            call.require(sympy.Lt(index, size), f"index {index} must be less than dim {d}'s size {size}")
+            call.require(sympy.Lt(index, size), lambda: f"index {index} must be less than dim {d}'s size {size}")
         else:
-            call.require(sympy.Le(-index, size), f"index {index} must be at least -{size}")
+            call.require(sympy.Le(-index, size), lambda: f"index {index} must be at least -{size}")
     out = (*x[:d], *x[d + 1 :])
     return _view(call, out)
 
@@ -437,18 +446,14 @@ def _join(call: RuleCall, stack: bool) -> RuleResult:
         for index, (a, b) in enumerate(zip(first, shape)):
             if index == d and not stack:
                 continue
-            verdict = equal(a, b)
-            message = (
-                f"sizes of tensors must match except in dim {d}: "
-                f"'{call.input_names[0]}' {show(first)} and '{name}' {show(shape)} differ in dim {index} ({a} vs {b})"
-                if not stack
-                else f"stack expects each tensor to be equal size: '{call.input_names[0]}' {show(first)} "
-                f"and '{name}' {show(shape)} differ in dim {index}"
-            )
-            if verdict is False:
-                raise call.fail(message)
-            if verdict is None:
-                call.checks.append((sympy.Eq(a, b), message))
+
+            def message(shape=shape, name=name, index=index, a=a, b=b) -> str:
+                pair = f"'{call.input_names[0]}' {show(first)} and '{name}' {show(shape)} differ in dim {index}"
+                if stack:
+                    return f"stack expects each tensor to be equal size: {pair}"
+                return f"sizes of tensors must match except in dim {d}: {pair} ({a} vs {b})"
+
+            call.same(a, b, message)
     if stack:
         out = (*first[:d], sympy.Integer(len(call.inputs)), *first[d:])
     else:
@@ -496,19 +501,23 @@ def pad(call: RuleCall) -> RuleResult:
         if mode == "reflect":
             call.require(
                 sympy.And(sympy.Lt(left, x[d]), sympy.Lt(right, x[d])),
-                f"pad mode 'reflect': padding ({left}, {right}) must be less than dim {d}'s size {x[d]}",
+                lambda left=left, right=right, d=d: (
+                    f"pad mode 'reflect': padding ({left}, {right}) must be less than dim {d}'s size {x[d]}"
+                ),
             )
         if mode == "circular":
             call.require(
                 sympy.And(sympy.Le(left, x[d]), sympy.Le(right, x[d])),
-                f"pad mode 'circular': padding ({left}, {right}) must be at most dim {d}'s size {x[d]}",
+                lambda left=left, right=right, d=d: (
+                    f"pad mode 'circular': padding ({left}, {right}) must be at most dim {d}'s size {x[d]}"
+                ),
             )
         if mode != "constant":
             for amount in (left, right):
                 if amount.is_number and amount < 0:
                     raise call.fail(f"pad mode '{mode}' takes no negative padding, got {amount}")
         out[d] = x[d] + left + right
-        call.require(sympy.Ge(out[d], 1), f"pad: dim {d} would have size {out[d]}")
+        call.require(sympy.Ge(out[d], 1), lambda d=d: f"pad: dim {d} would have size {out[d]}")
     result = _view(call, tuple(out))
     result.symbols["numel_out"] = _numel(out)
     return result
@@ -521,7 +530,7 @@ def same_shape(call: RuleCall) -> RuleResult:
         groups = call.expr("groups")
         if len(x) < 3:
             raise call.fail(f"channel_shuffle needs an input of at least 3 dims [N, C, *], got {show(x)}")
-        call.require(sympy.Eq(sympy.Mod(x[1], groups), 0), f"{groups} groups must divide C = {x[1]}")
+        call.require(sympy.Eq(sympy.Mod(x[1], groups), 0), lambda: f"{groups} groups must divide C = {x[1]}")
     if call.has("shifts"):
         shifts = call.exprs("shifts")
         dims = call.numbers("dims") if call.has("dims") else []
@@ -539,7 +548,7 @@ def pixel_shuffle(call: RuleCall) -> RuleResult:
         raise call.fail(f"pixel_shuffle expects an input of at least 3 dims, got {show(x)}")
     r = call.expr("upscale_factor")
     c, h, w = x[-3:]
-    call.require(sympy.Eq(sympy.Mod(c, r**2), 0), f"channels {c} must be divisible by {r}^2")
+    call.require(sympy.Eq(sympy.Mod(c, r**2), 0), lambda: f"channels {c} must be divisible by {r}^2")
     return _view(call, (*x[:-3], c / r**2, h * r, w * r))
 
 
@@ -550,8 +559,8 @@ def pixel_unshuffle(call: RuleCall) -> RuleResult:
         raise call.fail(f"pixel_unshuffle expects an input of at least 3 dims, got {show(x)}")
     r = call.expr("downscale_factor")
     c, h, w = x[-3:]
-    call.require(sympy.Eq(sympy.Mod(h, r), 0), f"height {h} must be divisible by {r}")
-    call.require(sympy.Eq(sympy.Mod(w, r), 0), f"width {w} must be divisible by {r}")
+    call.require(sympy.Eq(sympy.Mod(h, r), 0), lambda: f"height {h} must be divisible by {r}")
+    call.require(sympy.Eq(sympy.Mod(w, r), 0), lambda: f"width {w} must be divisible by {r}")
     return _view(call, (*x[:-3], c * r**2, h / r, w / r))
 
 
@@ -583,15 +592,14 @@ def broadcast_shapes(call: RuleCall, a: Shape, b: Shape, names: tuple[str, str])
         elif y == 1:
             out.insert(0, x)
         else:
-            verdict = equal(x, y)
-            message = (
-                f"'{names[0]}' {show(a)} and '{names[1]}' {show(b)} do not broadcast: dim {index} is {x} vs {y} "
-                "(torch's rule: align shapes from the last dim; each pair of sizes must be equal, or one of them 1)"
+            call.same(
+                x,
+                y,
+                lambda index=index, x=x, y=y: (
+                    f"'{names[0]}' {show(a)} and '{names[1]}' {show(b)} do not broadcast: dim {index} is {x} vs {y} "
+                    "(torch's rule: align shapes from the last dim; each pair of sizes must be equal, or one of them 1)"
+                ),
             )
-            if verdict is False:
-                raise call.fail(message)
-            if verdict is None:
-                call.checks.append((sympy.Eq(x, y), message))
             out.insert(0, x)
     return tuple(out)
 

@@ -10,7 +10,8 @@ several input sizes: symcost's FLOPs, params, buffers and output shape must equa
 counts activations, the residual adds and the squeeze-excitation gate's multiply as 0 FLOPs, so
 the elements their aten kernels write are counted apart and must equal symcost's elementwise
 'activation', 'add' and 'mul' counts: a missing gate, shortcut or activation fails. Every layer
-with parameters or FLOPs must name the torch module of the same name with the same counts.
+with parameters or FLOPs must name the torch module of the same name with the same counts. The
+``--convention thop|ptflops|fvcore`` presets must print what those tools count on the reference at 224.
 """
 
 from __future__ import annotations
@@ -28,11 +29,13 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
+from symcost import cost
 from symcost.arch import load_path
 from symcost.compile import Result, evaluate
 from symcost.shapes import Graph, build
 
 from .test_archs_cnn import _copies
+from .test_peer_conventions import _fvcore, _one_thread, _ptflops, _thop
 
 ARCHS = Path(__file__).resolve().parent.parent / "archs"
 META = torch.device("meta")
@@ -456,3 +459,28 @@ def test_published_numbers(arch):
     totals, _, _ = torch_counts(arch, SHAPES[0])
     assert totals["params"] == params
     assert round(totals["flops"] / 2e9, 3) == gmacs
+
+
+@pytest.mark.parametrize("tool", ["thop", "ptflops", "fvcore"])
+@pytest.mark.parametrize("arch", list(CASES))
+def test_peer_tools_at_224(arch, tool):
+    """``--convention thop|ptflops|fvcore`` prints what thop 0.1.1, ptflops 0.7.5 and fvcore 0.1.5 count on the
+    torch reference at 1x3x224x224 (run as tests/test_peer_conventions.py runs them: thop on meta, the others on
+    CPU with zeroed weights), and the params thop and ptflops report."""
+    model = reference(arch)
+    if tool == "thop":
+        flops, params, _ = _thop(copy.deepcopy(model), torch.empty(1, 3, 224, 224, device=META))
+    else:
+        cpu = copy.deepcopy(model).to_empty(device="cpu")
+        with torch.no_grad():
+            for tensor in [*cpu.parameters(), *cpu.buffers()]:
+                tensor.zero_()
+        with _one_thread():
+            if tool == "ptflops":
+                flops, params = _ptflops(cpu.eval(), (3, 224, 224))
+            else:
+                flops, params = _fvcore(cpu.eval(), torch.zeros(1, 3, 224, 224))[0], None
+    r = evaluate(graph(arch), {}, cost.preset(tool))
+    assert r.totals["flops"] == flops
+    if params is not None:
+        assert r.totals["params"] == params == PUBLISHED[arch][0]

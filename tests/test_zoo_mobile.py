@@ -1,0 +1,486 @@
+"""The bundled mobile CNNs with squeeze-excitation (EfficientNet-B0, MobileNetV3-Large) equal torch exactly.
+
+Each architecture is checked against a reference model written here with torch.nn, following
+torchvision's source (torchvision is not a dependency): torchvision/models/efficientnet.py
+(MBConvConfig, MBConv, EfficientNet, _efficientnet_conf), torchvision/models/mobilenetv3.py
+(InvertedResidualConfig, InvertedResidual, MobileNetV3, _mobilenet_v3_conf), and
+torchvision/ops/misc.py (Conv2dNormActivation, SqueezeExcitation) and ops/stochastic_depth.py.
+The reference is built on the meta device and counted with FlopCounterMode on a meta input at
+several input sizes: symcost's FLOPs, params, buffers and output shape must equal torch's. Torch
+counts activations, the residual adds and the squeeze-excitation gate's multiply as 0 FLOPs, so
+the elements their aten kernels write are counted apart and must equal symcost's elementwise
+'activation', 'add' and 'mul' counts: a missing gate, shortcut or activation fails. Every layer
+with parameters or FLOPs must name the torch module of the same name with the same counts. The
+``--convention thop|ptflops|fvcore`` presets must print what those tools count on the reference at 224.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
+
+from symcost import cost
+from symcost.arch import load_path
+from symcost.compile import Result, evaluate
+from symcost.shapes import Graph, build
+
+from .test_archs_cnn import _copies
+from .test_peer_conventions import _fvcore, _one_thread, _ptflops, _thop
+
+ARCHS = Path(__file__).resolve().parent.parent / "archs"
+META = torch.device("meta")
+
+
+# --- torchvision/models/_utils.py and torchvision/ops -------------------------------------------
+
+
+def _make_divisible(v: float, divisor: int, min_value: int | None = None) -> int:
+    if min_value is None:
+        min_value = divisor
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return new_v
+
+
+class Conv2dNormActivation(nn.Sequential):
+    """torchvision.ops.misc.Conv2dNormActivation: conv (bias only without a norm), norm, activation."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        groups: int = 1,
+        norm_layer: Callable[..., nn.Module] = nn.BatchNorm2d,
+        activation_layer: Callable[..., nn.Module] | None = nn.ReLU,
+        dilation: int = 1,
+    ):
+        padding = (kernel_size - 1) // 2 * dilation
+        layers: list[nn.Module] = [
+            nn.Conv2d(
+                in_channels, out_channels, kernel_size, stride, padding, dilation=dilation, groups=groups, bias=False
+            ),
+            norm_layer(out_channels),
+        ]
+        if activation_layer is not None:
+            layers.append(activation_layer(inplace=True))
+        super().__init__(*layers)
+        self.out_channels = out_channels
+
+
+class SqueezeExcitation(nn.Module):
+    """torchvision.ops.misc.SqueezeExcitation: scale = sigma(fc2(delta(fc1(avgpool(x))))); scale * x."""
+
+    def __init__(
+        self,
+        input_channels: int,
+        squeeze_channels: int,
+        activation: Callable[..., nn.Module] = nn.ReLU,
+        scale_activation: Callable[..., nn.Module] = nn.Sigmoid,
+    ):
+        super().__init__()
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(input_channels, squeeze_channels, 1)
+        self.fc2 = nn.Conv2d(squeeze_channels, input_channels, 1)
+        self.activation = activation()
+        self.scale_activation = scale_activation()
+
+    def forward(self, input):
+        scale = self.scale_activation(self.fc2(self.activation(self.fc1(self.avgpool(input)))))
+        return scale * input
+
+
+class StochasticDepth(nn.Module):
+    """torchvision.ops.StochasticDepth: the identity in eval mode or with p = 0."""
+
+    def __init__(self, p: float, mode: str):
+        super().__init__()
+        self.p, self.mode = p, mode
+
+    def forward(self, input):
+        if not self.training or self.p == 0.0:
+            return input
+        survival_rate = 1.0 - self.p
+        size = [input.shape[0]] + [1] * (input.ndim - 1) if self.mode == "row" else [1] * input.ndim
+        noise = torch.empty(size, dtype=input.dtype, device=input.device).bernoulli_(survival_rate)
+        if survival_rate > 0.0:
+            noise.div_(survival_rate)
+        return input * noise
+
+
+# --- torchvision/models/efficientnet.py (B0: width_mult 1.0, depth_mult 1.0, dropout 0.2) -------
+
+
+class MBConvConfig:
+    def __init__(self, expand_ratio, kernel, stride, input_channels, out_channels, num_layers, width_mult, depth_mult):
+        self.expand_ratio, self.kernel, self.stride = expand_ratio, kernel, stride
+        self.input_channels = self.adjust_channels(input_channels, width_mult)
+        self.out_channels = self.adjust_channels(out_channels, width_mult)
+        self.num_layers = int(math.ceil(num_layers * depth_mult))
+
+    @staticmethod
+    def adjust_channels(channels: float, width_mult: float, min_value: int | None = None) -> int:
+        return _make_divisible(channels * width_mult, 8, min_value)
+
+
+class MBConv(nn.Module):
+    def __init__(self, cnf: MBConvConfig, stochastic_depth_prob: float, norm_layer: Callable[..., nn.Module]):
+        super().__init__()
+        self.use_res_connect = cnf.stride == 1 and cnf.input_channels == cnf.out_channels
+        layers: list[nn.Module] = []
+        expanded_channels = cnf.adjust_channels(cnf.input_channels, cnf.expand_ratio)
+        if expanded_channels != cnf.input_channels:
+            layers.append(
+                Conv2dNormActivation(
+                    cnf.input_channels, expanded_channels, 1, norm_layer=norm_layer, activation_layer=nn.SiLU
+                )
+            )
+        layers.append(
+            Conv2dNormActivation(
+                expanded_channels,
+                expanded_channels,
+                cnf.kernel,
+                cnf.stride,
+                groups=expanded_channels,
+                norm_layer=norm_layer,
+                activation_layer=nn.SiLU,
+            )
+        )
+        squeeze_channels = max(1, cnf.input_channels // 4)
+        layers.append(SqueezeExcitation(expanded_channels, squeeze_channels, activation=partial(nn.SiLU, inplace=True)))
+        layers.append(
+            Conv2dNormActivation(expanded_channels, cnf.out_channels, 1, norm_layer=norm_layer, activation_layer=None)
+        )
+        self.block = nn.Sequential(*layers)
+        self.stochastic_depth = StochasticDepth(stochastic_depth_prob, "row")
+
+    def forward(self, input):
+        result = self.block(input)
+        if self.use_res_connect:
+            result = self.stochastic_depth(result)
+            result += input
+        return result
+
+
+class EfficientNet(nn.Module):
+    def __init__(self, setting: list[MBConvConfig], dropout: float, stochastic_depth_prob: float = 0.2):
+        super().__init__()
+        norm_layer = nn.BatchNorm2d
+        layers: list[nn.Module] = [
+            Conv2dNormActivation(3, setting[0].input_channels, 3, 2, norm_layer=norm_layer, activation_layer=nn.SiLU)
+        ]
+        total_stage_blocks = sum(cnf.num_layers for cnf in setting)
+        stage_block_id = 0
+        for cnf in setting:
+            stage: list[nn.Module] = []
+            for _ in range(cnf.num_layers):
+                block_cnf = copy.copy(cnf)
+                if stage:
+                    block_cnf.input_channels = block_cnf.out_channels
+                    block_cnf.stride = 1
+                sd_prob = stochastic_depth_prob * float(stage_block_id) / total_stage_blocks
+                stage.append(MBConv(block_cnf, sd_prob, norm_layer))
+                stage_block_id += 1
+            layers.append(nn.Sequential(*stage))
+        lastconv_input_channels = setting[-1].out_channels
+        lastconv_output_channels = 4 * lastconv_input_channels
+        layers.append(
+            Conv2dNormActivation(
+                lastconv_input_channels, lastconv_output_channels, 1, norm_layer=norm_layer, activation_layer=nn.SiLU
+            )
+        )
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(nn.Dropout(p=dropout, inplace=True), nn.Linear(lastconv_output_channels, 1000))
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+def efficientnet_b0() -> EfficientNet:
+    bneck_conf = partial(MBConvConfig, width_mult=1.0, depth_mult=1.0)
+    setting = [
+        bneck_conf(1, 3, 1, 32, 16, 1),
+        bneck_conf(6, 3, 2, 16, 24, 2),
+        bneck_conf(6, 5, 2, 24, 40, 2),
+        bneck_conf(6, 3, 2, 40, 80, 3),
+        bneck_conf(6, 5, 1, 80, 112, 3),
+        bneck_conf(6, 5, 2, 112, 192, 4),
+        bneck_conf(6, 3, 1, 192, 320, 1),
+    ]
+    return EfficientNet(setting, dropout=0.2)
+
+
+# --- torchvision/models/mobilenetv3.py (large, width_mult 1.0, no reduced tail, no dilation) ----
+
+
+class InvertedResidualConfig:
+    def __init__(self, input_channels, kernel, expanded_channels, out_channels, use_se, activation, stride, dilation):
+        self.input_channels = _make_divisible(input_channels, 8)
+        self.kernel = kernel
+        self.expanded_channels = _make_divisible(expanded_channels, 8)
+        self.out_channels = _make_divisible(out_channels, 8)
+        self.use_se = use_se
+        self.use_hs = activation == "HS"
+        self.stride, self.dilation = stride, dilation
+
+
+class InvertedResidual(nn.Module):
+    def __init__(self, cnf: InvertedResidualConfig, norm_layer: Callable[..., nn.Module]):
+        super().__init__()
+        self.use_res_connect = cnf.stride == 1 and cnf.input_channels == cnf.out_channels
+        layers: list[nn.Module] = []
+        activation_layer = nn.Hardswish if cnf.use_hs else nn.ReLU
+        if cnf.expanded_channels != cnf.input_channels:
+            layers.append(
+                Conv2dNormActivation(
+                    cnf.input_channels,
+                    cnf.expanded_channels,
+                    1,
+                    norm_layer=norm_layer,
+                    activation_layer=activation_layer,
+                )
+            )
+        stride = 1 if cnf.dilation > 1 else cnf.stride
+        layers.append(
+            Conv2dNormActivation(
+                cnf.expanded_channels,
+                cnf.expanded_channels,
+                cnf.kernel,
+                stride,
+                groups=cnf.expanded_channels,
+                norm_layer=norm_layer,
+                activation_layer=activation_layer,
+                dilation=cnf.dilation,
+            )
+        )
+        if cnf.use_se:
+            squeeze_channels = _make_divisible(cnf.expanded_channels // 4, 8)
+            layers.append(SqueezeExcitation(cnf.expanded_channels, squeeze_channels, scale_activation=nn.Hardsigmoid))
+        layers.append(
+            Conv2dNormActivation(
+                cnf.expanded_channels, cnf.out_channels, 1, norm_layer=norm_layer, activation_layer=None
+            )
+        )
+        self.block = nn.Sequential(*layers)
+
+    def forward(self, input):
+        result = self.block(input)
+        if self.use_res_connect:
+            result += input
+        return result
+
+
+class MobileNetV3(nn.Module):
+    def __init__(self, setting: list[InvertedResidualConfig], last_channel: int, dropout: float = 0.2):
+        super().__init__()
+        norm_layer = partial(nn.BatchNorm2d, eps=0.001, momentum=0.01)
+        layers: list[nn.Module] = [
+            Conv2dNormActivation(
+                3, setting[0].input_channels, 3, 2, norm_layer=norm_layer, activation_layer=nn.Hardswish
+            )
+        ]
+        layers += [InvertedResidual(cnf, norm_layer) for cnf in setting]
+        lastconv_input_channels = setting[-1].out_channels
+        lastconv_output_channels = 6 * lastconv_input_channels
+        layers.append(
+            Conv2dNormActivation(
+                lastconv_input_channels,
+                lastconv_output_channels,
+                1,
+                norm_layer=norm_layer,
+                activation_layer=nn.Hardswish,
+            )
+        )
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(
+            nn.Linear(lastconv_output_channels, last_channel),
+            nn.Hardswish(inplace=True),
+            nn.Dropout(p=dropout, inplace=True),
+            nn.Linear(last_channel, 1000),
+        )
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+def mobilenet_v3_large() -> MobileNetV3:
+    c = InvertedResidualConfig
+    setting = [
+        c(16, 3, 16, 16, False, "RE", 1, 1),
+        c(16, 3, 64, 24, False, "RE", 2, 1),
+        c(24, 3, 72, 24, False, "RE", 1, 1),
+        c(24, 5, 72, 40, True, "RE", 2, 1),
+        c(40, 5, 120, 40, True, "RE", 1, 1),
+        c(40, 5, 120, 40, True, "RE", 1, 1),
+        c(40, 3, 240, 80, False, "HS", 2, 1),
+        c(80, 3, 200, 80, False, "HS", 1, 1),
+        c(80, 3, 184, 80, False, "HS", 1, 1),
+        c(80, 3, 184, 80, False, "HS", 1, 1),
+        c(80, 3, 480, 112, True, "HS", 1, 1),
+        c(112, 3, 672, 112, True, "HS", 1, 1),
+        c(112, 5, 672, 160, True, "HS", 2, 1),
+        c(160, 5, 960, 160, True, "HS", 1, 1),
+        c(160, 5, 960, 160, True, "HS", 1, 1),
+    ]
+    return MobileNetV3(setting, last_channel=_make_divisible(1280, 8))
+
+
+# --- the cases -----------------------------------------------------------------------------------
+
+#: the first shape is the weights' crop size (the published numbers); then a non-square size and an odd one
+SHAPES = [(1, 224, 224), (2, 256, 192), (1, 225, 199)]
+CASES: dict[str, Callable[[], nn.Module]] = {
+    "efficientnet_b0": efficientnet_b0,
+    "mobilenet_v3_large": mobilenet_v3_large,
+}
+
+#: torchvision weights meta: (num_params, _ops in GMACs at 1x3x224x224)
+PUBLISHED = {
+    # torchvision/models/efficientnet.py, EfficientNet_B0_Weights.IMAGENET1K_V1
+    "efficientnet_b0": (5_288_548, 0.386),
+    # torchvision/models/mobilenetv3.py, MobileNet_V3_Large_Weights.IMAGENET1K_V1 and _V2
+    "mobilenet_v3_large": (5_483_032, 0.217),
+}
+
+
+class ElementwiseCounter(TorchDispatchMode):
+    """Output elements of the aten ops behind symcost's elementwise 'add', 'mul' and 'activation' counts."""
+
+    CATEGORIES = {
+        "aten.add.Tensor": "add",
+        "aten.add_.Tensor": "add",  # MBConv / InvertedResidual: result += input
+        "aten.mul.Tensor": "mul",  # SqueezeExcitation: scale * input
+        **{
+            f"aten.{fn}.default": "activation"
+            for fn in ("relu", "relu_", "hardswish", "hardswish_", "hardsigmoid", "hardsigmoid_")
+            + ("silu", "silu_", "sigmoid", "sigmoid_")
+        },
+    }
+
+    def __init__(self):
+        super().__init__()
+        self.counts = {"add": 0, "mul": 0, "activation": 0}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        category = self.CATEGORIES.get(str(func))
+        if category is not None:
+            self.counts[category] += out.numel()
+        return out
+
+
+@functools.cache
+def graph(arch: str) -> Graph:
+    return build(load_path(ARCHS / f"{arch}.yaml"))
+
+
+@functools.cache
+def reference(arch: str) -> nn.Module:
+    with META:
+        return CASES[arch]().eval()
+
+
+@functools.cache
+def torch_counts(arch: str, shape: tuple[int, int, int]) -> tuple[dict, tuple[int, ...], dict]:
+    model = reference(arch)
+    n, h, w = shape
+    with FlopCounterMode(display=False) as counter, ElementwiseCounter() as elementwise:
+        y = model(torch.empty(n, 3, h, w, device=META))
+    totals = {
+        "params": sum(p.numel() for p in model.parameters()),
+        "buffers": sum(b.numel() for b in model.buffers()),
+        "flops": counter.get_total_flops(),
+        **{f"elementwise.{k}": v for k, v in elementwise.counts.items()},
+    }
+    per_module = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
+    return totals, tuple(y.shape), per_module
+
+
+@functools.cache
+def ours(arch: str, shape: tuple[int, int, int]) -> Result:
+    n, h, w = shape
+    return evaluate(graph(arch), {"N": n, "H": h, "W": w})
+
+
+PAIRS = [(arch, shape) for arch in CASES for shape in SHAPES]
+
+
+@pytest.mark.parametrize(("arch", "shape"), PAIRS, ids=[f"{a}-{'x'.join(map(str, s))}" for a, s in PAIRS])
+def test_arch_equals_torch(arch, shape):
+    totals, out_shape, _ = torch_counts(arch, shape)
+    r = ours(arch, shape)
+    got = {key: r.totals.get(key, 0) for key in totals}
+    assert got == totals, f"{arch} at N, H, W = {shape}"
+    assert list(r.outputs.values()) == [out_shape]
+
+
+@pytest.mark.parametrize("arch", list(CASES))
+def test_layers_name_torch_modules(arch):
+    """Every layer with parameters or FLOPs is the torch module of the same name, with the same counts."""
+    _, _, per_module = torch_counts(arch, SHAPES[0])
+    model = reference(arch)
+    root = type(model).__name__
+    modules = dict(model.named_modules())
+    checked = 0
+    for node in ours(arch, SHAPES[0]).nodes:
+        if not (node.values["params"] or node.values["flops"]):
+            continue
+        for path in _copies(node.path, node.count):
+            assert path in modules, f"{arch}: no torch module named {path}"
+            module = modules[path]
+            assert sum(p.numel() for p in module.parameters()) * node.count == node.values["params"], path
+            assert per_module.get(f"{root}.{path}", 0) * node.count == node.values["flops"], path
+            checked += 1
+    assert checked == sum(1 for m in modules.values() if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d)))
+
+
+@pytest.mark.parametrize("arch", list(PUBLISHED))
+def test_published_numbers(arch):
+    """torchvision's num_params exactly, and its _ops (GMACs) = FLOPs / 2e9 rounded to 3 decimals, at 224."""
+    params, gmacs = PUBLISHED[arch]
+    r = evaluate(graph(arch))
+    assert (r.values["N"], r.values["H"], r.values["W"]) == SHAPES[0], "the file's defaults are the published shape"
+    assert r.totals["params"] == params
+    assert round(r.totals["flops"] / 2e9, 3) == gmacs
+    totals, _, _ = torch_counts(arch, SHAPES[0])
+    assert totals["params"] == params
+    assert round(totals["flops"] / 2e9, 3) == gmacs
+
+
+@pytest.mark.parametrize("tool", ["thop", "ptflops", "fvcore"])
+@pytest.mark.parametrize("arch", list(CASES))
+def test_peer_tools_at_224(arch, tool):
+    """``--convention thop|ptflops|fvcore`` prints what thop 0.1.1, ptflops 0.7.5 and fvcore 0.1.5 count on the
+    torch reference at 1x3x224x224 (run as tests/test_peer_conventions.py runs them: thop on meta, the others on
+    CPU with zeroed weights), and the params thop and ptflops report."""
+    model = reference(arch)
+    if tool == "thop":
+        flops, params, _ = _thop(copy.deepcopy(model), torch.empty(1, 3, 224, 224, device=META))
+    else:
+        cpu = copy.deepcopy(model).to_empty(device="cpu")
+        with torch.no_grad():
+            for tensor in [*cpu.parameters(), *cpu.buffers()]:
+                tensor.zero_()
+        with _one_thread():
+            if tool == "ptflops":
+                flops, params = _ptflops(cpu.eval(), (3, 224, 224))
+            else:
+                flops, params = _fvcore(cpu.eval(), torch.zeros(1, 3, 224, 224))[0], None
+    r = evaluate(graph(arch), {}, cost.preset(tool))
+    assert r.totals["flops"] == flops
+    if params is not None:
+        assert r.totals["params"] == params == PUBLISHED[arch][0]

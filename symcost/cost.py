@@ -10,7 +10,7 @@ word "FLOPs" means:
   TFLOP/s figures' (a multiply-accumulate is two floating-point operations).
 - ``TORCH.with_elementwise({"norm"})`` — the same, plus normalization ops. With an affine
   BatchNorm this adds 4 FLOPs per element (2 to normalize, 2 to scale and shift): thop's rule for
-  BN, the one the user's notes quote.
+  BN, the one the blog posts quote.
 - ``TORCH.with_elementwise(ELEMENTWISE_CATEGORIES)`` — every counted operation.
 
 >>> import sympy

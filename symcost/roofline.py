@@ -5,7 +5,7 @@ Each layer is bound by one of two ceilings (Williams, Waterman and Patterson 200
 device overlaps them (the roofline's assumption), or their sum with ``overlap=False`` (Paleo, Qi
 et al. 2017). Everything is exact (``Fraction`` seconds) until it is printed.
 
-The user's notes, as hand-checked cases: 10^12 FLOPs at 10 TFLOP/s take 0.1 s, and 100M fp32
+The blog posts' examples, as hand-checked cases: 10^12 FLOPs at 10 TFLOP/s take 0.1 s, and 100M fp32
 parameters (400 MB) read in 0.1 s need 4 GB/s:
 
 >>> roof = Roof(peak=10 * 10**12, bandwidth=4 * 10**9)

@@ -97,7 +97,7 @@ def test_vendor_figures_exactly():
 
 
 def test_one_tflops_is_not_two_tops():
-    """int8 TOP/s / fp16 TFLOP/s is a property of each chip (REFERENCE.md section 5)."""
+    """int8 TOP/s / fp16 TFLOP/s is a property of each chip (each device file's datasheet figures)."""
     ratio = {n: devices.find(n).peak("int8") / devices.find(n).peak(dt) for n, dt in
              (("a100", "fp16"), ("t4", "fp16"), ("tpu_v4", "bf16"), ("rtx_4090", "fp16"))}  # fmt: skip
     assert {k: v for k, v in ratio.items() if k != "rtx_4090"} == {"a100": 2, "t4": 2, "tpu_v4": 1}

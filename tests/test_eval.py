@@ -29,7 +29,7 @@ def run(*args: str):
 
 def test_resnet50_is_the_main_command():
     out = run("eval", "archs/resnet50.yaml")
-    # torchvision's published figures (REFERENCE.md §2): 25,557,032 params and
+    # torchvision's published figures (torchvision/models/resnet.py ResNet50_Weights.IMAGENET1K_V1 meta): 25,557,032 params and
     # 4.089 GMACs = 8,178,368,512 FlopCounterMode FLOPs at 1x3x224x224.
     assert "25,557,032" in out and "8,178,368,512" in out and "4,089,184,256" in out
     assert "layer1.0.conv1" in out and "layer1.1-2.conv1 x2" in out

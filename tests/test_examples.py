@@ -1,4 +1,4 @@
-"""Every worked example in the catalog, and the user's notes' golden numbers (REFERENCE.md §5)."""
+"""Every worked example in the catalog, and the blog posts' golden numbers."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """symcost's closed forms reproduce published cost formulas, as exact sympy identities.
 
-REFERENCE.md §4 lists the formulas. Each test takes symcost's closed form (``compile.symbolic_totals``
+The papers' closed forms (Kaplan et al. 2020 Table 1; Narayanan et al. 2021 section 5.1; Chowdhery et al. 2022 App. B; Hoffmann et al. 2022; Ma et al. 2018 section 3; Howard et al. 2017 section 3). Each test takes symcost's closed form (``compile.symbolic_totals``
 over a bundled architecture, or a formula's costs with attributes bound symbolically), subtracts the
 paper's formula and every place where symcost counts something the paper does not (each written out
 as a named term with its meaning), and asserts that ``sympy.expand`` of what remains is exactly 0: an

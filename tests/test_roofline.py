@@ -19,10 +19,10 @@ from symcost.cli import app
 runner = CliRunner()
 README = Path(__file__).resolve().parent.parent / "README.md"
 
-# A device with round numbers: 10 TFLOP/s fp32 and 4 GB/s (the user's notes, seed 004).
+# A device with round numbers: 10 TFLOP/s fp32 and 4 GB/s (a blog post's round numbers).
 SEED_DEVICE = """\
 name: seed_device
-summary: 10 TFLOP/s and 4 GB/s, the user's notes
+summary: 10 TFLOP/s and 4 GB/s, a blog post's round numbers
 kind: gpu
 peak: {fp32: 10}
 memory: {bandwidth: 4, capacity: 1}

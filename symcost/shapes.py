@@ -106,6 +106,9 @@ class _Scope:
     nodes_by_name: dict[str, Node]
     used: dict[str, int] = field(default_factory=dict)
     later: dict[str, Location] = field(default_factory=dict)  # names that layers further down define
+    #: numbered sequences: repeats (and for_each) whose copies are NAME.0, NAME.1, ...; a later repeat may
+    #: continue one (nn.Sequential's flat numbering: features.1-3, then features.4-6), copy names unique
+    sequences: dict[str, set[int]] = field(default_factory=dict)
 
 
 def build(arch: Arch, values: Mapping[str, Any] | None = None) -> Graph:
@@ -176,7 +179,13 @@ def _expand(arch: Arch, layers: tuple[Layer, ...], scope: _Scope, graph: Graph) 
             continue
         base = layer.name or layer.op or layer.block
         assert base is not None
-        name = _unique(base, scope, layer.name is not None, layer.loc)
+        continues = layer.name is not None and (layer.repeat is not None or layer.for_each is not None)
+        if continues and base in scope.sequences:
+            name = base  # this repeat continues a numbered sequence; its copy numbers are checked below
+        else:
+            name = _unique(base, scope, layer.name is not None, layer.loc)
+        if continues:
+            _claim_numbers(layer, scope, name)
         if layer.for_each is not None:
             _for_each(arch, layer, scope, graph, name)
             continue
@@ -383,6 +392,29 @@ def _register_pieces(scope: _Scope, graph: Graph, name: str, path: str) -> None:
         scope.tensors[piece] = (shape, f"{path}.{key}")
         graph.producers[f"{path}.{key}"] = graph.producers[path]
     scope.last = name
+
+
+def _claim_numbers(layer: Layer, scope: _Scope, name: str) -> None:
+    """The copy numbers a repeat or for_each layer will use, so that two layers continuing one
+    sequence (``features.1-3`` then ``features.4-6``) cannot give two copies the same name."""
+    if layer.for_each is not None:
+        count: int | None = None  # rows are counted where the table is expanded
+    else:
+        assert layer.repeat is not None
+        value = _expr(layer.repeat, scope.names)
+        count = int(value) if value.is_Integer and value >= 0 else None
+    taken = scope.sequences.setdefault(name, set())
+    first = layer.index_from
+    if count is None:
+        numbers = {first}
+    else:
+        numbers = set(range(first, first + max(count, 1)))
+    clash = sorted(numbers & taken)
+    if clash:
+        raise ArchError(
+            f"copy '{name}.{clash[0]}' is already defined: start this repeat's index_from after it", layer.loc
+        )
+    taken |= numbers
 
 
 def _unique(base: str, scope: _Scope, explicit: bool, loc: Location) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from symcost.arch import load_path, load_text
 from symcost.compile import evaluate
@@ -482,3 +483,32 @@ def test_closed_forms_keep_a_variable_that_decided_a_when_at_its_value():
     graph = build(load_text(HEADED, "t.yaml"))
     # the classifier exists because num_classes = 1000 decided it: the closed form is at that value
     assert symbolic_totals(graph, {"N": 1})["params"] == 64 * 1000 + 1000
+
+
+# ---- numbered sequences: two repeats continuing one nn.Sequential's numbering ------------------------
+
+SEQUENCE = """
+name: seq
+summary: torchvision's flat features.N numbering over blocks of two kinds
+inputs: {x: [1, 8]}
+layers:
+  - {op: linear, name: features.0, out_features: 8}
+  - {op: relu, name: features, repeat: 2, index_from: 1}
+  - {op: linear, name: features, out_features: 8, repeat: 2, index_from: 3}
+"""
+
+
+def test_a_repeat_may_continue_a_numbered_sequence():
+    """nn.Sequential numbers its children 0, 1, 2, ... whatever their kind (MobileNetV3's features.N):
+    a second repeat with the same name continues the numbering instead of being refused."""
+    graph = build(load_text(SEQUENCE, "seq.yaml"))
+    assert [n.path for n in graph.nodes] == ["features.0", "features.1-2", "features.3-4"]
+    reference = torch.nn.Sequential(
+        torch.nn.Linear(8, 8), torch.nn.ReLU(), torch.nn.ReLU(), torch.nn.Linear(8, 8), torch.nn.Linear(8, 8)
+    )
+    assert evaluate(graph).totals["params"] == sum(p.numel() for p in reference.parameters())
+
+
+def test_a_continued_sequence_refuses_a_copy_number_twice():
+    with pytest.raises(SymcostError, match=r"copy 'features.2' is already defined"):
+        build(load_text(SEQUENCE.replace("index_from: 3", "index_from: 2"), "seq.yaml"))

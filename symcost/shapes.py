@@ -570,11 +570,12 @@ def _bind_input_shapes(
                 if star is None or position < star
                 else ("*" + text if position == star else f"dim {position - len(pairs)}")
             )
-            message = (
-                f"{where} {label} must be {_show((expected,))[1:-1]} (from {written}), got {_show((actual,))[1:-1]}"
-            )
             if verdict is False:
-                raise ShapeError(f"{message}: the input is {_show(shape)}", layer.loc)
+                raise ShapeError(
+                    f"{where} {label} must be {_show((expected,))[1:-1]} (from {written}), "
+                    f"got {_show((actual,))[1:-1]}: the input is {_show(shape)}",
+                    layer.loc,
+                )
             if verdict is None:
                 checks.append(Check(sympy.Eq(expected, actual), f"{where} {label} (from {written})"))
     return checks, bound
@@ -631,13 +632,23 @@ def bind_formula(
                 # Two inputs with the same variadic part (add's a and b: "*numel") have the same dims,
                 # not only as many elements: [1, 64, 16, 16] + [1, 16, 32, 32] is an error, as in torch.
                 first, first_dims = variadic_dims[var.symbol]
-                mismatch = f"{where}: input '{in_name}' {_show(middle)} must have the shape of input '{first}' {_show(first_dims)}"
+
+                def mismatch(
+                    in_name: str = in_name, middle: Shape = middle, first: str = first, first_dims: Shape = first_dims
+                ) -> ShapeError:
+                    # built only on failure: printing symbolic shapes is slow on deep models
+                    return ShapeError(
+                        f"{where}: input '{in_name}' {_show(middle)} must have the shape of input '{first}' "
+                        f"{_show(first_dims)}",
+                        layer.loc,
+                    )
+
                 if len(first_dims) != len(middle):
-                    raise ShapeError(mismatch, layer.loc)
+                    raise mismatch()
                 for index, (a, b) in enumerate(zip(first_dims, middle)):
                     verdict = equal(a, b)
                     if verdict is False:
-                        raise ShapeError(mismatch, layer.loc)
+                        raise mismatch()
                     if verdict is None:
                         checks.append(
                             Check(sympy.Eq(a, b), f"input '{in_name}' dim {index} must equal input '{first}''s")

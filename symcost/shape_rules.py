@@ -447,6 +447,8 @@ def _join(call: RuleCall, stack: bool) -> RuleResult:
             if index == d and not stack:
                 continue
             verdict = equal(a, b)
+            if verdict is True:  # the usual case: no message (printing nested floor() sizes is slow)
+                continue
             message = (
                 f"{op}: sizes of tensors must match except in dim {d}: "
                 f"'{call.input_names[0]}' {show(first)} and '{name}' {show(shape)} differ in dim {index} ({a} vs {b})"
@@ -593,6 +595,9 @@ def broadcast_shapes(call: RuleCall, a: Shape, b: Shape, names: tuple[str, str])
             out.insert(0, x)
         else:
             verdict = equal(x, y)
+            if verdict is True:  # the usual case: no message (printing nested floor() sizes is slow)
+                out.insert(0, x)
+                continue
             message = (
                 f"'{names[0]}' {show(a)} and '{names[1]}' {show(b)} do not broadcast: dim {index} is {x} vs {y} "
                 "(torch's rule: align shapes from the last dim; each pair of sizes must be equal, or one of them 1)"

@@ -311,9 +311,12 @@ def _graph(arch: str) -> Any:
     return shapes.build(arch_module.load_path(path, shown))
 
 
-def _graph_and_values(arch: str, phase: str, assignments: list[str]) -> tuple[Any, dict[str, Any]]:
+def _graph_and_values(
+    arch: str, phase: str, assignments: list[str], *, numeric: bool = False
+) -> tuple[Any, dict[str, Any]]:
     """The graph, and its variable values: the phase's (``decode: {S: 1, ctx: 4095}``), then --set.
-    The graph is built at those values, which decide any ``when`` that reads a variable."""
+    The graph is built at those values, which decide any ``when`` that reads a variable; with
+    ``numeric`` it is the graph of that one point (no closed forms: a faster build)."""
     from . import arch as arch_module
     from . import shapes
 
@@ -328,7 +331,7 @@ def _graph_and_values(arch: str, phase: str, assignments: list[str]) -> tuple[An
     names = {v.name: v.symbol for v in loaded.variables.values()}
     given = parse_assignments(assignments, names)
     values = {**(phases[phase].values if phase in phases else {}), **given}
-    return shapes.build(loaded, values), values
+    return shapes.build(loaded, values, numeric=numeric), values
 
 
 def _keep_free(graph: Any, values: dict[str, Any], free: str) -> dict[str, Any]:
@@ -452,7 +455,9 @@ def eval_(
         from . import report
 
         _check_format(fmt, report.EVAL_FORMATS)
-        graph, values = _graph_and_values(arch, phase, [*(set_ or []), *(bindings or [])])
+        # one point only (no --symbolic, no --free): build its graph with numbers, not closed forms
+        numeric = not symbolic and free is None
+        graph, values = _graph_and_values(arch, phase, [*(set_ or []), *(bindings or [])], numeric=numeric)
         convention = _convention(convention_name, count_elementwise)
         target = _seconds(target_latency, "--target-latency")
         if device is None and target is not None:

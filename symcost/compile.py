@@ -164,37 +164,68 @@ def failed_check(check: Any, subs: Mapping[sympy.Symbol, sympy.Expr]) -> str:
     return check.message
 
 
+class _Substitution:
+    """``expr.xreplace(subs)`` with one cache shared by every expression of a graph.
+
+    A layer's sizes after a chain of ceil-mode pools are deep trees of floor, min and max, and
+    every later layer's costs repeat them: GoogLeNet's nodes share a few hundred subtrees that
+    plain xreplace re-evaluates for each node. Evaluating each distinct subtree once makes the
+    numeric path linear in the graph's size.
+
+    >>> import sympy
+    >>> H = sympy.Symbol("H", integer=True, positive=True)
+    >>> at = _Substitution({H: sympy.Integer(224)})
+    >>> at(sympy.floor(H / 2) + 1), at(sympy.floor(H / 2) * 3)
+    (113, 336)
+    """
+
+    def __init__(self, subs: Mapping[sympy.Basic, sympy.Basic]):
+        self.cache: dict[sympy.Basic, sympy.Basic] = dict(subs)
+
+    def __call__(self, expression: sympy.Basic) -> sympy.Basic:
+        known = self.cache.get(expression)
+        if known is not None:
+            return known
+        if not expression.args:
+            return expression
+        args = tuple(self(arg) for arg in expression.args)
+        value = expression.func(*args) if args != expression.args else expression
+        self.cache[expression] = value
+        return value
+
+
 def evaluate(graph: Graph, values: Mapping[str, Any] | None = None, convention: cost.Convention = cost.TORCH) -> Result:
     """Exact integer costs of every node and the totals, at ``values`` (defaults for the rest)."""
     subs = resolve(graph, values or {})
     check_decided(graph, subs)
+    at = _Substitution(subs)
     for tensor, dims in graph.inputs.items():
         for dim, loc in dims:
-            value = dim.xreplace(subs)
+            value = at(dim)
             if not value.is_Integer or value < 1:
                 raise ShapeError(f"input '{tensor}' has a dim of size {value}: sizes must be >= 1", loc)
     results = []
     totals = dict.fromkeys(TOTAL_KEYS, 0)
     for index, node in enumerate(graph.nodes):
         for check in node.checks:
-            verdict = check.condition.xreplace(subs)
+            verdict = at(check.condition)
             if verdict is sympy.false or verdict is False:
                 raise ShapeError(f"layer '{node.path}' ({node.op}): {failed_check(check, subs)}", node.loc)
-        count = _int(node.count.xreplace(subs), node, "the repeat count")
+        count = _int(at(node.count), node, "the repeat count")
         if count < 0:
             raise ShapeError(f"layer '{node.path}' ({node.op}): the repeat count is negative ({count})", node.loc)
         path = node.concrete_path(subs) if node.ranges else node.path
         if count == 0:  # a repeat with no copies (a one-block stage's "blocks - 1"): listed as x0
             zeros = dict.fromkeys(totals, 0)
-            output = tuple(int(d) if d.is_Integer else 0 for d in (x.xreplace(subs) for x in node.output))
+            output = tuple(int(d) if d.is_Integer else 0 for d in (at(x) for x in node.output))
             results.append(NodeResult(path, node.op, 0, node.copies, output, zeros, node.tied_to, index, node.sources))
             continue
-        output = tuple(_int(d.xreplace(subs), node, "an output size") for d in node.output)
+        output = tuple(_int(at(d), node, "an output size") for d in node.output)
         if any(d < 1 for d in output):
             raise ShapeError(f"layer '{node.path}' ({node.op}): output size {output} is not positive", node.loc)
-        raw = {k: _int(v.xreplace(subs), node, k) for k, v in node.costs.items()}
-        elementwise = {k: _int(v.xreplace(subs), node, k) for k, v in node.elementwise.items()}
-        peers = {k: sympy.Integer(_int(v.xreplace(subs), node, f"{k}'s count")) for k, v in node.peers.items()}
+        raw = {k: _int(at(v), node, k) for k, v in node.costs.items()}
+        elementwise = {k: _int(at(v), node, k) for k, v in node.elementwise.items()}
+        peers = {k: sympy.Integer(_int(at(v), node, f"{k}'s count")) for k, v in node.peers.items()}
         per = cost.node_totals(
             sympy.Integer(count),
             {k: sympy.Integer(v) for k, v in raw.items()},
@@ -205,12 +236,12 @@ def evaluate(graph: Graph, values: Mapping[str, Any] | None = None, convention: 
         numbers = {k: int(v) for k, v in per.items()}
         for key, value in numbers.items():
             totals[key] = totals.get(key, 0) + value
-        gemm = {k: _int(v.xreplace(subs), node, f"GEMM {k}") for k, v in node.gemm.items()} or None
+        gemm = {k: _int(at(v), node, f"GEMM {k}") for k, v in node.gemm.items()} or None
         results.append(
             NodeResult(path, node.op, count, node.copies, output, numbers, node.tied_to, index, node.sources, gemm)
         )
-    outputs = {name: tuple(int(d.xreplace(subs)) for d in shape) for name, shape in graph.outputs.items()}
-    inputs = {name: tuple(int(d.xreplace(subs)) for d, _ in dims) for name, dims in graph.inputs.items()}
+    outputs = {name: tuple(int(at(d)) for d in shape) for name, shape in graph.outputs.items()}
+    inputs = {name: tuple(int(at(d)) for d, _ in dims) for name, dims in graph.inputs.items()}
     used = {sym.name: int(v) for sym, v in subs.items()}
     return Result(graph, used, tuple(results), totals, outputs, convention, inputs)
 

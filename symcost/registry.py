@@ -76,12 +76,20 @@ def load_path(path: Path) -> Formula:
     return _cache[path]
 
 
+_by_name: dict[tuple[tuple[Path, ...], str], Formula] = {}
+
+
 def get(name: str) -> Formula:
     """The formula called ``name``; unknown names suggest the closest."""
-    for folder in search_path():
+    folders = tuple(search_path())
+    known = _by_name.get((folders, name))  # a model names the same few ops hundreds of times
+    if known is not None:
+        return known
+    for folder in folders:
         candidate = folder / f"{name}.yaml"
         if candidate.is_file() and name.isidentifier():
-            return load_path(candidate)
+            _by_name[(folders, name)] = formula = load_path(candidate)
+            return formula
     raise FormulaError(f"unknown formula '{name}'{did_you_mean(name, names())}")
 
 

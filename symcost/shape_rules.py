@@ -90,7 +90,8 @@ class RuleCall:
         verdict = equal(a, b)
         if verdict is True:
             return
-        self.require(sympy.false if verdict is False else sympy.Eq(a, b), message)
+        # undecided: keep the equation as written; evaluating it again would redo equal()'s work
+        self.require(sympy.false if verdict is False else sympy.Eq(a, b, evaluate=False), message)
 
     # ---- arguments ---------------------------------------------------------------------
     def has(self, key: str) -> bool:
@@ -171,6 +172,11 @@ def _infer(call: RuleCall, sizes: list[sympy.Expr], numel: sympy.Expr, what: str
     for size in sizes:
         if size.is_number and size != -1 and (size < 1 or not size.is_Integer):
             raise call.fail(f"{what}invalid size {size} in {show(sizes)}: sizes are whole numbers >= 1 (or one -1)")
+        if not size.is_number and size.is_integer is not True:  # d/heads: whole only for some values
+            call.require(
+                sympy.Eq(sympy.floor(size), size, evaluate=False),
+                lambda size=size: f"{what}invalid size {size} in {show(sizes)}: sizes are whole numbers >= 1",
+            )
     known = _numel([s for s in sizes if s != -1])
     if holes:
         inferred = sympy.cancel(numel / known)

@@ -111,13 +111,24 @@ class _Scope:
     sequences: dict[str, set[int]] = field(default_factory=dict)
 
 
-def build(arch: Arch, values: Mapping[str, Any] | None = None) -> Graph:
+def build(arch: Arch, values: Mapping[str, Any] | None = None, *, numeric: bool = False) -> Graph:
     """Expand blocks, propagate shapes, bind formulas: the symbolic graph of ``arch``.
 
     ``values`` (variable name -> value, else the defaults) decide a ``when`` that reads a variable
     (``when: num_classes > 0``); the graph then holds for those values only (``decided_by``), and
-    :func:`~symcost.compile.evaluate` refuses other values of those variables."""
+    :func:`~symcost.compile.evaluate` refuses other values of those variables.
+
+    With ``numeric``, every variable that has a valid value is replaced by it before shapes are
+    propagated: the graph of one point, for evaluating there. Shapes are then numbers, so no
+    symbolic size (GoogLeNet's nested ceil-mode floors) is built, compared or printed; closed forms
+    need the symbolic graph (the default)."""
+    bound = _variable_values(arch, values or {})
     names: dict[str, sympy.Basic] = {v.name: v.symbol for v in arch.variables.values()}
+    if numeric:
+        for var in arch.variables.values():
+            value = bound.get(var.symbol)
+            if value is not None and value.is_Integer and value >= var.minimum:
+                names[var.name] = value  # an invalid value keeps its symbol: evaluate() says what is wrong
     tensors: dict[str, tuple[Shape, str]] = {}
     inputs: dict[str, tuple[tuple[sympy.Expr, Location], ...]] = {}
     for tensor, dims in arch.inputs.items():
@@ -129,7 +140,7 @@ def build(arch: Arch, values: Mapping[str, Any] | None = None) -> Graph:
         inputs[tensor] = tuple((value, dim.loc) for dim, value in zip(dims, shape))
     scope = _Scope("", names, tensors, next(iter(arch.inputs)), {})
     graph = Graph(arch, [], {}, inputs)
-    graph.bound = _variable_values(arch, values or {})
+    graph.bound = bound
     graph.producers.update({tensor: -1 - index for index, tensor in enumerate(arch.inputs)})
     _expand(arch, arch.layers, scope, graph)
     wanted = arch.outputs or ((scope.last,) if scope.last else ())

@@ -420,3 +420,24 @@ def test_reshape_takes_its_target_shape():
     result = evaluate(build(load_text(text, "t.yaml")))
     assert result.totals["params"] == sum(p.numel() for p in module.parameters()) == 250
     assert result.outputs == {"linear": tuple(module(torch.zeros(1, 4, 6).view(1, 24)).shape)}
+
+
+def test_squeeze_of_a_variable_size_is_decided_only_with_its_value():
+    """Whether squeeze drops a dim depends on its size: the closed form refuses to guess, the graph
+    of one point (eval at values) decides it as torch does."""
+    text = "name: t\nsummary: t\nvariables: {H: 1}\ninputs: {x: [2, H]}\nlayers:\n  - {op: squeeze, name: out}\n"
+    with pytest.raises(SymcostError, match="whether it is dropped depends on its value"):
+        build(load_text(text, "t.yaml"))
+    for h in (1, 3):
+        graph = build(load_text(text, "t.yaml"), {"H": h}, numeric=True)
+        assert evaluate(graph, {"H": h}).outputs["out"] == tuple(torch.empty(2, h, device="meta").squeeze().shape)
+
+
+def test_unbind_over_a_variable_count_needs_the_number():
+    """unbind gives one piece per index: a closed form cannot have a variable number of tensors,
+    the graph of one point can."""
+    text = "name: t\nsummary: t\nvariables: {T: 3}\ninputs: {x: [T, 4]}\nlayers:\n  - {op: unbind, name: parts}\n  - {op: add, name: out, in: [parts.0, parts.2]}\n"
+    with pytest.raises(SymcostError, match="the number of pieces must be a number"):
+        build(load_text(text, "t.yaml"))
+    graph = build(load_text(text, "t.yaml"), {"T": 3}, numeric=True)
+    assert evaluate(graph, {"T": 3}).outputs["out"] == (4,)

@@ -13,6 +13,7 @@ parameter) of the same name with the same counts. The published numbers are torc
 
 from __future__ import annotations
 
+import copy
 import functools
 from pathlib import Path
 
@@ -23,11 +24,13 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
+from symcost import cost
 from symcost.arch import load_path
 from symcost.compile import Result, evaluate
 from symcost.shapes import Graph, build
 
 from .test_archs_cnn import _copies
+from .test_peer_conventions import _fvcore, _one_thread
 
 ARCHS = Path(__file__).resolve().parent.parent / "archs"
 META = torch.device("meta")
@@ -349,3 +352,16 @@ def test_aux_head_is_held_not_run():
     assert with_aux.totals["params"] - without.totals["params"] == 98_560 + 2_459_136 + 769_000 == 3_326_696
     assert with_aux.totals["buffers"] - without.totals["buffers"] == (2 * 128 + 1) + (2 * 768 + 1)
     assert with_aux.totals["flops"] == without.totals["flops"]
+
+
+def test_fvcore_at_299():
+    """``--convention fvcore`` prints what fvcore 0.1.5 counts on the torch reference at 1x3x299x299 (on CPU with
+    zeroed weights, as tests/test_peer_conventions.py runs it): its jit trace sees the functional pools and ReLUs
+    that module hooks miss, and counts none of them, as the preset does."""
+    cpu = copy.deepcopy(reference(_key(WEIGHTS_SETTINGS))).to_empty(device="cpu")
+    with torch.no_grad():
+        for tensor in [*cpu.parameters(), *cpu.buffers()]:
+            tensor.zero_()
+    with _one_thread():
+        flops = _fvcore(cpu.eval(), torch.zeros(1, 3, 299, 299))[0]
+    assert evaluate(graph(_key(WEIGHTS_SETTINGS)), {}, cost.preset("fvcore")).totals["flops"] == flops

@@ -196,13 +196,16 @@ PUBLISHED_POINTS = [(arch, size) for arch, sizes in PUBLISHED.items() for size i
 
 @pytest.mark.parametrize(("arch", "size"), PUBLISHED_POINTS, ids=[f"{a}-{s}" for a, s in PUBLISHED_POINTS])
 def test_published_meta(arch, size):
-    """num_params exactly and _ops (GMACs, FlopCounterMode FLOPs / 2e9, three decimals), symcost and torch."""
+    """num_params exactly and _ops (GMACs per image, FlopCounterMode FLOPs / 2e9, three decimals), symcost and
+    torch, at the batch the size is tested at above (a ViT's FLOPs are N times one image's)."""
     params, gmacs = PUBLISHED[arch][size]
-    totals, _, _ = torch_counts(arch, 1, size)
-    r = ours(arch, 1, size)
+    n = dict((s, n) for n, s in SHAPES[arch])[size]
+    totals, _, _ = torch_counts(arch, n, size)
+    r = ours(arch, n, size)
+    assert r.totals["flops"] == n * ours(arch, 1, size).totals["flops"]
     for where, (p, flops) in {
-        "symcost": (r.totals["params"], r.totals["flops"]),
-        "torch": (totals["params"], totals["flops"]),
+        "symcost": (r.totals["params"], r.totals["flops"] // n),
+        "torch": (totals["params"], totals["flops"] // n),
     }.items():
         assert p == params, f"{arch} {where} params at {size}"
         assert f"{flops / 2e9:.3f}" == gmacs, f"{arch} {where} GMACs at {size}"

@@ -9,7 +9,7 @@ sizes where the adaptive pools matter). FlopCounterMode counts residual adds and
 so the elements that torch's add and relu/relu6 kernels write are counted apart and must equal
 symcost's elementwise 'add' and 'activation' counts: a missing shortcut or ReLU fails. At the first shape every layer with parameters or FLOPs
 must also name a torch module with the same parameters and FLOPs. The published numbers
-(REFERENCE.md §2 and §5) are checked at 224 against both.
+(torchvision's weights meta; the blog posts' worked examples) are checked at 224 against both.
 """
 
 from __future__ import annotations
@@ -292,7 +292,7 @@ CASES: dict[str, tuple[Callable[[], nn.Module], int, list[tuple[int, int, int]]]
 
 #: published (params, FlopCounterMode FLOPs) at the first shape of each case
 PUBLISHED = {
-    # REFERENCE.md §2: torchvision weights meta, num_params and _ops (GMACs) x 2e9 = FlopCounterMode, 1x3x224x224
+    # torchvision/models/*.py weights meta: num_params and _ops (GMACs) x 2e9 = FlopCounterMode, 1x3x224x224
     "resnet18": (11_689_512, 3_628_146_688),
     "resnet34": (21_797_672, 7_327_522_816),
     "resnet50": (25_557_032, 8_178_368_512),
@@ -302,10 +302,10 @@ PUBLISHED = {
     "vgg16_bn": (138_365_992, 30_940_528_640),
     "alexnet": (61_100_840, 1_428_376_960),
     "mobilenet_v2": (3_504_872, 601_548_544),
-    # REFERENCE.md §5: RAFT ResidualBlock(384, 384, norm_fn='instance') on 2x384x32x32:
+    # The blog post "深度学习基础之GFLOPS(2)": RAFT ResidualBlock(384, 384, norm_fn='instance') on 2x384x32x32:
     # params 2*(384*384*9 + 384) = 2,654,976; FLOPs 2 * (conv MACs 5,435,817,984) = 10,871,635,968
     "raft_residual_block": (2_654_976, 10_871_635_968),
-    # REFERENCE.md §5, the user's conv: 224x224x3 -> 112x112x64, k3 s2 p1:
+    # The blog post "一、计算量FLOPs", its conv: 224x224x3 -> 112x112x64, k3 s2 p1:
     # FLOPs 2*112*112*64*3*3*3 = 43,352,064; params 64*3*3*3 + 64 = 1,792
     "seed_conv": (1_792, 43_352_064),
 }
@@ -431,7 +431,7 @@ def test_published_numbers(arch):
 
 
 def test_raft_conv_macs():
-    # REFERENCE.md §5: conv MACs 5,435,817,984 = 2 convs x 2*384*32*32 outputs x 384*3*3
+    # RAFT's block: conv MACs 5,435,817,984 = 2 convs x 2*384*32*32 outputs x 384*3*3
     assert evaluate(graph("raft_residual_block")).totals["macs"] == 5_435_817_984 == 2 * (2 * 384 * 32 * 32) * 384 * 9
 
 

@@ -6,14 +6,14 @@ FlopCounterMode on meta inputs: symcost's params must equal ``sum(p.numel() for 
 model.parameters())`` (tied weights once: ``parameters()`` yields a shared tensor once) and its FLOPs
 must equal FlopCounterMode's total, at two or more shapes (batch 1 and 2, short and long sequences,
 two image sizes). At one shape every layer with parameters or FLOPs must also name the HF modules with
-the same parameters and FLOPs. The published parameter counts (REFERENCE.md §2, §3) and ViT-B/16's
+the same parameters and FLOPs. The published parameter counts (torchvision's weights meta; transformers' models built from the published configs) and ViT-B/16's
 FLOPs are checked against both. Closed forms: params and FLOPs are linear in ``n_layer``, with the
-coefficients HF gives, and GPT-2's FLOPs are Megatron's forward formula (REFERENCE.md §4).
+coefficients HF gives, and GPT-2's FLOPs are Megatron's forward formula (Narayanan et al. 2021, section 5.1).
 
 Attention implementation: ``attn_implementation="sdpa"`` is chosen explicitly (it is the default).
 On meta tensors FlopCounterMode counts SDPA as its two bmms, 2*B*H*S_q*S_kv*(D_qk + D_v), the full
 square even under a causal mask, which is symcost's default. (On CPU tensors it would count 0: the
-``_for_cpu`` kernel has no FLOP rule, REFERENCE.md §1.) "eager" computes q k^T and attn v as explicit
+``_for_cpu`` kernel has no FLOP rule in torch 2.13.0's torch/utils/flop_counter.py.) "eager" computes q k^T and attn v as explicit
 matmuls and counts the same; ``test_eager_attention_counts_the_same`` checks it.
 
 Rotary embeddings (Llama): HF computes the cos/sin table with a small matmul of inv_freq and the
@@ -196,7 +196,7 @@ def test_totals_equal_hf(arch, family, config, variables, shape):
 
 # --- the published numbers -----------------------------------------------------------------------
 
-# REFERENCE.md §3 (HF transformers configs, sum(p.numel()), tied embeddings once) and §2 (torchvision
+# transformers built from the published configs (sum(p.numel()), tied embeddings once) and torchvision's weights meta (torchvision
 # vit_b_16 weights meta: num_params 86,567,656; _ops 17.564 GMACs = 35,127,656,448 FlopCounterMode
 # FLOPs at 1x3x224x224).
 PUBLISHED = {
@@ -222,7 +222,7 @@ def test_published_params(arch):
 
 
 def test_published_vit_flops():
-    # torchvision vit_b_16: 17.564 GMACs x 2 = 35,127,656,448 FLOPs at 1x3x224x224 (REFERENCE.md §2)
+    # torchvision vit_b_16: 17.564 GMACs x 2 = 35,127,656,448 FLOPs at 1x3x224x224 (torchvision/models/vision_transformer.py ViT_B_16_Weights meta)
     assert ours("vit_b_16", {}).totals["flops"] == 35_127_656_448
     assert hf_counts("vit", (), (1, 224))[1] == 35_127_656_448
 
@@ -438,7 +438,7 @@ def test_linear_in_n_layer(arch, family, field, shape):
 
 
 def test_gpt2_flops_are_megatrons_forward_formula():
-    """REFERENCE.md §4, Megatron-LM (Narayanan et al. 2021, §5.1), forward only:
+    """Megatron-LM (Narayanan et al. 2021, §5.1), forward only:
     24*B*s*l*h^2 + 4*B*s^2*l*h + 2*B*s*h*V, exactly symcost's closed form for GPT-2 (d_ff = 4h; biases
     are not FLOPs under FlopCounterMode's convention, and neither are norms, GELU or softmax). Megatron's
     formula has no KV cache (ctx = 0); over ctx cached tokens the attention term is 4*B*s*(s + ctx)*l*h:

@@ -278,7 +278,7 @@ def test_resnet50_arithmetic():
         by_op[node.op] += node.values["write"] if node.op != "maxpool2d" else node.values["read"]
     bn, relu, pool_in = by_op["batchnorm2d"], by_op["relu"], by_op["maxpool2d"]
     assert (macs, bn, relu, pool_in) == (4_089_184_256, 11_113_984, 9_608_704, 802_816)
-    assert ew["norm"] == 4 * bn  # affine BN, 4 per element (the user's and thop's rule)
+    assert ew["norm"] == 4 * bn  # affine BN, 4 per element (the blog posts' and thop's rule)
     avgpool_in = 2048 * 7 * 7
     # thop: BN 4 per element; ReLU and max pool 0; the 7x7 -> 1x1 average pool (49 + 1) per output
     assert tool_counts("resnet50", (1, 224, 224), "thop")["flops"] == macs + 4 * bn + 2048 * (49 + 1) == 4_133_742_592

@@ -465,8 +465,17 @@ def _layer(raw: Any, loc: Location) -> Layer:
         raise ArchError(f"'{kinds[0]}' must be a name", spec.loc_of(kinds[0]))
     name = spec.get("name")
     if name is not None:
-        if not isinstance(name, str) or not _LAYER_NAME.match(name):
-            raise ArchError(f"layer name {name!r} may hold letters, digits, '_', '.' and '-'", spec.loc_of("name"))
+        # a repeated layer may name its copies with one {index}: encoder_layer_{index}, block2-{index}
+        plain = name.replace("{index}", "0", 1) if isinstance(name, str) else name
+        if not isinstance(name, str) or not _LAYER_NAME.match(plain):
+            raise ArchError(
+                f"layer name {name!r} may hold letters, digits, '_', '.' and '-' (and one {{index}} in a repeat)",
+                spec.loc_of("name"),
+            )
+        if "{index}" in name and "repeat" not in spec and "for_each" not in spec:
+            raise ArchError(
+                "'{index}' in a layer name numbers the copies of a 'repeat' or 'for_each'", spec.loc_of("name")
+            )
     inputs: tuple[tuple[str, Location], ...] = ()
     if "in" in spec:
         raw_in = spec["in"]

@@ -251,7 +251,7 @@ def _repeat(arch: Arch, layer: Layer, scope: _Scope, graph: Graph, name: str) ->
     total = int(count) if count.is_number else None
     if total == 0:  # a one-block stage's "repeat: blocks - 1": no copies, the input passes through
         start = len(graph.nodes)
-        path = f"{scope.prefix}{name}.{layer.index_from}"
+        path = _copy_path(scope, name, layer.index_from)
         _instance(arch, layer, scope, graph, path, inputs)  # its nodes show "x0" in the table
         for node in graph.nodes[start:]:
             node.count = sympy.Integer(0)
@@ -263,7 +263,7 @@ def _repeat(arch: Arch, layer: Layer, scope: _Scope, graph: Graph, name: str) ->
     while True:
         start = len(graph.nodes)
         shape = inputs[0][0]
-        path = f"{scope.prefix}{name}.{index + layer.index_from}"
+        path = _copy_path(scope, name, index + layer.index_from)
         out = _instance(arch, layer, scope, graph, path, inputs)
         keeps_shape = len(out) == len(shape) and all(equal(a, b) is True for a, b in zip(out, shape))
         if total is None and not keeps_shape:
@@ -282,7 +282,7 @@ def _repeat(arch: Arch, layer: Layer, scope: _Scope, graph: Graph, name: str) ->
                 for node in graph.nodes[start:]:
                     node.count = node.count * copies
                     node.copies = label
-                    node.path = node.path.replace(path, f"{scope.prefix}{name}.{label}", 1)
+                    node.path = node.path.replace(path, _copy_path(scope, name, label), 1)
                     if total is None:
                         node.ranges.append((label, first, copies))
             graph.producers[f"{scope.prefix}{name}"] = graph.producers.get(path, -1)
@@ -321,13 +321,15 @@ def _stepped_repeat(
     if len(first_out) != len(shape):
         raise refused
     step = tuple(sympy.expand(b - a) for a, b in zip(shape, first_out))
-    i = sympy.Symbol(f"i_{name}".replace(".", "_").replace("-", "_"), integer=True, nonnegative=True)
+    i = sympy.Symbol(
+        f"i_{name}".replace(".", "_").replace("-", "_").replace("{index}", ""), integer=True, nonnegative=True
+    )
     if any(i in d.free_symbols for d in step):  # pragma: no cover - the step comes from i-free shapes
         raise refused
     generic = tuple(a + i * d for a, d in zip(shape, step))
     label = f"{layer.index_from}..{_show((count - 1 + layer.index_from,))[1:-1]}".replace(" ", "")
-    path = f"{scope.prefix}{name}.{label}"
-    for key in [k for k in scope.nodes_by_name if k.startswith(f"{scope.prefix}{name}.")]:
+    path = _copy_path(scope, name, label)
+    for key in [k for k in scope.nodes_by_name if k.startswith(_copy_path(scope, name, "").rstrip("."))]:
         del scope.nodes_by_name[key]
     out = _instance(arch, layer, scope, graph, path, ((generic, inputs[0][1]), *inputs[1:]))
     expected = tuple(a + (i + 1) * d for a, d in zip(shape, step))
@@ -378,11 +380,19 @@ def _for_each(arch: Arch, layer: Layer, scope: _Scope, graph: Graph, name: str) 
         row_names["index"] = sympy.Integer(row_index)
         row_scope = dataclasses.replace(scope, names=row_names)
         row_layer = dataclasses.replace(layer, args=row_args)
-        path = f"{scope.prefix}{name}.{row_index + layer.index_from}"
+        path = _copy_path(scope, name, row_index + layer.index_from)
         out = _instance(arch, row_layer, row_scope, graph, path, inputs)
         inputs = ((out, path), *inputs[1:])
     graph.producers[f"{scope.prefix}{name}"] = graph.producers.get(path, -1)
     _register(scope, name, inputs[0][0])
+
+
+def _copy_path(scope: _Scope, name: str, label: object) -> str:
+    """A copy's path: ``NAME.3`` by default, or the name with ``{index}`` filled in
+    (``encoder_layer_{index}`` gives torchvision ViT's ``encoder_layer_3``; ``block2-{index}`` RegNet's)."""
+    if "{index}" in name:
+        return f"{scope.prefix}{name.replace('{index}', str(label))}"
+    return f"{scope.prefix}{name}.{label}"
 
 
 def _register(scope: _Scope, name: str, shape: Shape) -> None:

@@ -512,3 +512,26 @@ def test_a_repeat_may_continue_a_numbered_sequence():
 def test_a_continued_sequence_refuses_a_copy_number_twice():
     with pytest.raises(SymcostError, match=r"copy 'features.2' is already defined"):
         build(load_text(SEQUENCE.replace("index_from: 3", "index_from: 2"), "seq.yaml"))
+
+
+def test_copies_may_be_named_by_a_template():
+    """torchvision names ViT's layers encoder_layer_0, encoder_layer_1, ... and RegNet's block2-0, ...:
+    one {index} in a repeated layer's name places the copy number."""
+    text = """
+name: tpl
+summary: copies named by a template
+variables: {L: 3}
+inputs: {x: [1, 8]}
+blocks:
+  mlp:
+    layers:
+      - {op: linear, name: fc, out_features: 8}
+layers:
+  - {block: mlp, name: "encoder_layer_{index}", repeat: L}
+  - {block: mlp, name: "block2-{index}", repeat: 2, index_from: 1}
+"""
+    graph = build(load_text(text, "tpl.yaml"))
+    paths = [r.path for r in evaluate(graph).nodes]
+    assert paths == ["encoder_layer_0-2.fc", "block2-1-2.fc"]
+    with pytest.raises(ArchError, match=r"numbers the copies"):
+        load_text(text.replace('name: "block2-{index}", repeat: 2, index_from: 1', 'name: "b{index}"'), "tpl.yaml")

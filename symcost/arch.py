@@ -63,12 +63,15 @@ BUILTIN_PHASES = {
 }
 _BLOCK_KEYS = {"args", "inputs", "layers", "output", "doc"}
 _LAYER_KEYS = {"op", "block", "name", "in", "repeat", "index_from", "when", "tied", "for_each"}
-_VARIABLE_KEYS = {"default", "doc", "min"}
+_VARIABLE_KEYS = {"default", "doc", "min", "type"}
 
 
-def variable_symbol(name: str, minimum: int = 1) -> sympy.Symbol:
+def variable_symbol(name: str, minimum: int = 1, kind: str = "int") -> sympy.Symbol:
     """Architecture variables are positive integers, like formula shape symbols (same symbols);
-    a variable declared with ``min: 0`` (a KV cache's length) is a nonnegative one."""
+    a variable declared with ``min: 0`` (a KV cache's length) is a nonnegative one, and one declared
+    ``type: ratio`` (a width multiplier, 1.1) a positive rational."""
+    if kind == "ratio":
+        return sympy.Symbol(name, rational=True, positive=True)
     if minimum >= 1:
         return sympy.Symbol(name, integer=True, positive=True)
     return sympy.Symbol(name, integer=True, nonnegative=True)
@@ -82,6 +85,10 @@ class Variable:
     doc: str
     loc: Location
     minimum: int = 1
+    #: "int" (a size or a count) or "ratio": a positive rational such as EfficientNet's width
+    #: multiplier 1.1 or MNASNet's alpha 0.75, which must meet a rounding (make_divisible, ceil)
+    #: before it becomes a size
+    kind: str = "int"
 
 
 @dataclass(frozen=True)
@@ -203,13 +210,23 @@ def parse(data: Any, path: str, _chain: tuple[str, ...] = ()) -> Arch:
                 minimum = spec["min"]
                 if minimum not in (0, 1) or isinstance(minimum, bool):
                     raise ArchError("a variable's 'min' must be 0 or 1 (the default)", spec.loc_of("min"))
+            kind = _text(spec, "type") or "int"
+            if kind not in ("int", "ratio"):
+                raise ArchError(
+                    f"a variable's 'type' is int (a whole number, the default) or ratio (a positive rational such "
+                    f"as a width multiplier), got {kind!r}",
+                    spec.loc_of("type"),
+                )
             value_loc = spec.loc_of("default")
             spec = spec.get("default")
+        else:
+            kind = "int"
         default = None
         if spec is not None:
             names = {v.name: v.symbol for v in variables.values()}
             default = expr.parse(spec, names, loc=value_loc)
-        variables[var_name] = Variable(var_name, variable_symbol(var_name, minimum), default, doc, loc, minimum)
+        symbol = variable_symbol(var_name, minimum, kind)
+        variables[var_name] = Variable(var_name, symbol, default, doc, loc, minimum, kind)
 
     raw_inputs = _mapping(top.get("inputs"), "inputs", top.loc_of("inputs"))
     if not raw_inputs:
@@ -314,7 +331,9 @@ def _extend(top: YMapping, path: str, chain: tuple[str, ...]) -> Arch:
         names = {v.name: v.symbol for v in variables.values()}
         default = expr.parse(spec, names, loc=raw_vars.loc_of(var_name))
         old = variables[var_name]
-        variables[var_name] = Variable(old.name, old.symbol, default, old.doc, raw_vars.key_loc(var_name), old.minimum)
+        variables[var_name] = Variable(
+            old.name, old.symbol, default, old.doc, raw_vars.key_loc(var_name), old.minimum, old.kind
+        )
     return Arch(
         name=_text(top, "name", required=True),
         summary=_text(top, "summary", required=True),

@@ -28,7 +28,7 @@ import sympy
 
 from . import cost
 from .errors import ArchError, Location, ShapeError, UsageError, did_you_mean
-from .shapes import Graph, Node
+from .shapes import Graph, Node, as_number
 
 TOTAL_KEYS = ("params", "buffers", "macs", "flops", "elementwise", "read", "write", "cache")
 
@@ -84,7 +84,7 @@ def resolve(graph: Graph, values: Mapping[str, Any], *, symbolic: bool = False) 
     for var in arch.variables.values():
         if var.name in values:
             given = values[var.name]
-            value = given if isinstance(given, sympy.Basic) else sympy.Integer(int(given))
+            value = as_number(given)
             value = value.xreplace(subs)
         elif var.default is not None and (not symbolic or not var.default.is_number):
             value = var.default.xreplace(subs)
@@ -103,7 +103,12 @@ def resolve(graph: Graph, values: Mapping[str, Any], *, symbolic: bool = False) 
         subs = changed
     for var in arch.variables.values():
         value = subs.get(var.symbol)
-        if value is not None and value.is_number and (not value.is_Integer or value < var.minimum):
+        if value is None or not value.is_number:
+            continue
+        if var.kind == "ratio":
+            if not value.is_Rational or value <= 0:
+                raise ArchError(f"variable '{var.name}' must be a positive rational (1.1, 3/4), got {value}", var.loc)
+        elif not value.is_Integer or value < var.minimum:
             raise ArchError(f"variable '{var.name}' must be a whole number >= {var.minimum}, got {value}", var.loc)
     return subs
 
@@ -242,7 +247,8 @@ def evaluate(graph: Graph, values: Mapping[str, Any] | None = None, convention: 
         )
     outputs = {name: tuple(int(at(d)) for d in shape) for name, shape in graph.outputs.items()}
     inputs = {name: tuple(int(at(d)) for d, _ in dims) for name, dims in graph.inputs.items()}
-    used = {sym.name: int(v) for sym, v in subs.items()}
+    # a ratio variable (a width multiplier) keeps its exact value: 11/10, not 1
+    used = {sym.name: int(v) if v.is_Integer else v for sym, v in subs.items()}
     return Result(graph, used, tuple(results), totals, outputs, convention, inputs)
 
 

@@ -553,7 +553,8 @@ TOTAL_ORDER = ("params", "buffers", "macs", "flops", "elementwise", "read", "wri
 
 def render_eval(data: dict[str, Any], fmt: str) -> str:
     if fmt == "json":
-        return json.dumps({k: v for k, v in data.items() if not k.startswith("_")}, indent=2)
+        # a ratio variable's exact value (11/10) is written as its text, never as a rounded float
+        return json.dumps({k: v for k, v in data.items() if not k.startswith("_")}, indent=2, default=str)
     if fmt == "csv":
         return _eval_csv(data)
     if fmt == "markdown":

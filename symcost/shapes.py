@@ -28,13 +28,14 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 import sympy
 
 from . import expr, registry
 from .arch import Arch, Block, Layer, Table, Value
-from .errors import ArchError, FormulaError, Location, ShapeError, did_you_mean
+from .errors import ArchError, FormulaError, Location, ShapeError, UsageError, did_you_mean
 from .formula import Formula, Variadic
 from .shape_rules import RULES, RuleCall
 from .shape_rules import equal as equal
@@ -127,7 +128,12 @@ def build(arch: Arch, values: Mapping[str, Any] | None = None, *, numeric: bool 
     if numeric:
         for var in arch.variables.values():
             value = bound.get(var.symbol)
-            if value is not None and value.is_Integer and value >= var.minimum:
+            valid = value is not None and (
+                (value.is_Rational and value > 0)
+                if var.kind == "ratio"
+                else (value.is_Integer and value >= var.minimum)
+            )
+            if valid:
                 names[var.name] = value  # an invalid value keeps its symbol: evaluate() says what is wrong
     tensors: dict[str, tuple[Shape, str]] = {}
     inputs: dict[str, tuple[tuple[sympy.Expr, Location], ...]] = {}
@@ -152,6 +158,23 @@ def build(arch: Arch, values: Mapping[str, Any] | None = None, *, numeric: bool 
     return graph
 
 
+def as_number(given: Any) -> sympy.Expr:
+    """A variable's value as given from Python: an int, a Fraction (a ratio variable's 11/10) or a
+    sympy expression; never a float, whose rounding would make counts inexact.
+
+    >>> from fractions import Fraction
+    >>> as_number(Fraction(11, 10)), as_number(224)
+    (11/10, 224)
+    """
+    if isinstance(given, sympy.Basic):
+        return given
+    if isinstance(given, Fraction):
+        return sympy.Rational(given.numerator, given.denominator)
+    if isinstance(given, int) and not isinstance(given, bool):
+        return sympy.Integer(given)
+    raise UsageError(f"a variable's value is an int, a Fraction or an expression, not {type(given).__name__} {given!r}")
+
+
 def _variable_values(arch: Arch, values: Mapping[str, Any]) -> dict[sympy.Symbol, sympy.Expr]:
     """Each variable's value: the one given, else its default (variables without either stay out)."""
     subs: dict[sympy.Symbol, sympy.Expr] = {}
@@ -159,7 +182,7 @@ def _variable_values(arch: Arch, values: Mapping[str, Any]) -> dict[sympy.Symbol
         given = values.get(var.name, var.default)
         if given is None or isinstance(given, bool):
             continue
-        subs[var.symbol] = given if isinstance(given, sympy.Basic) else sympy.Integer(int(given))
+        subs[var.symbol] = as_number(given)
     for _ in range(len(subs)):  # a value may name another variable (--set H=W)
         changed = {sym: value.xreplace(subs) for sym, value in subs.items()}
         if changed == subs:

@@ -5,6 +5,7 @@ counts, never symcost's own output."""
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -535,3 +536,41 @@ layers:
     assert paths == ["encoder_layer_0-2.fc", "block2-1-2.fc"]
     with pytest.raises(ArchError, match=r"numbers the copies"):
         load_text(text.replace('name: "block2-{index}", repeat: 2, index_from: 1', 'name: "b{index}"'), "tpl.yaml")
+
+
+RATIO = """
+name: ratio
+summary: a width multiplier as a variable
+variables:
+  N: 1
+  width: {default: 1.1, type: ratio, doc: width multiplier}
+inputs: {x: [N, 3, 32, 32]}
+layers:
+  - {op: conv2d, name: stem, C_out: "make_divisible(32*width, 8)", kernel: 3}
+"""
+
+
+def _make_divisible(v, divisor, min_value=None):  # torchvision/models/_utils.py, verbatim
+    if min_value is None:
+        min_value = divisor
+    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return new_v
+
+
+@pytest.mark.parametrize("width", ["0.25", "0.5", "0.75", "1.0", "1.1", "1.3", "1.4", "2.0"])
+def test_a_ratio_variable_is_exact_where_it_meets_a_rounding(width):
+    """EfficientNet's width_mult and MNASNet's alpha are rationals: `type: ratio` takes them exactly."""
+    result = evaluate(build(load_text(RATIO, "ratio.yaml")), {"width": Fraction(width)})
+    channels = _make_divisible(32 * float(width), 8)
+    assert result.totals["params"] == sum(p.numel() for p in torch.nn.Conv2d(3, channels, 3).parameters())
+
+
+def test_a_ratio_variable_is_refused_where_it_is_not_positive_and_an_int_variable_stays_whole():
+    with pytest.raises(SymcostError, match="must be a positive rational"):
+        evaluate(build(load_text(RATIO, "ratio.yaml")), {"width": -1})
+    with pytest.raises(SymcostError, match="must be a whole number"):
+        evaluate(build(load_text(RATIO, "ratio.yaml")), {"N": Fraction(3, 2)})
+    with pytest.raises(ArchError, match="'type' is int"):
+        load_text(RATIO.replace("type: ratio", "type: float"), "ratio.yaml")

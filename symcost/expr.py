@@ -96,9 +96,10 @@ class _Extremum(sympy.Function):
             return fuzzy_or(a.is_nonnegative for a in self.args)
         return fuzzy_and(a.is_nonnegative for a in self.args)
 
-    def _latex(self, printer: Any) -> str:
+    def _latex(self, printer: Any, exp: str | None = None) -> str:
         name = r"\max" if self._pick is max else r"\min"
-        return name + r"\left(" + ", ".join(printer._print(a) for a in self.args) + r"\right)"
+        text = name + r"\left(" + ", ".join(printer._print(a) for a in self.args) + r"\right)"
+        return text if exp is None else rf"{text}^{{{exp}}}"  # a power: sympy's printer passes the exponent
 
 
 class min_(_Extremum):  # noqa: N801 - printed as min(...)
@@ -143,9 +144,10 @@ class _Exact(sympy.Function):
     def _sympystr(self, printer: Any) -> str:
         return f"{self.shown}(" + ", ".join(printer._print(a) for a in self.args) + ")"
 
-    def _latex(self, printer: Any) -> str:
+    def _latex(self, printer: Any, exp: str | None = None) -> str:
         shown = self.shown.replace("_", r"\_")
-        return rf"\operatorname{{{shown}}}\left(" + ", ".join(printer._print(a) for a in self.args) + r"\right)"
+        text = rf"\operatorname{{{shown}}}\left(" + ", ".join(printer._print(a) for a in self.args) + r"\right)"
+        return text if exp is None else rf"{text}^{{{exp}}}"  # ceil_div(a, b)**2 in a closed form
 
 
 def _as_number(value: Fraction | int) -> sympy.Expr:

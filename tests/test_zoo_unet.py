@@ -5,8 +5,8 @@ unet/unet_model.py (UNet) transcribed with torch.nn, module names included. It i
 counted with FlopCounterMode on a meta input: params, buffers, FLOPs, the elements written by adds and ReLUs, and
 the output shape must equal symcost's, at 256x256 (H, W divisible by 16: every skip fits) and at 2x3x250x301
 (the pools floor and Up pads the missing row or column), for the transposed-convolution and the bilinear
-decoders. Published: the repository's README model, UNet(n_channels=3, n_classes=2, bilinear=False), has
-31,037,698 parameters.
+decoders. Published: UNet(n_channels=3, n_classes=2, bilinear=False), the repository's default model, is quoted at
+31,037,698 parameters (the repository does not state the number; the transcription of its code builds that many).
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ class UNet(nn.Module):
 
 # --- the cases -----------------------------------------------------------------------------------
 
-#: milesial/Pytorch-UNet README: UNet(n_channels=3, n_classes=2, bilinear=False), 31,037,698 parameters
+#: the quoted count for milesial/Pytorch-UNet's UNet(n_channels=3, n_classes=2, bilinear=False) (hubconf.py's unet_carvana)
 PUBLISHED_PARAMS = 31_037_698
 SHAPES = [(1, 256, 256), (2, 250, 301)]
 CASES = [(bilinear, shape) for bilinear in (0, 1) for shape in SHAPES]
@@ -183,7 +183,7 @@ def test_unet_layers_name_torch_modules(bilinear):
 
 
 def test_unet_published_params():
-    """The defaults are the README's model: 31,037,698 parameters, in symcost and in the reference."""
+    """The defaults are the repository's model: 31,037,698 parameters, in symcost and in the reference."""
     r = evaluate(graph())
     assert r.totals["params"] == PUBLISHED_PARAMS
     assert sum(p.numel() for p in reference(0).parameters()) == PUBLISHED_PARAMS

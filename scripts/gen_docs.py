@@ -153,9 +153,50 @@ EXAMPLES = re.compile(r"Examples:\n\n((?:  symcost [^\n]*\n\n)+)")
 EXAMPLE = re.compile(r"^  (symcost [^\n]*)$", re.M)
 
 
+def zoo_reference() -> str:
+    """Every bundled model: params and FLOPs at its default size, and FLOPs in closed form."""
+    from symcost import zoo
+
+    lines = [HEADER.format(source="archs/ and symcost/zoo.py"), "# The model zoo", ""]
+    lines += [
+        "Every bundled architecture with its parameters and FLOPs (FlopCounterMode's convention, 2 x MACs) at",
+        "batch 1 and its default input size, and its FLOPs as a **closed form in the input size**: with",
+        "H = d·h + r and W = d·w + r' for the model's total stride d and the remainders of its default size, every",
+        "floor in the output sizes resolves and the FLOPs are an exact polynomial in h and w (for a language",
+        "model, in the sequence length n). Each form is checked against the exact evaluation at the default size",
+        "and one stride beyond it. `symcost eval NAME --set H=... W=...` gives any other size exactly;",
+        "`symcost eval NAME --symbolic --set N=1` prints the full closed form, floors included.",
+        "",
+        "| model | family | input | params | FLOPs | d | FLOPs(h, w) |",
+        "|---|---|---|---:|---:|---|---|",
+    ]
+    rows = [zoo.size_form(name) for name in zoo.names()]
+    for row in rows:
+        name = row.name
+        if row.form:
+            where = ", ".join(
+                f"{big} = {row.divisor}{small}" + (f" + {r}" if r else "")
+                for big, small, r in zip(
+                    ("H", "W") if len(row.variables) == 2 else ("S",), row.variables, row.remainders
+                )
+            )
+            form = f"`{row.form}` ({where})"
+        else:
+            form = "no polynomial form: see `--symbolic`"
+        divisor = str(row.divisor) if row.divisor else ""
+        lines.append(
+            f"| [{name}](#{name}) | {row.family} | {row.size} | {row.params:,} | {row.flops:,} | {divisor} | {form} |"
+        )
+    lines += ["", "Each row's `summary`:", ""]
+    for row in rows:
+        lines += [f"### {row.name} {{ #{row.name} }}", "", _cell(row.summary), ""]
+    return "\n".join(lines)
+
+
 PAGES: dict[str, Callable[[], str]] = {
     "docs/reference/formulas.md": formula_reference,
     "docs/reference/cli.md": cli_reference,
+    "docs/reference/zoo.md": zoo_reference,
 }
 
 

@@ -341,6 +341,9 @@ class ResNeXt(nn.Module):
 #: (input_channels, out_channels, num_layers), and the builder's stochastic_depth_prob (the identity in inference)
 CONVNEXT = {
     "convnext_tiny": ([(96, 192, 3), (192, 384, 3), (384, 768, 9), (768, None, 3)], 0.1),
+    "convnext_small": ([(96, 192, 3), (192, 384, 3), (384, 768, 27), (768, None, 3)], 0.4),
+    "convnext_base": ([(128, 256, 3), (256, 512, 3), (512, 1024, 27), (1024, None, 3)], 0.5),
+    "convnext_large": ([(192, 384, 3), (384, 768, 3), (768, 1536, 27), (1536, None, 3)], 0.5),
 }
 
 #: torchvision/models/regnet.py, regnet_*: BlockParams.from_init_params(depth, w_0, w_a, w_m, group_width, se_ratio)
@@ -386,6 +389,9 @@ CASES: dict[str, tuple[Callable[[], nn.Module], list[tuple[int, int, int]]]] = {
 PUBLISHED: dict[str, list[tuple[str, int, float, tuple[int, int, int]]]] = {
     # torchvision/models/convnext.py, ConvNeXt_*_Weights
     "convnext_tiny": [("IMAGENET1K_V1", 28_589_128, 4.456, SMALL)],
+    "convnext_small": [("IMAGENET1K_V1", 50_223_688, 8.684, SMALL)],
+    "convnext_base": [("IMAGENET1K_V1", 88_591_464, 15.355, SMALL)],
+    "convnext_large": [("IMAGENET1K_V1", 197_767_336, 34.361, SMALL)],
     # torchvision/models/regnet.py, RegNet_*_Weights
     "regnet_y_400mf": [("IMAGENET1K_V2", 4_344_144, 0.402, SMALL)],
     # torchvision/models/resnet.py, ResNeXt*_Weights and Wide_ResNet*_Weights
@@ -400,6 +406,9 @@ PUBLISHED: dict[str, list[tuple[str, int, float, tuple[int, int, int]]]] = {
 #: computed by torch and stated here with their MACs
 TORCH_FLOPS = {
     "convnext_tiny": 8_911_062_528,  # 2 x 4,455,531,264 MACs
+    "convnext_small": 17_367_424_512,  # 2 x 8,683,712,256 MACs
+    "convnext_base": 30_709_458_944,  # 2 x 15,354,729,472 MACs
+    "convnext_large": 68_722_867_200,  # 2 x 34,361,433,600 MACs
     "regnet_y_400mf": 803_685_696,  # 2 x 401,842,848 MACs
     "resnext50_32x4d": 8_460_959_744,  # 2 x 4,230,479,872 MACs
     "resnext101_32x8d": 32_828_030_976,  # 2 x 16,414,015,488 MACs
@@ -540,6 +549,7 @@ def test_defaults_are_the_default_weights(arch):
 
 #: family -> (the parametric file, its members: that file and the short files that extend it)
 FAMILIES = {
+    "convnext": ("convnext_tiny", list(CONVNEXT)),
     "resnet": ("resnext50_32x4d", list(RESNEXT)),
 }
 

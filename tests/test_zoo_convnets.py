@@ -349,6 +349,20 @@ CONVNEXT = {
 #: torchvision/models/regnet.py, regnet_*: BlockParams.from_init_params(depth, w_0, w_a, w_m, group_width, se_ratio)
 REGNET = {
     "regnet_y_400mf": (16, 48, 27.89, 2.09, 8, 0.25),
+    "regnet_y_800mf": (14, 56, 38.84, 2.4, 16, 0.25),
+    "regnet_y_1_6gf": (27, 48, 20.71, 2.65, 24, 0.25),
+    "regnet_y_3_2gf": (21, 80, 42.63, 2.66, 24, 0.25),
+    "regnet_y_8gf": (17, 192, 76.82, 2.19, 56, 0.25),
+    "regnet_y_16gf": (18, 200, 106.23, 2.48, 112, 0.25),
+    "regnet_y_32gf": (20, 232, 115.89, 2.53, 232, 0.25),
+    "regnet_y_128gf": (27, 456, 160.83, 2.52, 264, 0.25),
+    "regnet_x_400mf": (22, 24, 24.48, 2.54, 16, None),
+    "regnet_x_800mf": (16, 56, 35.73, 2.28, 16, None),
+    "regnet_x_1_6gf": (18, 80, 34.01, 2.25, 24, None),
+    "regnet_x_3_2gf": (25, 88, 26.31, 2.25, 48, None),
+    "regnet_x_8gf": (23, 80, 49.56, 2.88, 120, None),
+    "regnet_x_16gf": (22, 216, 55.59, 2.1, 128, None),
+    "regnet_x_32gf": (23, 320, 69.86, 2.0, 168, None),
 }
 
 #: torchvision/models/resnet.py: ResNet(Bottleneck, layers, groups=..., width_per_group=...)
@@ -394,6 +408,29 @@ PUBLISHED: dict[str, list[tuple[str, int, float, tuple[int, int, int]]]] = {
     "convnext_large": [("IMAGENET1K_V1", 197_767_336, 34.361, SMALL)],
     # torchvision/models/regnet.py, RegNet_*_Weights
     "regnet_y_400mf": [("IMAGENET1K_V2", 4_344_144, 0.402, SMALL)],
+    "regnet_y_800mf": [("IMAGENET1K_V2", 6_432_512, 0.834, SMALL)],
+    "regnet_y_1_6gf": [("IMAGENET1K_V2", 11_202_430, 1.612, SMALL)],
+    "regnet_y_3_2gf": [("IMAGENET1K_V2", 19_436_338, 3.176, SMALL)],
+    "regnet_y_8gf": [("IMAGENET1K_V2", 39_381_472, 8.473, SMALL)],
+    "regnet_y_16gf": [
+        ("IMAGENET1K_V2", 83_590_140, 15.912, SMALL),
+        ("IMAGENET1K_SWAG_E2E_V1", 83_590_140, 46.735, SWAG),
+    ],
+    "regnet_y_32gf": [
+        ("IMAGENET1K_V2", 145_046_770, 32.28, SMALL),
+        ("IMAGENET1K_SWAG_E2E_V1", 145_046_770, 94.826, SWAG),
+    ],
+    "regnet_y_128gf": [
+        ("IMAGENET1K_SWAG_E2E_V1", 644_812_894, 374.57, SWAG),
+        ("IMAGENET1K_SWAG_LINEAR_V1", 644_812_894, 127.518, SMALL),
+    ],
+    "regnet_x_400mf": [("IMAGENET1K_V2", 5_495_976, 0.414, SMALL)],
+    "regnet_x_800mf": [("IMAGENET1K_V2", 7_259_656, 0.8, SMALL)],
+    "regnet_x_1_6gf": [("IMAGENET1K_V2", 9_190_136, 1.603, SMALL)],
+    "regnet_x_3_2gf": [("IMAGENET1K_V2", 15_296_552, 3.177, SMALL)],
+    "regnet_x_8gf": [("IMAGENET1K_V2", 39_572_648, 7.995, SMALL)],
+    "regnet_x_16gf": [("IMAGENET1K_V2", 54_278_536, 15.941, SMALL)],
+    "regnet_x_32gf": [("IMAGENET1K_V2", 107_811_560, 31.736, SMALL)],
     # torchvision/models/resnet.py, ResNeXt*_Weights and Wide_ResNet*_Weights
     "resnext50_32x4d": [("IMAGENET1K_V2", 25_028_904, 4.23, SMALL)],
     "resnext101_32x8d": [("IMAGENET1K_V2", 88_791_336, 16.414, SMALL)],
@@ -410,6 +447,20 @@ TORCH_FLOPS = {
     "convnext_base": 30_709_458_944,  # 2 x 15,354,729,472 MACs
     "convnext_large": 68_722_867_200,  # 2 x 34,361,433,600 MACs
     "regnet_y_400mf": 803_685_696,  # 2 x 401,842,848 MACs
+    "regnet_y_800mf": 1_667_712_512,  # 2 x 833,856,256 MACs
+    "regnet_y_1_6gf": 3_224_152_320,  # 2 x 1,612,076,160 MACs
+    "regnet_y_3_2gf": 6_352_965_504,  # 2 x 3,176,482,752 MACs
+    "regnet_y_8gf": 16_946_141_184,  # 2 x 8,473,070,592 MACs
+    "regnet_y_16gf": 31_823_020_544,  # 2 x 15,911,510,272 MACs
+    "regnet_y_32gf": 64_559_105_664,  # 2 x 32,279,552,832 MACs
+    "regnet_y_128gf": 749_140_012_800,  # 2 x 374,570,006,400 MACs
+    "regnet_x_400mf": 827_625_216,  # 2 x 413,812,608 MACs
+    "regnet_x_800mf": 1_599_399_424,  # 2 x 799,699,712 MACs
+    "regnet_x_1_6gf": 3_205_699_584,  # 2 x 1,602,849,792 MACs
+    "regnet_x_3_2gf": 6_353_243_904,  # 2 x 3,176,621,952 MACs
+    "regnet_x_8gf": 15_990_264_832,  # 2 x 7,995,132,416 MACs
+    "regnet_x_16gf": 31_881_510_912,  # 2 x 15,940,755,456 MACs
+    "regnet_x_32gf": 63_471_859_584,  # 2 x 31,735,929,792 MACs
     "resnext50_32x4d": 8_460_959_744,  # 2 x 4,230,479,872 MACs
     "resnext101_32x8d": 32_828_030_976,  # 2 x 16,414,015,488 MACs
     "resnext101_64x4d": 30_920_540_160,  # 2 x 15,460,270,080 MACs
@@ -550,6 +601,7 @@ def test_defaults_are_the_default_weights(arch):
 #: family -> (the parametric file, its members: that file and the short files that extend it)
 FAMILIES = {
     "convnext": ("convnext_tiny", list(CONVNEXT)),
+    "regnet": ("regnet_y_400mf", list(REGNET)),
     "resnet": ("resnext50_32x4d", list(RESNEXT)),
 }
 
@@ -569,9 +621,22 @@ def test_resnext_file_is_resnet50_at_one_group_of_64():
     assert family.totals == evaluate(cnn_graph("resnet50")).totals
 
 
-def test_regnet_stage_table():
-    """The literal stage table in archs/regnet_y_400mf.yaml is what torchvision's from_init_params computes."""
-    widths, depths, group_widths = regnet_block_params(depth=16, w_0=48, w_a=27.89, w_m=2.09, group_width=8)
-    assert (widths, depths, group_widths) == ([48, 104, 208, 440], [1, 3, 6, 6], [8, 8, 8, 8])
-    stages = [node.path for node in graph("regnet_y_400mf").nodes if node.path.endswith(".f.b.0")]
-    assert len(stages) == sum(depths)
+@pytest.mark.parametrize("arch", list(REGNET))
+def test_regnet_stage_tables(arch):
+    """Each RegNet file's literal stage table is what torchvision's from_init_params computes, and SE is in Y only."""
+    depth, w_0, w_a, w_m, group_width, se_ratio = REGNET[arch]
+    widths, depths, group_widths = regnet_block_params(depth, w_0, w_a, w_m, group_width)
+    variables = load_path(ARCHS / f"{arch}.yaml").variables
+    table = [[int(variables[f"{column}{k}"].default) for k in range(1, 5)] for column in ("w", "d", "g")]
+    assert table == [widths, depths, group_widths]
+    assert int(variables["se_percent"].default) == (25 if se_ratio == 0.25 else 0)
+    nodes = graph(arch).nodes
+    assert sum(node.path.endswith(".f.b.0") for node in nodes) == sum(depths)
+    assert sum(node.path.endswith(".f.se.fc1") for node in nodes) == (sum(depths) if se_ratio else 0)
+
+
+def test_regnet_table_is_from_init_params():
+    """The derivation restated, on the table the header of archs/regnet_y_400mf.yaml prints for two models."""
+    assert regnet_block_params(16, 48, 27.89, 2.09, 8) == ([48, 104, 208, 440], [1, 3, 6, 6], [8, 8, 8, 8])
+    # group width min(120, 80) in the first stage
+    assert regnet_block_params(23, 80, 49.56, 2.88, 120) == ([80, 240, 720, 1920], [2, 5, 15, 1], [80, 120, 120, 120])

@@ -28,7 +28,7 @@ from .compile import evaluate, keep_free, symbolic_totals
 from .shapes import build
 
 #: Total strides tried for the closed form, smallest first: a model's form holds for H = d*h + r.
-DIVISORS = (1, 2, 4, 8, 16, 32, 64, 112, 224)  # 224 = 32 x 7: Swin's windows at every stage
+X
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from .compile import evaluate, keep_free, symbolic_totals
 from .shapes import build
 
 #: Total strides tried for the closed form, smallest first: a model's form holds for H = d*h + r.
-X
+DIVISORS = (1, 2, 4, 7, 8, 14, 16, 28, 32, 64, 112, 224)  # 14: ViT-H patches; 224 = 32 x 7: Swin windows
 
 
 @dataclass(frozen=True)

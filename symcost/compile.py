@@ -26,7 +26,7 @@ from typing import Any
 
 import sympy
 
-from . import cost
+from . import cost, expr
 from .errors import ArchError, Location, ShapeError, UsageError, did_you_mean
 from .shapes import Graph, Node, as_number
 
@@ -169,41 +169,11 @@ def failed_check(check: Any, subs: Mapping[sympy.Symbol, sympy.Expr]) -> str:
     return check.message
 
 
-class _Substitution:
-    """``expr.xreplace(subs)`` with one cache shared by every expression of a graph.
-
-    A layer's sizes after a chain of ceil-mode pools are deep trees of floor, min and max, and
-    every later layer's costs repeat them: GoogLeNet's nodes share a few hundred subtrees that
-    plain xreplace re-evaluates for each node. Evaluating each distinct subtree once makes the
-    numeric path linear in the graph's size.
-
-    >>> import sympy
-    >>> H = sympy.Symbol("H", integer=True, positive=True)
-    >>> at = _Substitution({H: sympy.Integer(224)})
-    >>> at(sympy.floor(H / 2) + 1), at(sympy.floor(H / 2) * 3)
-    (113, 336)
-    """
-
-    def __init__(self, subs: Mapping[sympy.Basic, sympy.Basic]):
-        self.cache: dict[sympy.Basic, sympy.Basic] = dict(subs)
-
-    def __call__(self, expression: sympy.Basic) -> sympy.Basic:
-        known = self.cache.get(expression)
-        if known is not None:
-            return known
-        if not expression.args:
-            return expression
-        args = tuple(self(arg) for arg in expression.args)
-        value = expression.func(*args) if args != expression.args else expression
-        self.cache[expression] = value
-        return value
-
-
 def evaluate(graph: Graph, values: Mapping[str, Any] | None = None, convention: cost.Convention = cost.TORCH) -> Result:
     """Exact integer costs of every node and the totals, at ``values`` (defaults for the rest)."""
     subs = resolve(graph, values or {})
     check_decided(graph, subs)
-    at = _Substitution(subs)
+    at = expr.Substitution(subs)
     for tensor, dims in graph.inputs.items():
         for dim, loc in dims:
             value = at(dim)

@@ -488,3 +488,33 @@ def _describe(node: ast.AST) -> str:
         "Not": "not",
     }
     return names.get(type(node).__name__, type(node).__name__)
+
+
+class Substitution:
+    """``expr.xreplace(subs)`` with one cache shared by every expression of a graph.
+
+    A layer's sizes after a chain of ceil-mode pools are deep trees of floor, min and max, and
+    every later layer's costs repeat them: GoogLeNet's nodes share a few hundred subtrees that
+    plain xreplace re-evaluates for each node. Evaluating each distinct subtree once makes the
+    numeric path linear in the graph's size; one layer's costs share their output sizes likewise.
+
+    >>> import sympy
+    >>> H = sympy.Symbol("H", integer=True, positive=True)
+    >>> at = Substitution({H: sympy.Integer(224)})
+    >>> at(sympy.floor(H / 2) + 1), at(sympy.floor(H / 2) * 3)
+    (113, 336)
+    """
+
+    def __init__(self, subs: Mapping[sympy.Basic, sympy.Basic]):
+        self.cache: dict[sympy.Basic, sympy.Basic] = dict(subs)
+
+    def __call__(self, expression: sympy.Basic) -> sympy.Basic:
+        known = self.cache.get(expression)
+        if known is not None:
+            return known
+        if not expression.args:
+            return expression
+        args = tuple(self(arg) for arg in expression.args)
+        value = expression.func(*args) if args != expression.args else expression
+        self.cache[expression] = value
+        return value

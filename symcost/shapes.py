@@ -864,10 +864,11 @@ def _node(
     mapping: dict[sympy.Symbol, sympy.Expr],
     checks: list[Check],
 ) -> Node:
-    costs = {key: value.xreplace(mapping) for key, value in formula.costs.items()}
-    elementwise = {key: value.xreplace(mapping) for key, value in formula.elementwise.items()}
-    gemm = {key: value.xreplace(mapping) for key, value in formula.gemm.items()}
-    peers = {key: value.xreplace(mapping) for key, value in formula.peers.items()}
+    at = expr.Substitution(mapping)  # the costs share their output sizes: substitute each once
+    costs = {key: at(value) for key, value in formula.costs.items()}
+    elementwise = {key: at(value) for key, value in formula.elementwise.items()}
+    gemm = {key: at(value) for key, value in formula.gemm.items()}
+    peers = {key: at(value) for key, value in formula.peers.items()}
     node = Node(
         path,
         formula.name,

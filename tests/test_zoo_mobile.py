@@ -1,10 +1,10 @@
-"""The bundled mobile CNNs with squeeze-excitation (EfficientNet-B0, MobileNetV3-Large) equal torch exactly.
+"""MobileNetV3 equals torch exactly; the torchvision.ops pieces the mobile CNN tests share.
 
-Each architecture is checked against a reference model written here with torch.nn, following
-torchvision's source (torchvision is not a dependency): torchvision/models/efficientnet.py
-(MBConvConfig, MBConv, EfficientNet, _efficientnet_conf), torchvision/models/mobilenetv3.py
-(InvertedResidualConfig, InvertedResidual, MobileNetV3, _mobilenet_v3_conf), and
-torchvision/ops/misc.py (Conv2dNormActivation, SqueezeExcitation) and ops/stochastic_depth.py.
+The architecture is checked against a reference model written here with torch.nn, following
+torchvision's source (torchvision is not a dependency): torchvision/models/mobilenetv3.py
+(InvertedResidualConfig, InvertedResidual, MobileNetV3, _mobilenet_v3_conf) and
+torchvision/ops/misc.py (Conv2dNormActivation, SqueezeExcitation) and ops/stochastic_depth.py
+(these and the elementwise counter are shared with tests/test_zoo_efficientnet.py).
 The reference is built on the meta device and counted with FlopCounterMode on a meta input at
 several input sizes: symcost's FLOPs, params, buffers and output shape must equal torch's. Torch
 counts activations, the residual adds and the squeeze-excitation gate's multiply as 0 FLOPs, so
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import math
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -118,109 +117,6 @@ class StochasticDepth(nn.Module):
         if survival_rate > 0.0:
             noise.div_(survival_rate)
         return input * noise
-
-
-# --- torchvision/models/efficientnet.py (B0: width_mult 1.0, depth_mult 1.0, dropout 0.2) -------
-
-
-class MBConvConfig:
-    def __init__(self, expand_ratio, kernel, stride, input_channels, out_channels, num_layers, width_mult, depth_mult):
-        self.expand_ratio, self.kernel, self.stride = expand_ratio, kernel, stride
-        self.input_channels = self.adjust_channels(input_channels, width_mult)
-        self.out_channels = self.adjust_channels(out_channels, width_mult)
-        self.num_layers = int(math.ceil(num_layers * depth_mult))
-
-    @staticmethod
-    def adjust_channels(channels: float, width_mult: float, min_value: int | None = None) -> int:
-        return _make_divisible(channels * width_mult, 8, min_value)
-
-
-class MBConv(nn.Module):
-    def __init__(self, cnf: MBConvConfig, stochastic_depth_prob: float, norm_layer: Callable[..., nn.Module]):
-        super().__init__()
-        self.use_res_connect = cnf.stride == 1 and cnf.input_channels == cnf.out_channels
-        layers: list[nn.Module] = []
-        expanded_channels = cnf.adjust_channels(cnf.input_channels, cnf.expand_ratio)
-        if expanded_channels != cnf.input_channels:
-            layers.append(
-                Conv2dNormActivation(
-                    cnf.input_channels, expanded_channels, 1, norm_layer=norm_layer, activation_layer=nn.SiLU
-                )
-            )
-        layers.append(
-            Conv2dNormActivation(
-                expanded_channels,
-                expanded_channels,
-                cnf.kernel,
-                cnf.stride,
-                groups=expanded_channels,
-                norm_layer=norm_layer,
-                activation_layer=nn.SiLU,
-            )
-        )
-        squeeze_channels = max(1, cnf.input_channels // 4)
-        layers.append(SqueezeExcitation(expanded_channels, squeeze_channels, activation=partial(nn.SiLU, inplace=True)))
-        layers.append(
-            Conv2dNormActivation(expanded_channels, cnf.out_channels, 1, norm_layer=norm_layer, activation_layer=None)
-        )
-        self.block = nn.Sequential(*layers)
-        self.stochastic_depth = StochasticDepth(stochastic_depth_prob, "row")
-
-    def forward(self, input):
-        result = self.block(input)
-        if self.use_res_connect:
-            result = self.stochastic_depth(result)
-            result += input
-        return result
-
-
-class EfficientNet(nn.Module):
-    def __init__(self, setting: list[MBConvConfig], dropout: float, stochastic_depth_prob: float = 0.2):
-        super().__init__()
-        norm_layer = nn.BatchNorm2d
-        layers: list[nn.Module] = [
-            Conv2dNormActivation(3, setting[0].input_channels, 3, 2, norm_layer=norm_layer, activation_layer=nn.SiLU)
-        ]
-        total_stage_blocks = sum(cnf.num_layers for cnf in setting)
-        stage_block_id = 0
-        for cnf in setting:
-            stage: list[nn.Module] = []
-            for _ in range(cnf.num_layers):
-                block_cnf = copy.copy(cnf)
-                if stage:
-                    block_cnf.input_channels = block_cnf.out_channels
-                    block_cnf.stride = 1
-                sd_prob = stochastic_depth_prob * float(stage_block_id) / total_stage_blocks
-                stage.append(MBConv(block_cnf, sd_prob, norm_layer))
-                stage_block_id += 1
-            layers.append(nn.Sequential(*stage))
-        lastconv_input_channels = setting[-1].out_channels
-        lastconv_output_channels = 4 * lastconv_input_channels
-        layers.append(
-            Conv2dNormActivation(
-                lastconv_input_channels, lastconv_output_channels, 1, norm_layer=norm_layer, activation_layer=nn.SiLU
-            )
-        )
-        self.features = nn.Sequential(*layers)
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Sequential(nn.Dropout(p=dropout, inplace=True), nn.Linear(lastconv_output_channels, 1000))
-
-    def forward(self, x):
-        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
-
-
-def efficientnet_b0() -> EfficientNet:
-    bneck_conf = partial(MBConvConfig, width_mult=1.0, depth_mult=1.0)
-    setting = [
-        bneck_conf(1, 3, 1, 32, 16, 1),
-        bneck_conf(6, 3, 2, 16, 24, 2),
-        bneck_conf(6, 5, 2, 24, 40, 2),
-        bneck_conf(6, 3, 2, 40, 80, 3),
-        bneck_conf(6, 5, 1, 80, 112, 3),
-        bneck_conf(6, 5, 2, 112, 192, 4),
-        bneck_conf(6, 3, 1, 192, 320, 1),
-    ]
-    return EfficientNet(setting, dropout=0.2)
 
 
 # --- torchvision/models/mobilenetv3.py (large, width_mult 1.0, no reduced tail, no dilation) ----
@@ -344,14 +240,11 @@ def mobilenet_v3_large() -> MobileNetV3:
 #: the first shape is the weights' crop size (the published numbers); then a non-square size and an odd one
 SHAPES = [(1, 224, 224), (2, 256, 192), (1, 225, 199)]
 CASES: dict[str, Callable[[], nn.Module]] = {
-    "efficientnet_b0": efficientnet_b0,
     "mobilenet_v3_large": mobilenet_v3_large,
 }
 
 #: torchvision weights meta: (num_params, _ops in GMACs at 1x3x224x224)
 PUBLISHED = {
-    # torchvision/models/efficientnet.py, EfficientNet_B0_Weights.IMAGENET1K_V1
-    "efficientnet_b0": (5_288_548, 0.386),
     # torchvision/models/mobilenetv3.py, MobileNet_V3_Large_Weights.IMAGENET1K_V1 and _V2
     "mobilenet_v3_large": (5_483_032, 0.217),
 }

@@ -119,18 +119,24 @@ class StochasticDepth(nn.Module):
         return input * noise
 
 
-# --- torchvision/models/mobilenetv3.py (large, width_mult 1.0, no reduced tail, no dilation) ----
+# --- torchvision/models/mobilenetv3.py -----------------------------------------------------------
 
 
 class InvertedResidualConfig:
-    def __init__(self, input_channels, kernel, expanded_channels, out_channels, use_se, activation, stride, dilation):
-        self.input_channels = _make_divisible(input_channels, 8)
+    def __init__(
+        self, input_channels, kernel, expanded_channels, out_channels, use_se, activation, stride, dilation, width_mult
+    ):
+        self.input_channels = self.adjust_channels(input_channels, width_mult)
         self.kernel = kernel
-        self.expanded_channels = _make_divisible(expanded_channels, 8)
-        self.out_channels = _make_divisible(out_channels, 8)
+        self.expanded_channels = self.adjust_channels(expanded_channels, width_mult)
+        self.out_channels = self.adjust_channels(out_channels, width_mult)
         self.use_se = use_se
         self.use_hs = activation == "HS"
         self.stride, self.dilation = stride, dilation
+
+    @staticmethod
+    def adjust_channels(channels: int, width_mult: float) -> int:
+        return _make_divisible(channels * width_mult, 8)
 
 
 class InvertedResidual(nn.Module):
@@ -213,40 +219,83 @@ class MobileNetV3(nn.Module):
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
-def mobilenet_v3_large() -> MobileNetV3:
-    c = InvertedResidualConfig
+def _mobilenet_v3_conf(arch: str, width_mult: float = 1.0, reduced_tail: bool = False, dilated: bool = False):
+    reduce_divider = 2 if reduced_tail else 1
+    dilation = 2 if dilated else 1
+    bneck_conf = partial(InvertedResidualConfig, width_mult=width_mult)
+    adjust_channels = partial(InvertedResidualConfig.adjust_channels, width_mult=width_mult)
+    rd = reduce_divider
+    if arch == "mobilenet_v3_large":
+        setting = [
+            bneck_conf(16, 3, 16, 16, False, "RE", 1, 1),
+            bneck_conf(16, 3, 64, 24, False, "RE", 2, 1),  # C1
+            bneck_conf(24, 3, 72, 24, False, "RE", 1, 1),
+            bneck_conf(24, 5, 72, 40, True, "RE", 2, 1),  # C2
+            bneck_conf(40, 5, 120, 40, True, "RE", 1, 1),
+            bneck_conf(40, 5, 120, 40, True, "RE", 1, 1),
+            bneck_conf(40, 3, 240, 80, False, "HS", 2, 1),  # C3
+            bneck_conf(80, 3, 200, 80, False, "HS", 1, 1),
+            bneck_conf(80, 3, 184, 80, False, "HS", 1, 1),
+            bneck_conf(80, 3, 184, 80, False, "HS", 1, 1),
+            bneck_conf(80, 3, 480, 112, True, "HS", 1, 1),
+            bneck_conf(112, 3, 672, 112, True, "HS", 1, 1),
+            bneck_conf(112, 5, 672, 160 // rd, True, "HS", 2, dilation),  # C4
+            bneck_conf(160 // rd, 5, 960 // rd, 160 // rd, True, "HS", 1, dilation),
+            bneck_conf(160 // rd, 5, 960 // rd, 160 // rd, True, "HS", 1, dilation),
+        ]
+        return setting, adjust_channels(1280 // rd)  # C5
+    assert arch == "mobilenet_v3_small", arch
     setting = [
-        c(16, 3, 16, 16, False, "RE", 1, 1),
-        c(16, 3, 64, 24, False, "RE", 2, 1),
-        c(24, 3, 72, 24, False, "RE", 1, 1),
-        c(24, 5, 72, 40, True, "RE", 2, 1),
-        c(40, 5, 120, 40, True, "RE", 1, 1),
-        c(40, 5, 120, 40, True, "RE", 1, 1),
-        c(40, 3, 240, 80, False, "HS", 2, 1),
-        c(80, 3, 200, 80, False, "HS", 1, 1),
-        c(80, 3, 184, 80, False, "HS", 1, 1),
-        c(80, 3, 184, 80, False, "HS", 1, 1),
-        c(80, 3, 480, 112, True, "HS", 1, 1),
-        c(112, 3, 672, 112, True, "HS", 1, 1),
-        c(112, 5, 672, 160, True, "HS", 2, 1),
-        c(160, 5, 960, 160, True, "HS", 1, 1),
-        c(160, 5, 960, 160, True, "HS", 1, 1),
+        bneck_conf(16, 3, 16, 16, True, "RE", 2, 1),  # C1
+        bneck_conf(16, 3, 72, 24, False, "RE", 2, 1),  # C2
+        bneck_conf(24, 3, 88, 24, False, "RE", 1, 1),
+        bneck_conf(24, 5, 96, 40, True, "HS", 2, 1),  # C3
+        bneck_conf(40, 5, 240, 40, True, "HS", 1, 1),
+        bneck_conf(40, 5, 240, 40, True, "HS", 1, 1),
+        bneck_conf(40, 5, 120, 48, True, "HS", 1, 1),
+        bneck_conf(48, 5, 144, 48, True, "HS", 1, 1),
+        bneck_conf(48, 5, 288, 96 // rd, True, "HS", 2, dilation),  # C4
+        bneck_conf(96 // rd, 5, 576 // rd, 96 // rd, True, "HS", 1, dilation),
+        bneck_conf(96 // rd, 5, 576 // rd, 96 // rd, True, "HS", 1, dilation),
     ]
-    return MobileNetV3(setting, last_channel=_make_divisible(1280, 8))
+    return setting, adjust_channels(1024 // rd)  # C5
+
+
+def mobilenet_v3(arch: str, width_mult: float = 1.0, reduced_tail: bool = False, dilated: bool = False) -> MobileNetV3:
+    """torchvision's mobilenet_v3_large / mobilenet_v3_small(**kwargs): kwargs reach _mobilenet_v3_conf."""
+    setting, last_channel = _mobilenet_v3_conf(arch, width_mult, reduced_tail, dilated)
+    return MobileNetV3(setting, last_channel)
 
 
 # --- the cases -----------------------------------------------------------------------------------
 
-#: the first shape is the weights' crop size (the published numbers); then a non-square size and an odd one
-SHAPES = [(1, 224, 224), (2, 256, 192), (1, 225, 199)]
-CASES: dict[str, Callable[[], nn.Module]] = {
-    "mobilenet_v3_large": mobilenet_v3_large,
+#: case -> (architecture file, its variables, the torchvision builder's keyword arguments, shapes (N, H, W)):
+#: the bundled files at the weights' crop size 224 (the published numbers) and a non-square odd size, and the
+#: builder's other options (width_mult, reduced_tail, dilated: the backbone settings of torchvision's detection
+#: and segmentation models) at one size
+CASES: dict[str, tuple[str, dict[str, int], dict, list[tuple[int, int, int]]]] = {
+    "mobilenet_v3_large": ("mobilenet_v3_large", {}, {}, [(1, 224, 224), (2, 225, 199)]),
+    "mobilenet_v3_small": ("mobilenet_v3_small", {}, {}, [(1, 224, 224), (2, 225, 199)]),
+    "mobilenet_v3_large-w75-reduced-dilated": (
+        "mobilenet_v3_large",
+        {"width_pct": 75, "reduced_tail": 1, "dilated": 1},
+        {"width_mult": 0.75, "reduced_tail": True, "dilated": True},
+        [(1, 224, 224)],
+    ),
+    "mobilenet_v3_small-w125-dilated": (
+        "mobilenet_v3_small",
+        {"width_pct": 125, "dilated": 1},
+        {"width_mult": 1.25, "dilated": True},
+        [(2, 193, 256)],
+    ),
 }
 
 #: torchvision weights meta: (num_params, _ops in GMACs at 1x3x224x224)
 PUBLISHED = {
     # torchvision/models/mobilenetv3.py, MobileNet_V3_Large_Weights.IMAGENET1K_V1 and _V2
     "mobilenet_v3_large": (5_483_032, 0.217),
+    # torchvision/models/mobilenetv3.py, MobileNet_V3_Small_Weights.IMAGENET1K_V1
+    "mobilenet_v3_small": (2_542_856, 0.057),
 }
 
 
@@ -277,14 +326,16 @@ class ElementwiseCounter(TorchDispatchMode):
 
 
 @functools.cache
-def graph(arch: str) -> Graph:
-    return build(load_path(ARCHS / f"{arch}.yaml"))
+def graph(case: str) -> Graph:
+    arch, values, _, _ = CASES[case]
+    return build(load_path(ARCHS / f"{arch}.yaml"), values)
 
 
 @functools.cache
-def reference(arch: str) -> nn.Module:
+def reference(case: str) -> nn.Module:
+    arch, _, kwargs, _ = CASES[case]
     with META:
-        return CASES[arch]().eval()
+        return mobilenet_v3(arch, **kwargs).eval()
 
 
 @functools.cache
@@ -304,12 +355,12 @@ def torch_counts(arch: str, shape: tuple[int, int, int]) -> tuple[dict, tuple[in
 
 
 @functools.cache
-def ours(arch: str, shape: tuple[int, int, int]) -> Result:
+def ours(case: str, shape: tuple[int, int, int]) -> Result:
     n, h, w = shape
-    return evaluate(graph(arch), {"N": n, "H": h, "W": w})
+    return evaluate(graph(case), {**CASES[case][1], "N": n, "H": h, "W": w})
 
 
-PAIRS = [(arch, shape) for arch in CASES for shape in SHAPES]
+PAIRS = [(case, shape) for case, (_, _, _, shapes) in CASES.items() for shape in shapes]
 
 
 @pytest.mark.parametrize(("arch", "shape"), PAIRS, ids=[f"{a}-{'x'.join(map(str, s))}" for a, s in PAIRS])
@@ -324,12 +375,13 @@ def test_arch_equals_torch(arch, shape):
 @pytest.mark.parametrize("arch", list(CASES))
 def test_layers_name_torch_modules(arch):
     """Every layer with parameters or FLOPs is the torch module of the same name, with the same counts."""
-    _, _, per_module = torch_counts(arch, SHAPES[0])
+    shape = CASES[arch][3][0]
+    _, _, per_module = torch_counts(arch, shape)
     model = reference(arch)
     root = type(model).__name__
     modules = dict(model.named_modules())
     checked = 0
-    for node in ours(arch, SHAPES[0]).nodes:
+    for node in ours(arch, shape).nodes:
         if not (node.values["params"] or node.values["flops"]):
             continue
         for path in _copies(node.path, node.count):
@@ -346,16 +398,16 @@ def test_published_numbers(arch):
     """torchvision's num_params exactly, and its _ops (GMACs) = FLOPs / 2e9 rounded to 3 decimals, at 224."""
     params, gmacs = PUBLISHED[arch]
     r = evaluate(graph(arch))
-    assert (r.values["N"], r.values["H"], r.values["W"]) == SHAPES[0], "the file's defaults are the published shape"
+    assert (r.values["N"], r.values["H"], r.values["W"]) == (1, 224, 224), "the file's defaults are the published shape"
     assert r.totals["params"] == params
     assert round(r.totals["flops"] / 2e9, 3) == gmacs
-    totals, _, _ = torch_counts(arch, SHAPES[0])
+    totals, _, _ = torch_counts(arch, (1, 224, 224))
     assert totals["params"] == params
     assert round(totals["flops"] / 2e9, 3) == gmacs
 
 
 @pytest.mark.parametrize("tool", ["thop", "ptflops", "fvcore"])
-@pytest.mark.parametrize("arch", list(CASES))
+@pytest.mark.parametrize("arch", list(PUBLISHED))
 def test_peer_tools_at_224(arch, tool):
     """``--convention thop|ptflops|fvcore`` prints what thop 0.1.1, ptflops 0.7.5 and fvcore 0.1.5 count on the
     torch reference at 1x3x224x224 (run as tests/test_peer_conventions.py runs them: thop on meta, the others on

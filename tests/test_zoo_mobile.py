@@ -1,8 +1,9 @@
-"""MobileNetV3 equals torch exactly; the torchvision.ops pieces the mobile CNN tests share.
+"""MobileNetV3, and MobileNetV2 at other widths, equal torch exactly; the torchvision.ops pieces the mobile tests share.
 
 The architecture is checked against a reference model written here with torch.nn, following
 torchvision's source (torchvision is not a dependency): torchvision/models/mobilenetv3.py
-(InvertedResidualConfig, InvertedResidual, MobileNetV3, _mobilenet_v3_conf) and
+(InvertedResidualConfig, InvertedResidual, MobileNetV3, _mobilenet_v3_conf; MobileNetV2 is
+tests/test_archs_cnn.py's, after torchvision/models/mobilenetv2.py) and
 torchvision/ops/misc.py (Conv2dNormActivation, SqueezeExcitation) and ops/stochastic_depth.py
 (these and the elementwise counter are shared with tests/test_zoo_efficientnet.py).
 The reference is built on the meta device and counted with FlopCounterMode on a meta input at
@@ -33,7 +34,7 @@ from symcost.arch import load_path
 from symcost.compile import Result, evaluate
 from symcost.shapes import Graph, build
 
-from .test_archs_cnn import _copies
+from .test_archs_cnn import MobileNetV2, _copies
 from .test_peer_conventions import _fvcore, _one_thread, _ptflops, _thop
 
 ARCHS = Path(__file__).resolve().parent.parent / "archs"
@@ -273,21 +274,35 @@ def mobilenet_v3(arch: str, width_mult: float = 1.0, reduced_tail: bool = False,
 #: the bundled files at the weights' crop size 224 (the published numbers) and a non-square odd size, and the
 #: builder's other options (width_mult, reduced_tail, dilated: the backbone settings of torchvision's detection
 #: and segmentation models) at one size
-CASES: dict[str, tuple[str, dict[str, int], dict, list[tuple[int, int, int]]]] = {
-    "mobilenet_v3_large": ("mobilenet_v3_large", {}, {}, [(1, 224, 224), (2, 225, 199)]),
-    "mobilenet_v3_small": ("mobilenet_v3_small", {}, {}, [(1, 224, 224), (2, 225, 199)]),
+CASES: dict[str, tuple[str, dict[str, int], Callable[[], nn.Module], list[tuple[int, int, int]]]] = {
+    "mobilenet_v3_large": (
+        "mobilenet_v3_large",
+        {},
+        partial(mobilenet_v3, "mobilenet_v3_large"),
+        [(1, 224, 224), (2, 225, 199)],
+    ),
+    "mobilenet_v3_small": (
+        "mobilenet_v3_small",
+        {},
+        partial(mobilenet_v3, "mobilenet_v3_small"),
+        [(1, 224, 224), (2, 225, 199)],
+    ),
     "mobilenet_v3_large-w75-reduced-dilated": (
         "mobilenet_v3_large",
         {"width_pct": 75, "reduced_tail": 1, "dilated": 1},
-        {"width_mult": 0.75, "reduced_tail": True, "dilated": True},
+        partial(mobilenet_v3, "mobilenet_v3_large", width_mult=0.75, reduced_tail=True, dilated=True),
         [(1, 224, 224)],
     ),
     "mobilenet_v3_small-w125-dilated": (
         "mobilenet_v3_small",
         {"width_pct": 125, "dilated": 1},
-        {"width_mult": 1.25, "dilated": True},
+        partial(mobilenet_v3, "mobilenet_v3_small", width_mult=1.25, dilated=True),
         [(2, 193, 256)],
     ),
+    # mobilenet_v2's width_mult (tests/test_archs_cnn.py checks it at 1.0): 1.4 widens last_channel to 1792; at
+    # 0.35 the stem's 32 x 0.35 = 11.2 rounds to 8 < 0.9 x 11.2, so _make_divisible raises it to 16
+    "mobilenet_v2-w140": ("mobilenet_v2", {"width_pct": 140}, partial(MobileNetV2, width_mult=1.4), [(1, 224, 224)]),
+    "mobilenet_v2-w35": ("mobilenet_v2", {"width_pct": 35}, partial(MobileNetV2, width_mult=0.35), [(2, 160, 127)]),
 }
 
 #: torchvision weights meta: (num_params, _ops in GMACs at 1x3x224x224)
@@ -309,7 +324,7 @@ class ElementwiseCounter(TorchDispatchMode):
         **{
             f"aten.{fn}.default": "activation"
             for fn in ("relu", "relu_", "hardswish", "hardswish_", "hardsigmoid", "hardsigmoid_")
-            + ("silu", "silu_", "sigmoid", "sigmoid_")
+            + ("silu", "silu_", "sigmoid", "sigmoid_", "hardtanh", "hardtanh_")  # nn.ReLU6 is hardtanh
         },
     }
 
@@ -333,9 +348,9 @@ def graph(case: str) -> Graph:
 
 @functools.cache
 def reference(case: str) -> nn.Module:
-    arch, _, kwargs, _ = CASES[case]
+    _, _, factory, _ = CASES[case]
     with META:
-        return mobilenet_v3(arch, **kwargs).eval()
+        return factory().eval()
 
 
 @functools.cache

@@ -54,7 +54,7 @@ def show(shape: Sequence[Any]) -> str:
 class RuleResult:
     outputs: dict[str, Shape]
     symbols: dict[str, sympy.Expr]
-    checks: list[tuple[sympy.Basic, str]] = field(default_factory=list)
+    checks: list[tuple[sympy.Basic, str | Callable[[], str]]] = field(default_factory=list)
 
 
 @dataclass
@@ -67,7 +67,7 @@ class RuleCall:
     input_names: tuple[str, ...]
     args: Mapping[str, Any]  # raw YAML values of the rule arguments (defaults filled in)
     names: Mapping[str, sympy.Basic]  # variables and block arguments, for expressions
-    checks: list[tuple[sympy.Basic, str]] = field(default_factory=list)
+    checks: list[tuple[sympy.Basic, str | Callable[[], str]]] = field(default_factory=list)
 
     # ---- errors and checks -----------------------------------------------------------
     def fail(self, message: str) -> ShapeError:
@@ -81,10 +81,9 @@ class RuleCall:
             condition = sympy.true if condition else sympy.false
         if condition is sympy.true:
             return
-        text = message() if callable(message) else message
         if condition is sympy.false:
-            raise self.fail(text)
-        self.checks.append((condition, text))
+            raise self.fail(message() if callable(message) else message)
+        self.checks.append((condition, message))  # the message is built if the check ever fails
 
     def same(self, a: sympy.Expr, b: sympy.Expr, message: str | Callable[[], str]) -> None:
         verdict = equal(a, b)

@@ -26,7 +26,7 @@ layers cost no more to derive than one.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -45,10 +45,20 @@ Shape = tuple[sympy.Expr, ...]
 
 @dataclass(frozen=True)
 class Check:
-    """A condition that could not be decided symbolically; checked when values are bound."""
+    """A condition that could not be decided symbolically; checked when values are bound.
+
+    The message may be given as a function: it is built only when read (a failed check), since
+    printing symbolic shapes (nested floors of H after ceil-mode pools) costs more than building
+    the graph."""
 
     condition: sympy.Basic
-    message: str
+    text: str | Callable[[], str]
+
+    @property
+    def message(self) -> str:
+        if callable(self.text):
+            self.text = self.text()
+        return self.text
 
 
 @dataclass
@@ -373,7 +383,7 @@ def _stepped_repeat(
         node.elementwise = {k: total(v) for k, v in node.elementwise.items()}
         node.peers = {k: total(v) for k, v in node.peers.items()}
         node.gemm = {}  # one GEMM shape per copy: no single tile count stands for all of them
-        node.checks = [Check(c.condition.xreplace({i: end}), c.message) for c in node.checks for end in (0, count - 1)]
+        node.checks = [Check(c.condition.xreplace({i: end}), c.text) for c in node.checks for end in (0, count - 1)]
         node.checks.append(Check(sympy.Ge(count, 0), f"the repeat count {_show((count,))[1:-1]} must be >= 0"))
         node.inputs = tuple(tuple(d.xreplace(last) for d in s) for s in node.inputs)
         node.outputs = {k: tuple(d.xreplace(last) for d in s) for k, s in node.outputs.items()}

@@ -56,9 +56,7 @@ class Check:
 
     @property
     def message(self) -> str:
-        if callable(self.text):
-            self.text = self.text()
-        return self.text
+        return self.text() if callable(self.text) else self.text
 
 
 @dataclass

@@ -305,8 +305,10 @@ class ElementwiseCounter(TorchDispatchMode):
 
 
 @functools.cache
-def graph(arch: str) -> Graph:
-    return build(load_path(ARCHS / f"{arch}.yaml"))
+def graph(arch: str, shape: tuple[int, int, int] | None = None) -> Graph:
+    """The graph at N, H, W = shape (Swin's rolls, masks and copies follow the map sizes), else at the defaults."""
+    values = None if shape is None else dict(zip(("N", "H", "W"), shape))
+    return build(load_path(ARCHS / f"{arch}.yaml"), values, numeric=shape is not None)
 
 
 @functools.cache
@@ -330,7 +332,7 @@ def torch_run(arch: str, shape: tuple[int, int, int]) -> tuple[nn.Module, dict, 
 
 def ours(arch: str, shape: tuple[int, int, int]) -> Result:
     n, h, w = shape
-    return evaluate(graph(arch), {"N": n, "H": h, "W": w})
+    return evaluate(graph(arch, shape), {"N": n, "H": h, "W": w})
 
 
 PAIRS = [(arch, shape) for arch, (_, shapes) in CASES.items() for shape in shapes]

@@ -12,11 +12,9 @@ from the code, so they cannot drift: ``tests/test_docs_site.py`` runs the ``--ch
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -172,9 +170,7 @@ def zoo_reference() -> str:
         "| model | family | input | params | FLOPs | d | FLOPs(h, w) |",
         "|---|---|---|---:|---:|---|---|",
     ]
-    # each model's closed form is independent: derive them on every core (about 60 s of CPU in all)
-    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        rows = list(pool.map(zoo.size_form, zoo.names()))
+    rows = zoo.table()
     for row in rows:
         name = row.name
         if row.form:

@@ -17,7 +17,10 @@ measuring tool can print. ResNet-50 at 224 = 32·7:
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import sympy
@@ -44,6 +47,14 @@ class ZooRow:
     form: str = ""  # FLOPs as a polynomial in h, w (or the token count), "" where none was found
     variables: tuple[str, ...] = ()
     expression: sympy.Expr | None = None  # the form as an expression in the symbols named by `variables`
+
+
+@functools.cache
+def table() -> tuple[ZooRow, ...]:
+    """Every bundled model's row, derived once per process; the models are independent, so they are
+    derived on every core (about a minute of CPU for the whole zoo)."""
+    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        return tuple(pool.map(size_form, names()))
 
 
 def names() -> list[str]:

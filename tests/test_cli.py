@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from symcost import expr, registry
-from tests.helpers import invoke
+from tests.helpers import commands, invoke, long_options
 
 
 @pytest.mark.parametrize("command", [[], ["derive"], ["list"], ["list", "formulas"]])
@@ -18,6 +18,31 @@ def test_every_command_has_help(command):
     assert result.exit_code == 0
     assert "Usage" in result.stdout
     assert len(result.stdout.split()) > 15
+    assert result.stdout.lstrip().startswith(" ".join(["Usage: symcost", *command, "[OPTIONS]"]))
+
+
+COMMANDS = dict(commands())
+
+
+@pytest.mark.parametrize("path", list(COMMANDS), ids=lambda p: " ".join(p) or "symcost")
+def test_help_shows_what_the_command_declares(path):
+    """Each command's --help (the CLI's own list, so a new command is covered): its usage line, its
+    summary, every --option it declares and, for a group, every subcommand."""
+    command = COMMANDS[path]
+    result = invoke(*path, "--help")
+    assert result.exit_code == 0, result.stderr
+    help_text = result.stdout
+    assert help_text.lstrip().startswith(" ".join(["Usage: symcost", *path, "[OPTIONS]"])), help_text[:200]
+    summary = command.help.strip().split("\n")[0]
+    assert " ".join(summary.split()[:4]) in " ".join(help_text.split()), summary
+    assert [o for o in long_options(command) if o not in help_text] == []
+    for name in getattr(command, "commands", {}):
+        assert name in help_text, name
+
+
+def test_the_command_list_is_the_cli_s():
+    assert {("derive",), ("eval",), ("sweep",), ("solve",), ("compare",), ("list", "archs")} <= set(COMMANDS)
+    assert "--set" in long_options(COMMANDS[("derive",)]) and "--format" in long_options(COMMANDS[("eval",)])
 
 
 def test_derive_help_shows_examples():

@@ -62,6 +62,7 @@ def test_every_bundled_device_loads_with_a_source():
     found = devices.bundled()
     names = {d.name for d in found}
     assert len(found) >= 14
+    assert names == {p.stem for p in (Path(__file__).resolve().parent.parent / "devices").glob("*.yaml")}
     assert {"a100", "h100_sxm", "h100_pcie", "h200", "l4", "t4", "v100", "rtx_4090", "jetson_agx_orin",
             "tpu_v4", "tpu_v5e", "apple_m2", "rk3588", "cpu"} <= names  # fmt: skip
     for d in found:

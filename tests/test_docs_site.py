@@ -17,6 +17,7 @@ import pytest
 
 from symcost import registry
 from tests.docs_runner import ROOT
+from tests.helpers import commands
 
 
 def _gen_docs():
@@ -125,6 +126,10 @@ def test_cli_reference_covers_every_command():
         "list devices",
     ):
         assert f"## `symcost {command}`" in text, command
+    # and the reference has a section for every command the CLI itself declares, and no other
+    declared = {" ".join(path) for path, _ in commands() if path}
+    documented = set(re.findall(r"^#{2,} `symcost ([a-z ]+)`$", text, re.M))
+    assert documented == declared
 
 
 def test_docs_extra_installs_the_site_tools():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pytest
 import sympy
@@ -153,6 +154,10 @@ def test_list_and_check():
 def test_help(command):
     out = output(*command, "--help")
     assert "Usage" in out and "Example" in out
+    assert out.lstrip().startswith(" ".join(["Usage: symcost", *command, "[OPTIONS]"]))
+    # the examples are commands of this command (tests/test_docs.py runs them from the CLI reference)
+    examples = out[out.index("Example") :]
+    assert re.search(rf"symcost {' '.join(command)}\b", examples), examples
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ and the commands' help; a change to either without regenerating fails here, nami
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import re
@@ -20,10 +21,13 @@ from tests.docs_runner import ROOT
 from tests.helpers import commands
 
 
-def _gen_docs():
+@pytest.fixture(scope="module")
+def gen():
+    """scripts/gen_docs.py, each page's text generated once for this module (the zoo page takes ~40 s)."""
     spec = importlib.util.spec_from_file_location("gen_docs", ROOT / "scripts" / "gen_docs.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    module.PAGES = {relative: functools.cache(generate) for relative, generate in module.PAGES.items()}
     return module
 
 
@@ -94,13 +98,11 @@ def test_site_loads_nothing_from_the_network(site):
     assert EXTERNAL.search('<link rel="stylesheet" href="https://fonts.googleapis.com/css?family=Roboto">')
 
 
-def test_generated_pages_are_current():
-    gen = _gen_docs()
+def test_generated_pages_are_current(gen):
     assert gen.stale() == [], "run: python scripts/gen_docs.py"
 
 
-def test_staleness_is_detected(tmp_path, monkeypatch):
-    gen = _gen_docs()
+def test_staleness_is_detected(gen, tmp_path, monkeypatch):
     monkeypatch.setattr(gen, "ROOT", tmp_path)
     (tmp_path / "docs" / "reference").mkdir(parents=True)
     assert sorted(gen.stale()) == sorted(gen.PAGES)  # missing

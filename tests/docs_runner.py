@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from typer.testing import CliRunner
+from tests import helpers
 
 ROOT = Path(__file__).resolve().parent.parent
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
@@ -138,7 +138,6 @@ class Runner:
         self.run = PageRun(page)
         self.workdir = workdir
         self.namespace: dict[str, Any] = {"__name__": "__docs__"}
-        self.cli = CliRunner()
         for name in ("archs", "formulas", "devices"):
             (workdir / name).symlink_to(ROOT / name, target_is_directory=True)
         (workdir / "docs" / "img").mkdir(parents=True)  # pages regenerate their own figures here
@@ -151,7 +150,7 @@ class Runner:
 
         args = shlex.split(command)
         assert args[0] == "symcost"
-        result = self.cli.invoke(cli.app, args[1:], env={"COLUMNS": "100", "NO_COLOR": "1"})
+        result = helpers.invoke(*args[1:], env={"COLUMNS": "100", "NO_COLOR": "1"})
         cli._state["debug"] = False  # a --debug run must not leak into the next command
         return result.exit_code, result.output
 

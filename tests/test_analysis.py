@@ -10,7 +10,6 @@ Published references used here:
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import itertools
 import json
@@ -22,13 +21,10 @@ import pytest
 import sympy
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
-from symcost import arch as arch_module
 from symcost import compile as compile_module
-from symcost import devices, expr, memory, metrics, registry, roofline, shapes
+from symcost import devices, expr, memory, metrics, roofline, shapes
 from symcost.arch import load_text
-from symcost.cli import app
 from symcost.compare import compare, split_values
 from symcost.errors import ExprError, SymcostError, UsageError
 from symcost.expr import gcd, max_, min_
@@ -36,16 +32,12 @@ from symcost.program import INT64_LIMIT, NotCompilable, Program
 from symcost.simplify import assume, leading, parse_assumptions
 from symcost.solve import parse_condition, solve
 from symcost.sweep import parse_axis, sweep
+from tests.helpers import graph, invoke
 
 RESNET50_FLOPS = 8_178_368_512
 RESNET50_PARAMS = 25_557_032
 GPT2_FLOPS = 291_648_307_200
 FIVE = ("flops", "params", "read", "write", "elementwise")
-
-
-@functools.cache
-def graph(name: str):
-    return shapes.build(arch_module.load_path(registry.data_dir("archs") / f"{name}.yaml"))
 
 
 def exact(name: str, **values):
@@ -799,15 +791,9 @@ def test_leading_needs_a_polynomial():
 
 # ==== the command line ==============================================================================
 
-runner = CliRunner()
-
-
-def cli(*args: str):
-    return runner.invoke(app, list(args))
-
 
 def test_cli_sweep_csv_matches_the_exact_path():
-    result = cli(
+    result = invoke(
         "sweep", "resnet50", "--over", "H=32:96:32", "--over", "N=1,2", "--metric", "flops,params", "-f", "csv"
     )
     assert result.exit_code == 0, result.output
@@ -820,7 +806,7 @@ def test_cli_sweep_csv_matches_the_exact_path():
 
 
 def test_cli_sweep_csv_leaves_invalid_points_empty():
-    result = cli("sweep", "gpt2", "--over", "d_model=760:780:4", "-f", "csv")
+    result = invoke("sweep", "gpt2", "--over", "d_model=760:780:4", "-f", "csv")
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert {r["d_model"]: r["flops"] for r in rows} == {
@@ -831,7 +817,7 @@ def test_cli_sweep_csv_leaves_invalid_points_empty():
 
 def test_cli_sweep_writes_json(tmp_path):
     out = tmp_path / "out.json"
-    result = cli("sweep", "gpt2", "--over", "S=1,512,1024", "--metric", "flops,cache", "-o", str(out))
+    result = invoke("sweep", "gpt2", "--over", "S=1,512,1024", "--metric", "flops,cache", "-o", str(out))
     assert result.exit_code == 0, result.output
     assert str(out) in result.stdout
     data = json.loads(out.read_text())
@@ -846,14 +832,14 @@ def test_cli_sweep_writes_json(tmp_path):
 def test_cli_sweep_plot_writes_a_png(tmp_path):
     pytest.importorskip("matplotlib")
     out = tmp_path / "x.png"
-    result = cli("sweep", "gpt2", "--over", "S=128:1024:128", "--plot", str(out))
+    result = invoke("sweep", "gpt2", "--over", "S=128:1024:128", "--plot", str(out))
     assert result.exit_code == 0, result.output
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"{GPT2_FLOPS:,}" in result.stdout  # the table is printed too
 
 
 def test_cli_sweep_set_w_to_h():
-    result = cli("sweep", "resnet50", "--over", "H=224,256", "--set", "W=H", "-f", "json")
+    result = invoke("sweep", "resnet50", "--over", "H=224,256", "--set", "W=H", "-f", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["fixed"]["W"] == "H"
@@ -861,7 +847,7 @@ def test_cli_sweep_set_w_to_h():
 
 
 def test_cli_solve():
-    result = cli("solve", "resnet50", "flops <= 10**10", "--for", "H", "--set", "W=H")
+    result = invoke("solve", "resnet50", "flops <= 10**10", "--for", "H", "--set", "W=H")
     assert result.exit_code == 0, result.output
     answer = solve(graph("resnet50"), "flops <= 10**10", "H", values={"W": sym("resnet50", "H")}).value
     assert (
@@ -870,13 +856,13 @@ def test_cli_solve():
         < exact("resnet50", H=answer + 1, W=answer + 1)["flops"]
     )
     assert f"H = {answer:,}" in result.stdout
-    data = json.loads(cli("solve", "resnet50", "flops <= 10**10", "--for", "H", "--set", "W=H", "-f", "json").stdout)
+    data = json.loads(invoke("solve", "resnet50", "flops <= 10**10", "--for", "H", "--set", "W=H", "-f", "json").stdout)
     assert data["value"] == answer and data["checked"] is True
     assert [c["holds"] for c in data["checks"]] == [True, False]
 
 
 def test_cli_solve_width_with_heads_tied_to_it():
-    result = cli("solve", "gpt2", "params <= 10**9", "--for", "d_model", "--step", "64", "--set", "n_head=d_model/64",
+    result = invoke("solve", "gpt2", "params <= 10**9", "--for", "d_model", "--step", "64", "--set", "n_head=d_model/64",
                  "-f", "json")  # fmt: skip
     assert result.exit_code == 0, result.output
     a = json.loads(result.stdout)["value"]
@@ -887,7 +873,7 @@ def test_cli_solve_width_with_heads_tied_to_it():
 
 def test_cli_solve_phase_value_yields_to_for():
     # --phase decode sets S=1; solving for S must not conflict with it
-    result = cli("solve", "gpt2", "flops >= 10**12", "--for", "S", "--phase", "decode", "-f", "json")
+    result = invoke("solve", "gpt2", "flops >= 10**12", "--for", "S", "--phase", "decode", "-f", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     s = data["value"]
@@ -895,7 +881,7 @@ def test_cli_solve_phase_value_yields_to_for():
 
 
 def test_cli_compare_json():
-    result = cli("compare", "resnet50", "mobilenet_v2", "--metric", "flops,params", "-f", "json")
+    result = invoke("compare", "resnet50", "mobilenet_v2", "--metric", "flops,params", "-f", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["archs"] == ["resnet50", "mobilenet_v2"]
@@ -906,7 +892,7 @@ def test_cli_compare_json():
 
 
 def test_cli_eval_assume_and_leading():
-    result = cli(
+    result = invoke(
         "eval", "resnet50", "--free", "N,H,W", "--assume", "H % 32 == 0", "--assume", "W % 32 == 0", "-f", "json"
     )
     assert result.exit_code == 0, result.output
@@ -918,7 +904,7 @@ def test_cli_eval_assume_and_leading():
     assert (
         form.xreplace({names["N"]: 3, names["H"]: 320, names["W"]: 96}) == exact("resnet50", N=3, H=320, W=96)["flops"]
     )
-    lead = cli("eval", "gpt2", "--free", "S", "--leading", "S")
+    lead = invoke("eval", "gpt2", "--free", "S", "--leading", "S")
     assert lead.exit_code == 0, lead.output
     assert "36864*S**2" in lead.stdout  # 4*12*64*12 = 36,864: attention's S**2 coefficient at B=1
 
@@ -943,7 +929,7 @@ def test_cli_eval_assume_and_leading():
     ],
 )
 def test_cli_errors_are_one_line(args, needle):
-    result = cli(*args)
+    result = invoke(*args)
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith("Error:"), result.stderr
     assert needle in result.stderr

@@ -9,13 +9,9 @@ import re
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
-from symcost.cli import app
 
 CORPUS = sorted((Path(__file__).parent / "bad_archs").glob("*.yaml"))
 GOOD = Path(__file__).parent / "good_archs"
-runner = CliRunner()
 
 
 def test_corpus_is_large():
@@ -24,13 +20,13 @@ def test_corpus_is_large():
 
 @pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.stem)
 @pytest.mark.parametrize("command", ["eval", "check"])
-def test_bad_file_is_one_located_error(path, command, tmp_path, monkeypatch):
+def test_bad_file_is_one_located_error(path, command, tmp_path, monkeypatch, cli):
     monkeypatch.chdir(tmp_path)  # anything a hostile file tried to write would land here
     first = path.read_text(encoding="utf-8").splitlines()[0]
     match = re.match(r"# expect(\[eval\])?: (\d+): (.+)$", first)
     assert match, f"{path.name} must start with '# expect: LINE: text'"
     eval_only, line, needle = match.group(1), int(match.group(2)), match.group(3)
-    result = runner.invoke(app, [command, str(path)])
+    result = cli(command, str(path))
     if eval_only and command == "check":
         assert result.exit_code == 0 and "not evaluated" in result.stdout, result.stdout + result.stderr
         return
@@ -60,8 +56,8 @@ def test_bad_file_is_one_located_error(path, command, tmp_path, monkeypatch):
         (["eval", "no/such/file.yaml"], "no such file"),
     ],
 )
-def test_bad_command_line(args, needle):
-    result = runner.invoke(app, args)
+def test_bad_command_line(args, needle, cli):
+    result = cli(*args)
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: ") and needle in result.stderr, result.stderr
     assert "Traceback" not in result.stderr

@@ -25,9 +25,8 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from symcost.arch import load_path
 from symcost.compile import Result, evaluate
-from symcost.shapes import Graph, build
+from tests.helpers import graph
 
 ARCHS = Path(__file__).resolve().parent.parent / "archs"
 META = torch.device("meta")
@@ -333,11 +332,6 @@ class ElementwiseCounter(TorchDispatchMode):
         if category is not None:
             self.counts[category] += out.numel()
         return out
-
-
-@functools.cache
-def graph(arch: str) -> Graph:
-    return build(load_path(ARCHS / f"{arch}.yaml"))
 
 
 @functools.cache

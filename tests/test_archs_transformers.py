@@ -35,9 +35,8 @@ import sympy
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from symcost.arch import load_path
 from symcost.compile import Result, evaluate, symbolic_totals
-from symcost.shapes import Graph, build
+from tests.helpers import graph
 
 transformers = pytest.importorskip("transformers")
 
@@ -102,11 +101,6 @@ def hf_counts(
 
 
 # --- symcost -------------------------------------------------------------------------------------
-
-
-@functools.cache
-def graph(arch: str) -> Graph:
-    return build(load_path(ARCHS / f"{arch}.yaml", f"archs/{arch}.yaml"))
 
 
 def ours(arch: str, values: dict[str, int]) -> Result:

@@ -7,33 +7,51 @@ import subprocess
 import sys
 
 import pytest
-from typer.testing import CliRunner
 
 from symcost import expr, registry
-from symcost.cli import app
-
-runner = CliRunner()
-
-
-def run(*args: str):
-    return runner.invoke(app, list(args))
+from tests.helpers import commands, invoke, long_options
 
 
 @pytest.mark.parametrize("command", [[], ["derive"], ["list"], ["list", "formulas"]])
 def test_every_command_has_help(command):
-    result = run(*command, "--help")
+    result = invoke(*command, "--help")
     assert result.exit_code == 0
     assert "Usage" in result.stdout
     assert len(result.stdout.split()) > 15
+    assert result.stdout.lstrip().startswith(" ".join(["Usage: symcost", *command, "[OPTIONS]"]))
+
+
+COMMANDS = dict(commands())
+
+
+@pytest.mark.parametrize("path", list(COMMANDS), ids=lambda p: " ".join(p) or "symcost")
+def test_help_shows_what_the_command_declares(path):
+    """Each command's --help (the CLI's own list, so a new command is covered): its usage line, its
+    summary, every --option it declares and, for a group, every subcommand."""
+    command = COMMANDS[path]
+    result = invoke(*path, "--help")
+    assert result.exit_code == 0, result.stderr
+    help_text = result.stdout
+    assert help_text.lstrip().startswith(" ".join(["Usage: symcost", *path, "[OPTIONS]"])), help_text[:200]
+    summary = command.help.strip().split("\n")[0]
+    assert " ".join(summary.split()[:4]) in " ".join(help_text.split()), summary
+    assert [o for o in long_options(command) if o not in help_text] == []
+    for name in getattr(command, "commands", {}):
+        assert name in help_text, name
+
+
+def test_the_command_list_is_the_cli_s():
+    assert {("derive",), ("eval",), ("sweep",), ("solve",), ("compare",), ("list", "archs")} <= set(COMMANDS)
+    assert "--set" in long_options(COMMANDS[("derive",)]) and "--format" in long_options(COMMANDS[("eval",)])
 
 
 def test_derive_help_shows_examples():
-    result = run("derive", "--help")
+    result = invoke("derive", "--help")
     assert "symcost derive conv2d --set kernel=3 stride=1 padding=1" in result.stdout
 
 
 def test_derive_text():
-    result = run("derive", "conv2d")
+    result = invoke("derive", "conv2d")
     assert result.exit_code == 0, result.stderr
     out = result.stdout
     assert "H_out = floor((H - dilation_h*(kernel_h - 1) + 2*padding_h - 1)/stride_h) + 1" in out
@@ -42,20 +60,20 @@ def test_derive_text():
 
 
 def test_derive_set_simplifies():
-    result = run("derive", "conv2d", "--set", "kernel=3", "stride=1", "padding=1", "--defaults")
+    result = invoke("derive", "conv2d", "--set", "kernel=3", "stride=1", "padding=1", "--defaults")
     assert result.exit_code == 0, result.stderr
     assert "y: [N, C_out, H, W]" in result.stdout
     assert "MACs             = 9*C_in*C_out*H*N*W" in result.stdout
 
 
 def test_derive_set_can_bind_to_expressions():
-    result = run("derive", "conv2d", "--set", "kernel=1,W=H", "--defaults")
+    result = invoke("derive", "conv2d", "--set", "kernel=1,W=H", "--defaults")
     assert result.exit_code == 0, result.stderr
     assert "MACs             = C_in*C_out*H**2*N" in result.stdout
 
 
 def test_derive_json_parses_and_is_complete():
-    result = run("derive", "conv2d", "--format", "json", "--set", "kernel=3")
+    result = invoke("derive", "conv2d", "--format", "json", "--set", "kernel=3")
     data = json.loads(result.stdout)
     assert data["name"] == "conv2d"
     assert set(data["costs"]) == {"flops", "macs", "params", "buffers", "read", "write", "cache"}
@@ -64,14 +82,14 @@ def test_derive_json_parses_and_is_complete():
 
 
 def test_derive_latex_and_markdown():
-    latex = run("derive", "linear", "--format", "latex").stdout
+    latex = invoke("derive", "linear", "--format", "latex").stdout
     assert "\\begin{align*}" in latex and "\\mathrm{FLOPs}" in latex
-    markdown = run("derive", "linear", "--format", "markdown").stdout
+    markdown = invoke("derive", "linear", "--format", "markdown").stdout
     assert markdown.startswith("### `linear`") and "| MACs |" in markdown
 
 
 def test_count_elementwise_folds_bias_into_flops():
-    result = run("derive", "linear", "--count-elementwise", "bias", "--format", "json")
+    result = invoke("derive", "linear", "--count-elementwise", "bias", "--format", "json")
     data = json.loads(result.stdout)
     s = registry.get("linear").symbols
     flops = expr.parse(data["costs"]["flops"], s)  # what derive prints parses back
@@ -81,11 +99,11 @@ def test_count_elementwise_folds_bias_into_flops():
 
 
 def test_list_formulas():
-    result = run("list", "formulas")
+    result = invoke("list", "formulas")
     assert result.exit_code == 0
     for name in registry.names():
         assert name in result.stdout
-    data = json.loads(run("list", "formulas", "--format", "json").stdout)
+    data = json.loads(invoke("list", "formulas", "--format", "json").stdout)
     assert {d["name"] for d in data} == set(registry.names())
 
 
@@ -106,7 +124,7 @@ def test_list_formulas():
     ],
 )
 def test_bad_input_is_one_error_line(args, needle):
-    result = run(*args)
+    result = invoke(*args)
     assert result.exit_code == 1
     assert result.stderr.startswith("Error: ")
     assert needle in result.stderr
@@ -115,7 +133,7 @@ def test_bad_input_is_one_error_line(args, needle):
 
 
 def test_debug_shows_the_traceback():
-    result = run("--debug", "derive", "conv2x")
+    result = invoke("--debug", "derive", "conv2x")
     assert result.exit_code == 1 and result.exception is not None
 
 

@@ -12,14 +12,12 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from symcost import devices
-from symcost.cli import app
 from symcost.errors import DeviceError
+from tests.helpers import invoke
 
 BAD = sorted((Path(__file__).parent / "bad_devices").glob("*.yaml"))
-runner = CliRunner()
 
 NPU = """\
 # seed 004: TOPS = clock x MAC units x 2; 1.0 GHz x 3000 x 2 = 6 TOPS
@@ -40,10 +38,6 @@ verified: false
 """
 
 
-def run(*args: str):
-    return runner.invoke(app, list(args))
-
-
 def test_bad_corpus_is_large():
     assert len(BAD) >= 20
 
@@ -56,7 +50,7 @@ def test_bad_device_file_is_one_located_error(path, tmp_path, monkeypatch):
     assert match, f"{path.name} must start with '# expect: LINE:COL: text'"
     line, col, needle = match.groups()
     for args in (["list", "devices", "--device-file", str(path)], ["eval", "seed_fc", "--device", str(path)]):
-        result = run(*args)
+        result = invoke(*args)
         assert result.exit_code == 1, result.stdout
         assert result.stderr.startswith(f"Error: {path}:{line}:{col}: "), result.stderr
         assert needle in result.stderr, result.stderr
@@ -68,6 +62,7 @@ def test_every_bundled_device_loads_with_a_source():
     found = devices.bundled()
     names = {d.name for d in found}
     assert len(found) >= 14
+    assert names == {p.stem for p in (Path(__file__).resolve().parent.parent / "devices").glob("*.yaml")}
     assert {"a100", "h100_sxm", "h100_pcie", "h200", "l4", "t4", "v100", "rtx_4090", "jetson_agx_orin",
             "tpu_v4", "tpu_v5e", "apple_m2", "rk3588", "cpu"} <= names  # fmt: skip
     for d in found:
@@ -114,14 +109,14 @@ def test_device_file_round_trip(tmp_path):
     assert d.bandwidth == Fraction(341, 10) * 10**9
     assert d.capacity == 8 * 2**30
     assert d.clock == 10**9 and d.units == 3
-    listed = json.loads(run("list", "devices", "--device-file", str(path), "--format", "json").stdout)
+    listed = json.loads(invoke("list", "devices", "--device-file", str(path), "--format", "json").stdout)
     mine = next(r for r in listed if r["name"] == "my_npu")
     assert mine["peak_tflop_per_s"] == {"fp16": 1.5, "int8": 6.0}
     assert mine["sparse_tflop_per_s"] == {"int8": 12.0}
     assert mine["bandwidth_gb_per_s"] == 34.1 and mine["capacity_bytes"] == 8 * 2**30
     # found by name and by alias through --device-file, and used by eval
     for name in ("my_npu", "npu"):
-        result = run("eval", "seed_conv", "--device", name, "--device-file", str(path), "--dtype", "int8")
+        result = invoke("eval", "seed_conv", "--device", name, "--device-file", str(path), "--dtype", "int8")
         assert result.exit_code == 0, result.stderr
         assert "Roofline on my_npu" in result.stdout
 
@@ -129,22 +124,22 @@ def test_device_file_round_trip(tmp_path):
 def test_missing_peak_for_the_asked_dtype_is_located(tmp_path):
     path = tmp_path / "my_npu.yaml"
     path.write_text(NPU)
-    result = run("eval", "seed_fc", "--device", str(path), "--dtype", "bf16")
+    result = invoke("eval", "seed_fc", "--device", str(path), "--dtype", "bf16")
     assert result.exit_code == 1
     # located at the 'peak' table of the file (line 7, its first entry)
     assert result.stderr.startswith(f"Error: {path}:7:3: device 'my_npu' has no bf16 peak (it has int8, fp16)")
-    result = run("eval", "seed_fc", "--device", "v100", "--dtype", "bf16")
+    result = invoke("eval", "seed_fc", "--device", "v100", "--dtype", "bf16")
     assert result.exit_code == 1 and result.stderr.startswith("Error: devices/v100.yaml:")
     assert "no bf16 peak" in result.stderr
 
 
 def test_unknown_device_suggests():
-    result = run("eval", "seed_fc", "--device", "a10O")
+    result = invoke("eval", "seed_fc", "--device", "a10O")
     assert result.exit_code == 1 and "unknown device 'a10O' (did you mean 'a100'?)" in result.stderr
 
 
 def test_list_devices_text():
-    result = run("list", "devices")
+    result = invoke("list", "devices")
     assert result.exit_code == 0
     line = next(x for x in result.stdout.splitlines() if x.startswith("a100 "))
     assert line.split()[:9] == ["a100", "gpu", "19.5", "19.5", "156", "312", "312", "-", "624"]

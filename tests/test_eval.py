@@ -6,29 +6,21 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 import pytest
 import sympy
-from typer.testing import CliRunner
 
 from symcost import expr
 from symcost.arch import load_text
-from symcost.cli import app
 from symcost.compile import evaluate, symbolic_totals
 from symcost.errors import ArchError
 from symcost.shapes import build
-
-runner = CliRunner()
-
-
-def run(*args: str):
-    result = runner.invoke(app, list(args))
-    assert result.exit_code == 0, result.stderr
-    return result.stdout
+from tests.helpers import output
 
 
 def test_resnet50_is_the_main_command():
-    out = run("eval", "archs/resnet50.yaml")
+    out = output("eval", "archs/resnet50.yaml")
     # torchvision's published figures (torchvision/models/resnet.py ResNet50_Weights.IMAGENET1K_V1 meta): 25,557,032 params and
     # 4.089 GMACs = 8,178,368,512 FlopCounterMode FLOPs at 1x3x224x224.
     assert "25,557,032" in out and "8,178,368,512" in out and "4,089,184,256" in out
@@ -36,7 +28,7 @@ def test_resnet50_is_the_main_command():
 
 
 def test_json_contract():
-    data = json.loads(run("eval", "resnet50", "--format", "json", "--symbolic", "--set", "N=1"))
+    data = json.loads(output("eval", "resnet50", "--format", "json", "--symbolic", "--set", "N=1"))
     t = data["totals"]
     assert (t["params"], t["flops"], t["macs"]) == (25_557_032, 8_178_368_512, 4_089_184_256)
     assert all(isinstance(t[k], int) for k in ("params", "buffers", "macs", "flops", "traffic_bytes"))
@@ -53,8 +45,8 @@ def test_json_contract():
 
 
 def test_depth_folds_rows_and_keeps_totals():
-    flat = json.loads(run("eval", "resnet50", "-f", "json"))
-    folded = json.loads(run("eval", "resnet50", "-f", "json", "--depth", "1"))
+    flat = json.loads(output("eval", "resnet50", "-f", "json"))
+    folded = json.loads(output("eval", "resnet50", "-f", "json", "--depth", "1"))
     assert len(folded["layers"]) < len(flat["layers"])
     assert [r["name"] for r in folded["layers"]][:6] == ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2"]
     for key in ("params", "flops", "read", "write"):
@@ -62,24 +54,24 @@ def test_depth_folds_rows_and_keeps_totals():
 
 
 def test_csv_markdown_latex():
-    rows = list(csv.reader(io.StringIO(run("eval", "seed_fc", "-f", "csv"))))
+    rows = list(csv.reader(io.StringIO(output("eval", "seed_fc", "-f", "csv"))))
     assert rows[0][:4] == ["layer", "op", "count", "output"]
     assert rows[-1][0] == "total" and rows[-1][7] == "10000"
-    assert "| **total** |" in run("eval", "seed_fc", "-f", "markdown")
-    latex = run("eval", "seed_fc", "-f", "latex", "--symbolic")
+    assert "| **total** |" in output("eval", "seed_fc", "-f", "markdown")
+    latex = output("eval", "seed_fc", "-f", "latex", "--symbolic")
     assert "\\begin{tabular}" in latex and "\\begin{align*}" in latex
 
 
 def test_dtype_changes_bytes_not_counts():
-    fp32 = json.loads(run("eval", "seed_fc", "-f", "json"))["totals"]
-    int4 = json.loads(run("eval", "seed_fc", "-f", "json", "--dtype", "int4"))["totals"]
+    fp32 = json.loads(output("eval", "seed_fc", "-f", "json"))["totals"]
+    int4 = json.loads(output("eval", "seed_fc", "-f", "json", "--dtype", "int4"))["totals"]
     assert fp32["flops"] == int4["flops"]
     assert fp32["params_bytes"] == 5050 * 4 and int4["params_bytes"] == 5050 // 2  # two int4 per byte
 
 
 def test_count_elementwise():
-    base = json.loads(run("eval", "seed_fc", "-f", "json"))["totals"]
-    folded = json.loads(run("eval", "seed_fc", "-f", "json", "--count-elementwise", "bias"))["totals"]
+    base = json.loads(output("eval", "seed_fc", "-f", "json"))["totals"]
+    folded = json.loads(output("eval", "seed_fc", "-f", "json", "--count-elementwise", "bias"))["totals"]
     assert folded["flops"] == base["flops"] + 50  # 50 bias adds
 
 
@@ -146,22 +138,26 @@ layers:
 
 
 def test_extends_redefaults_variables():
-    r50 = json.loads(run("eval", "resnet50", "-f", "json"))["totals"]
-    r101 = json.loads(run("eval", "resnet101", "-f", "json"))["totals"]
-    r101_by_set = json.loads(run("eval", "resnet50", "-f", "json", "--set", "blocks3=23"))["totals"]
+    r50 = json.loads(output("eval", "resnet50", "-f", "json"))["totals"]
+    r101 = json.loads(output("eval", "resnet101", "-f", "json"))["totals"]
+    r101_by_set = json.loads(output("eval", "resnet50", "-f", "json", "--set", "blocks3=23"))["totals"]
     assert r101 == r101_by_set and r101["params"] == 44_549_160 and r50["params"] == 25_557_032
 
 
 def test_list_and_check():
-    listing = run("list", "archs")
+    listing = output("list", "archs")
     assert "resnet50" in listing and "seed_fc" in listing
-    assert "ok  archs/resnet50.yaml" in run("check", "resnet50")
+    assert "ok  archs/resnet50.yaml" in output("check", "resnet50")
 
 
 @pytest.mark.parametrize("command", [["eval"], ["check"], ["list", "archs"]])
 def test_help(command):
-    out = run(*command, "--help")
+    out = output(*command, "--help")
     assert "Usage" in out and "Example" in out
+    assert out.lstrip().startswith(" ".join(["Usage: symcost", *command, "[OPTIONS]"]))
+    # the examples are commands of this command (tests/test_docs.py runs them from the CLI reference)
+    examples = out[out.index("Example") :]
+    assert re.search(rf"symcost {' '.join(command)}\b", examples), examples
 
 
 @pytest.mark.parametrize(

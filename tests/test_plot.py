@@ -10,17 +10,11 @@ import sys
 import xml.etree.ElementTree as ET
 
 import pytest
-from typer.testing import CliRunner
 
 from symcost import plot
-from symcost.cli import app
+from tests.helpers import invoke
 
-runner = CliRunner()
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def run(*args: str):
-    return runner.invoke(app, list(args))
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -32,7 +26,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 def test_png_has_the_fixed_pixel_size(tmp_path):
     out = tmp_path / "r.png"
-    result = run("roofline", "resnet50", "--device", "a100", "--dtype", "bf16", "-o", str(out))
+    result = invoke("roofline", "resnet50", "--device", "a100", "--dtype", "bf16", "-o", str(out))
     assert result.exit_code == 0, result.stderr
     assert result.stdout.startswith(f"wrote {out}: ")
     size = (round(plot.FIGSIZE[0] * plot.DPI), round(plot.FIGSIZE[1] * plot.DPI))
@@ -43,7 +37,7 @@ def test_png_has_the_fixed_pixel_size(tmp_path):
 def test_svg_is_xml_and_reproducible(tmp_path):
     first, second = tmp_path / "a.svg", tmp_path / "b.SVG"  # the suffix is matched case-insensitively
     for out in (first, second):
-        result = run("roofline", "resnet50", "--device", "a100", "--dtype", "bf16", "-o", str(out))
+        result = invoke("roofline", "resnet50", "--device", "a100", "--dtype", "bf16", "-o", str(out))
         assert result.exit_code == 0, result.stderr
     root = ET.parse(first).getroot()
     assert root.tag == "{http://www.w3.org/2000/svg}svg"
@@ -52,7 +46,7 @@ def test_svg_is_xml_and_reproducible(tmp_path):
 
 def test_llama_decode(tmp_path):
     out = tmp_path / "decode.png"
-    result = run(
+    result = invoke(
         "roofline", "llama", "--device", "h100", "--dtype", "bf16", "--phase", "decode", "-d", "3", "-o", str(out)
     )
     assert result.exit_code == 0, result.stderr
@@ -61,7 +55,7 @@ def test_llama_decode(tmp_path):
 
 def test_wrong_suffix_is_a_usage_error(tmp_path):
     out = tmp_path / "out.txt"
-    result = run("roofline", "resnet50", "-o", str(out))
+    result = invoke("roofline", "resnet50", "-o", str(out))
     assert result.exit_code == 1
     assert result.stderr.startswith("Error:")
     assert "png" in result.stderr and "svg" in result.stderr
@@ -69,7 +63,7 @@ def test_wrong_suffix_is_a_usage_error(tmp_path):
 
 
 def test_missing_directory_is_a_usage_error(tmp_path):
-    result = run("roofline", "resnet50", "-o", str(tmp_path / "nowhere" / "r.png"))
+    result = invoke("roofline", "resnet50", "-o", str(tmp_path / "nowhere" / "r.png"))
     assert result.exit_code == 1
     assert result.stderr.startswith("Error:") and "no directory" in result.stderr
 
@@ -81,7 +75,7 @@ def test_without_matplotlib_says_how_to_install(tmp_path, monkeypatch):
         return None if name == "matplotlib" else real(name, *args, **kwargs)
 
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-    result = run("roofline", "resnet50", "-o", str(tmp_path / "r.png"))
+    result = invoke("roofline", "resnet50", "-o", str(tmp_path / "r.png"))
     assert result.exit_code == 1
     assert result.stderr.startswith("Error:")
     assert "pip install 'symcost[plot]'" in result.stderr

@@ -17,6 +17,7 @@ import sympy
 
 from symcost import arch, compare, compile, formulas, registry, report, shapes, solve, sweep
 from symcost.formula import Evaluation
+from tests.helpers import graph
 
 VOID = {"br", "hr", "img", "meta", "link", "input", "col", "wbr"}
 
@@ -62,18 +63,14 @@ def text_of(html: str) -> str:
     return "".join(parse(html).text)
 
 
-def load(name: str):
-    return shapes.build(arch.load_path(registry.data_dir("archs") / f"{name}.yaml"))
-
-
 @pytest.fixture(scope="module")
 def resnet50():
-    return load("resnet50")
+    return graph("resnet50")
 
 
 @pytest.fixture(scope="module")
 def gpt2():
-    return load("gpt2")
+    return graph("gpt2")
 
 
 # ---- one formula at one point ------------------------------------------------------------------
@@ -242,7 +239,7 @@ def test_sweep_html_lists_the_first_points_only(resnet50):
 
 
 def test_sweep_html_escapes_reasons():
-    vgg = load("vgg16")
+    vgg = graph("vgg16")
     s = sweep.sweep(vgg, [sweep.parse_axis("H=16:32:16")], ["flops"], values={"W": vgg.arch.variables["H"].symbol})
     html = s._repr_html_()
     assert "&#x27;features.30&#x27;" in html and "'features.30'" in text_of(html)
@@ -268,14 +265,14 @@ def test_solution_html_without_an_answer(resnet50):
 
 
 def test_comparison_html(resnet50):
-    c = compare.compare([resnet50, load("mobilenet_v2")], ["params", "flops"])
+    c = compare.compare([resnet50, graph("mobilenet_v2")], ["params", "flops"])
     text = text_of(c._repr_html_())
     assert "25,557,032" in text and "3,504,872" in text
     assert f"{3_504_872 / 25_557_032:.4g}x" in text  # 0.1371x
 
 
 def test_comparison_html_closed_forms(gpt2):
-    c = compare.compare([gpt2, load("gpt2_medium")], ["flops"], free=["S"])
+    c = compare.compare([gpt2, graph("gpt2_medium")], ["flops"], free=["S"])
     text = text_of(c._repr_html_())
     # attention's S^2 term: 2 products x 2 FLOPs x 12 layers x 768; every weight once per token
     assert f"{2 * 2 * 12 * 768}*S**2 + {2 * (12 * 12 * 768**2 + 50_257 * 768)}*S" in text

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 import sympy
-from typer.testing import CliRunner
 
 from symcost import arch, compile, devices, memory, roofline, shapes
-from symcost.cli import app
+from tests import helpers
+from tests.helpers import invoke
 
-runner = CliRunner()
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 # A device with round numbers: 10 TFLOP/s fp32 and 4 GB/s (a blog post's round numbers).
@@ -40,10 +39,6 @@ layers: [{op: linear, out_features: 10000, bias: false}]
 """
 
 
-def run(*args: str):
-    return runner.invoke(app, list(args))
-
-
 @pytest.fixture()
 def seed_device(tmp_path):
     path = tmp_path / "seed_device.yaml"
@@ -54,7 +49,7 @@ def seed_device(tmp_path):
 def test_seed_compute_bound_case(seed_device):
     # seed_fc is FC 100 -> 50: 10,000 FLOPs per sample. N = 10^8 samples: 10^12 FLOPs.
     # At 10 TFLOP/s: 10^12 / 10^13 = 0.1 s (seed 000's formula, FLOPs / peak).
-    result = run("eval", "seed_fc", "--set", "N=100000000", "--device", seed_device, "--format", "json")
+    result = invoke("eval", "seed_fc", "--set", "N=100000000", "--device", seed_device, "--format", "json")
     data = json.loads(result.stdout)
     assert data["totals"]["flops"] == 10**12
     assert data["performance"]["flops_lower_bound_s"] == 0.1
@@ -69,14 +64,14 @@ def test_seed_bandwidth_case(tmp_path, seed_device):
     # 100M fp32 params = 400,000,000 bytes, read in 0.1 s: at least 4 GB/s (seed 004).
     path = tmp_path / "big_fc.yaml"
     path.write_text(BIG_FC)
-    result = run("eval", str(path), "--device", seed_device, "--target-latency", "0.1", "--format", "json")
+    result = invoke("eval", str(path), "--device", seed_device, "--target-latency", "0.1", "--format", "json")
     p = json.loads(result.stdout)["performance"]
     assert p["bandwidth_for_weights_bytes_per_s"] == 4e9
     # reading the weights at exactly 4 GB/s takes exactly the 0.1 s
     assert p["weights_lower_bound_s"] == 0.1
     assert p["meets_target"] is False  # the inputs and outputs also move: 400,080,000 bytes
     assert p["traffic_bytes"] == 4 * (100_000_000 + 10_000 + 10_000)
-    text = run("eval", str(path), "--device", seed_device, "--target-latency", "100ms").stdout
+    text = invoke("eval", str(path), "--device", seed_device, "--target-latency", "100ms").stdout
     assert "4 GB/s  weights / target" in text
 
 
@@ -108,7 +103,7 @@ def test_efficiency_derates_both_ceilings():
 
 
 def _llama(values):
-    graph = shapes.build(arch.load_path("archs/llama.yaml"))
+    graph = helpers.graph("llama")
     return compile.evaluate(graph, values)
 
 
@@ -131,7 +126,7 @@ def test_llama2_7b_decode_is_memory_bound(name):
 
 
 def test_decode_phase_from_the_cli():
-    result = run("eval", "llama", "--device", "a100", "--dtype", "bf16", "--phase", "decode", "--format", "json")
+    result = invoke("eval", "llama", "--device", "a100", "--dtype", "bf16", "--phase", "decode", "--format", "json")
     data = json.loads(result.stdout)
     assert data["values"]["S"] == 1 and data["values"]["ctx"] == 4095
     p = data["performance"]
@@ -140,18 +135,20 @@ def test_decode_phase_from_the_cli():
     # KV cache after the step: 2 (k, v) x 32 layers x 4096 tokens x 4096 (32 heads x 128) x 2 bytes
     assert p["kv_cache_bytes"] == 2 * 32 * 4096 * 4096 * 2 == 2_147_483_648
     assert p["tokens"] == 1
-    text = run("eval", "llama", "--device", "a100", "--dtype", "bf16", "--phase", "decode").stdout
+    text = invoke("eval", "llama", "--device", "a100", "--dtype", "bf16", "--phase", "decode").stdout
     assert "time per output token (phase decode)" in text
-    prefill = run("eval", "llama", "--device", "a100", "--dtype", "bf16", "--phase", "prefill", "--set", "S=512").stdout
+    prefill = invoke(
+        "eval", "llama", "--device", "a100", "--dtype", "bf16", "--phase", "prefill", "--set", "S=512"
+    ).stdout
     assert "time to first token (phase prefill)" in prefill
 
 
 def test_set_overrides_a_phase_and_bad_phases_are_errors():
-    data = json.loads(run("eval", "llama", "--phase", "decode", "--set", "ctx=100", "--format", "json").stdout)
+    data = json.loads(invoke("eval", "llama", "--phase", "decode", "--set", "ctx=100", "--format", "json").stdout)
     assert data["values"]["ctx"] == 100 and data["values"]["S"] == 1
-    result = run("eval", "resnet50", "--phase", "decode")
+    result = invoke("eval", "resnet50", "--phase", "decode")
     assert result.exit_code == 1 and "'resnet50' has no phase 'decode'; its phases: inference, train" in result.stderr
-    result = run("eval", "llama", "--phase", "decod")
+    result = invoke("eval", "llama", "--phase", "decod")
     assert result.exit_code == 1 and "did you mean 'decode'" in result.stderr
 
 
@@ -189,18 +186,18 @@ def test_training_memory_and_flops():
     state = memory.training_state(1000, "bf16", "adam")
     assert state == {"weights": 2000, "gradients": 2000, "master_weights": 4000, "optimizer": 8000}
     assert sum(memory.training_state(1000, "fp32", "sgd").values()) == 4000 + 4000 + 4000
-    data = json.loads(run("eval", "resnet50", "--phase", "train", "--dtype", "bf16", "--format", "json").stdout)
+    data = json.loads(invoke("eval", "resnet50", "--phase", "train", "--dtype", "bf16", "--format", "json").stdout)
     t = data["training"]
     assert t["flops"] == 3 * 8_178_368_512
     params = 25_557_032
     assert t["memory_needed_bytes"]["weights"] == 2 * params
     assert t["memory_needed_bytes"]["optimizer"] == 8 * params
-    result = run("eval", "llama", "--phase", "train", "--dtype", "bf16", "--device", "h100", "--set", "S=2048")
+    result = invoke("eval", "llama", "--phase", "train", "--dtype", "bf16", "--device", "h100", "--set", "S=2048")
     assert "does NOT fit in 80 GB" in result.stdout  # 16 bytes x 6.74B params alone is 108 GB
 
 
 def test_json_contract_has_latency_and_bounds():
-    data = json.loads(run("eval", "resnet50", "--device", "a100", "--dtype", "bf16", "--format", "json").stdout)
+    data = json.loads(invoke("eval", "resnet50", "--device", "a100", "--dtype", "bf16", "--format", "json").stdout)
     assert data["totals"]["latency_s"] == pytest.approx(sum(r["latency_s"] for r in data["layers"]), rel=1e-12)
     for row in data["layers"]:
         assert row["bound"] in {"compute", "memory", "balanced", "none"}
@@ -210,7 +207,7 @@ def test_json_contract_has_latency_and_bounds():
 
 
 def test_symbolic_latency_equals_the_numbers():
-    graph = shapes.build(arch.load_path("archs/llama.yaml"))
+    graph = helpers.graph("llama")
     device = devices.find("a100")
     roof = roofline.roof_for(device, "bf16")
     fixed = {v.name: v.default for v in graph.arch.variables.values() if v.name != "B"}
@@ -232,11 +229,11 @@ def test_symbolic_latency_equals_the_numbers():
 
 
 def test_free_option_prints_crossovers():
-    result = run("eval", "llama", "--device", "a100", "--dtype", "bf16", "--phase", "decode", "--free", "B")
+    result = invoke("eval", "llama", "--device", "a100", "--dtype", "bf16", "--phase", "decode", "--free", "B")
     assert result.exit_code == 0, result.stderr
     assert "Closed form (free: B)" in result.stdout
     assert "mlp.gate_proj turns compute-bound at B >= " in result.stdout
-    result = run("eval", "llama", "--phase", "decode", "--free", "S")
+    result = invoke("eval", "llama", "--phase", "decode", "--free", "S")
     assert result.exit_code == 1 and "--free S conflicts" in result.stderr
 
 
@@ -249,22 +246,22 @@ def test_waves_derate_gemms():
     # a thin GEMM gets a thin tile (the next power of two): m = 3 -> 4 x 128 tiles, 32 of them
     # in one wave of 108: 3 x 4096 / (108 x 4 x 128) = 12288 / 55296 = 2/9
     assert roofline.gemm_utilization(1, 3, 4096, (128, 128), 108) == Fraction(2, 9)
-    plain = json.loads(run("eval", "resnet50", "--device", "a100", "--dtype", "bf16", "--format", "json").stdout)
+    plain = json.loads(invoke("eval", "resnet50", "--device", "a100", "--dtype", "bf16", "--format", "json").stdout)
     waved = json.loads(
-        run("eval", "resnet50", "--device", "a100", "--dtype", "bf16", "--waves", "--format", "json").stdout
+        invoke("eval", "resnet50", "--device", "a100", "--dtype", "bf16", "--waves", "--format", "json").stdout
     )
     assert waved["totals"]["latency_s"] > plain["totals"]["latency_s"]
     for a, b in zip(plain["layers"], waved["layers"]):
         assert b["compute_s"] >= a["compute_s"] and b["memory_s"] == a["memory_s"]
     assert a100.tile == (128, 128) and a100.units == 108
-    result = run("eval", "resnet50", "--device", "tpu_v4", "--dtype", "bf16", "--waves")
+    result = invoke("eval", "resnet50", "--device", "tpu_v4", "--dtype", "bf16", "--waves")
     assert result.exit_code == 1 and "--waves needs the device's" in result.stderr
 
 
 def test_device_options_need_a_device():
-    result = run("eval", "resnet50", "--efficiency", "0.5")
+    result = invoke("eval", "resnet50", "--efficiency", "0.5")
     assert result.exit_code == 1 and "--efficiency needs --device" in result.stderr
-    result = run("eval", "resnet50", "--device", "a100", "--target-latency", "fast")
+    result = invoke("eval", "resnet50", "--device", "a100", "--target-latency", "fast")
     assert result.exit_code == 1 and "expected seconds like 0.1, 100ms or 250us" in result.stderr
 
 
@@ -277,7 +274,7 @@ def test_readme_decode_figure():
     activations and the new token's cache entries add about 3 µs.
     """
     data = json.loads(
-        run(
+        invoke(
             "eval",
             "llama",
             "--device",

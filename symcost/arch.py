@@ -175,8 +175,24 @@ class Arch:
 
 
 def load_path(path: str | Path, display_name: str | None = None) -> Arch:
-    shown = display_name or str(path)
-    return parse(load_file(path, shown), shown)
+    """An architecture file, or a bundled architecture by name (``load_path("resnet50")``)."""
+    path, shown = resolve_path(path)
+    return parse(load_file(path, display_name or shown), display_name or shown)
+
+
+def resolve_path(arch: str | Path) -> tuple[Path, str]:
+    """A path to a YAML file, or the name of a bundled architecture, with the name errors show.
+
+    >>> resolve_path("resnet50")[1]
+    'archs/resnet50.yaml'
+    """
+    from . import bundled
+
+    path = Path(arch)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return path, str(arch)
+    found = bundled.path("archs", str(arch))
+    return found, f"archs/{found.name}"
 
 
 def load_text(text: str, name: str = "<string>") -> Arch:
@@ -308,7 +324,7 @@ def _extend(top: YMapping, path: str, chain: tuple[str, ...]) -> Arch:
     here = Path(path).parent
     candidates = [here / target, here / f"{target}.yaml"]
     try:
-        from .registry import data_dir
+        from .bundled import data_dir
 
         candidates.append(data_dir("archs") / f"{target}.yaml")
     except Exception:  # pragma: no cover - no bundled folder

@@ -6,7 +6,8 @@ stderr and exit status 1; ``--debug`` shows the traceback instead.
 
 from __future__ import annotations
 
-import re
+import functools
+import inspect
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +15,10 @@ from typing import Annotated, Any
 
 import typer
 
-from .errors import Location, SymcostError, UsageError, did_you_mean
+from . import formats
+from .errors import SymcostError, UsageError
+from .inputs import parse_assignments as parse_assignments
+from .inputs import split_top_level as _split_top_level
 
 app = typer.Typer(
     name="symcost",
@@ -45,7 +49,7 @@ app.add_typer(list_app, name="list")
 
 _state = {"debug": False}
 
-FormatOption = Annotated[str, typer.Option("--format", "-f", help="Output format: text, latex, json or markdown.")]
+FormatOption = Annotated[str, typer.Option("--format", "-f", metavar="FORMAT", help=formats.help_text())]
 BindingsArgument = Annotated[
     list[str] | None, typer.Argument(metavar="[NAME=VALUE]...", help="Values to bind, as with --set.")
 ]
@@ -76,16 +80,6 @@ ConventionOption = Annotated[
         "thop, ptflops or fvcore (their own per-layer rules). See docs/conventions.md.",
     ),
 ]
-
-
-def _convention(name: str, count_elementwise: str) -> Any:
-    """The --convention preset, with --count-elementwise folded in (torch's only)."""
-    from . import cost
-
-    convention = cost.preset(name)
-    if count_elementwise:
-        convention = convention.with_elementwise(cost.parse_categories(count_elementwise))
-    return convention
 
 
 @contextmanager
@@ -128,127 +122,8 @@ def _main(
                 registry.add_path(folder)
 
 
-_ASSIGN = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_]*)\s*=(.*)$", re.S)
-
-
-def parse_assignments(items: list[str], names: dict[str, Any]) -> dict[str, Any]:
-    """``["kernel=3", "stride=1,padding=1", "bias=false", "W=H"]`` → values for a formula.
-
-    Values are integers, ``true``/``false``, or expressions over the formula's symbols, parsed
-    by the safe parser (never ``eval``).
-    """
-    from . import expr
-
-    values: dict[str, Any] = {}
-    for item in items:
-        for part in _split_top_level(item):
-            match = _ASSIGN.match(part)
-            if not match:
-                raise UsageError(f"expected NAME=VALUE, got {part!r}", Location("--set"))
-            key, text = match.group(1), match.group(2).strip()
-            lowered = text.lower()
-            if lowered in ("true", "false"):
-                values[key] = lowered == "true"
-                continue
-            try:
-                value = expr.parse(text, names)
-            except SymcostError as exc:
-                raise UsageError(f"{key}={text}: {exc.message}", Location("--set")) from None
-            values[key] = int(value) if value.is_Integer else value
-    return values
-
-
-def _split_top_level(text: str) -> list[str]:
-    """Split ``"kernel=3,stride=1"`` on commas that are not inside parentheses (``max(a, b)``)."""
-    parts, depth, start = [], 0, 0
-    for index, char in enumerate(text):
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == "," and depth == 0:
-            parts.append(text[start:index])
-            start = index + 1
-    parts.append(text[start:])
-    return [p for p in parts if p.strip()]
-
-
-def _check_format(fmt: str, allowed: tuple[str, ...]) -> str:
-    if fmt not in allowed:
-        raise UsageError(f"unknown format '{fmt}'{did_you_mean(fmt, allowed)}; choose from {', '.join(allowed)}")
-    return fmt
-
-
-@app.command()
-def derive(
-    name: Annotated[str, typer.Argument(help="Formula name, e.g. conv2d (see `symcost list formulas`).")],
-    bindings: BindingsArgument = None,
-    set_: SetOption = None,
-    fmt: FormatOption = "text",
-    expand: Annotated[
-        bool, typer.Option("--expand", help="Expand named intermediates (H_out) into the input symbols.")
-    ] = False,
-    defaults: Annotated[
-        bool, typer.Option("--defaults", help="Apply attribute defaults (stride=1, bias=true, ...) to what is not set.")
-    ] = False,
-    count_elementwise: CountElementwiseOption = "",
-    convention_name: ConventionOption = "torch",
-) -> None:
-    """Print a layer's cost in closed form: symbols, constraints, output shape, MACs, FLOPs,
-    parameters, buffers and memory traffic.
-
-    Examples:
-
-      symcost derive conv2d
-
-      symcost derive conv2d --set kernel=3 stride=1 padding=1
-
-      symcost derive batchnorm2d --count-elementwise norm
-
-      symcost derive batchnorm2d --convention thop
-
-      symcost derive linear --format latex
-    """
-    with _user_errors():
-        from . import registry, report
-
-        _check_format(fmt, report.FORMATS)
-        formula = registry.get(name)
-        values = parse_assignments([*(set_ or []), *(bindings or [])], formula.symbols)
-        convention = _convention(convention_name, count_elementwise)
-        bound = formula.bind(defaults=defaults, **values)
-        data = report.derivation(formula, bound, convention=convention, expand=expand)
-        typer.echo(report.render_derivation(data, fmt))
-
-
-@list_app.command("formulas")
-def list_formulas(fmt: FormatOption = "text") -> None:
-    """List the formula catalog with a one-line summary each.
-
-    Example: symcost list formulas --format json
-    """
-    with _user_errors():
-        from . import registry, report
-
-        _check_format(fmt, ("text", "json", "markdown"))
-        typer.echo(report.render_formula_list(registry.all_formulas(), fmt))
-
-
-def _arch_path(arch: str) -> tuple[Any, str]:
-    """A path to a YAML file, or the name of a bundled architecture."""
-    from pathlib import Path
-
-    from . import registry
-
-    path = Path(arch)
-    if path.suffix in (".yaml", ".yml") or path.exists():
-        return path, arch
-    bundled = registry.data_dir("archs")
-    candidate = bundled / f"{arch}.yaml"
-    if candidate.is_file():
-        return candidate, f"archs/{arch}.yaml"
-    known = sorted(p.stem for p in bundled.glob("*.yaml"))
-    raise UsageError(f"no architecture file or bundled architecture '{arch}'{did_you_mean(arch, known)}")
+def _check_format(fmt: str) -> str:
+    return formats.check(fmt)
 
 
 DeviceOption = Annotated[
@@ -300,84 +175,153 @@ PhaseOption = Annotated[
         help="inference (default), train (forward + backward, optimizer memory), or a phase the architecture declares (prefill, decode).",
     ),
 ]
+MetricOption = Annotated[
+    str,
+    typer.Option(
+        "--metric",
+        "-m",
+        metavar="NAMES",
+        help="Comma-separated: flops, macs, params, buffers, elementwise, read, write, cache, traffic_bytes, "
+        "model_bytes, kv_cache_bytes, memory; with --device also latency, compute_s, memory_s.",
+    ),
+]
+AssumeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--assume",
+        metavar="FACT",
+        help="Simplify closed forms under a fact: 'H % 32 == 0' (resolves the floors of stride-2 stages) or 'W == H'; repeatable.",
+    ),
+]
+#: The options eval, sweep, solve and compare share, declared once: ``@shared_options`` adds them to a
+#: command and hands it one :class:`~symcost.inputs.Options` (the command's ``options`` argument).
+SHARED_OPTIONS: dict[str, tuple[Any, Any, str]] = {
+    "convention_name": (ConventionOption, "torch", "convention"),
+    "count_elementwise": (CountElementwiseOption, "", "count_elementwise"),
+    "device": (DeviceOption, None, "device"),
+    "device_file": (DeviceFileOption, None, "device_files"),
+    "dtype": (DtypeOption, "fp32", "dtype"),
+    "efficiency": (EfficiencyOption, 1.0, "efficiency"),
+    "memory_efficiency": (MemoryEfficiencyOption, None, "memory_efficiency"),
+    "overlap": (OverlapOption, "max", "overlap"),
+    "waves": (WavesOption, False, "waves"),
+    "phase": (PhaseOption, "inference", "phase"),
+    "optimizer": (OptimizerOption, "adam", "optimizer"),
+}
+SharedOptions = Any
 
 
-def _graph(arch: str) -> Any:
-    """The shape-propagated graph of an architecture file or a bundled name."""
-    from . import arch as arch_module
-    from . import shapes
+def shared_options(*, waves: bool = True) -> Any:
+    """Give a command the shared options (without ``--waves`` where it does not apply)."""
 
-    path, shown = _arch_path(arch)
-    return shapes.build(arch_module.load_path(path, shown))
+    def wrap(command: Any) -> Any:
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.name != "options"]
+        names = [n for n in SHARED_OPTIONS if waves or n != "waves"]
+        added = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=SHARED_OPTIONS[n][1],
+                                   annotation=SHARED_OPTIONS[n][0]) for n in names]  # fmt: skip
+        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
 
+        @functools.wraps(command)
+        def run(**kwargs: Any) -> Any:
+            from .inputs import Options
 
-def _graph_and_values(
-    arch: str, phase: str, assignments: list[str], *, numeric: bool = False
-) -> tuple[Any, dict[str, Any]]:
-    """The graph, and its variable values: the phase's (``decode: {S: 1, ctx: 4095}``), then --set.
-    The graph is built at those values, which decide any ``when`` that reads a variable; with
-    ``numeric`` it is the graph of that one point (no closed forms: a faster build)."""
-    from . import arch as arch_module
-    from . import shapes
+            given = {SHARED_OPTIONS[n][2]: kwargs.pop(n) for n in names}
+            given["device_files"] = tuple(given["device_files"] or ())
+            return command(options=Options(**given), **kwargs)
 
-    path, shown = _arch_path(arch)
-    loaded = arch_module.load_path(path, shown)
-    phases = loaded.phases
-    if phase not in arch_module.BUILTIN_PHASES and phase not in phases:
-        known = [*arch_module.BUILTIN_PHASES, *phases]
-        raise UsageError(
-            f"'{loaded.name}' has no phase '{phase}'{did_you_mean(phase, known)}; its phases: {', '.join(known)}"
-        )
-    names = {v.name: v.symbol for v in loaded.variables.values()}
-    given = parse_assignments(assignments, names)
-    values = {**(phases[phase].values if phase in phases else {}), **given}
-    return shapes.build(loaded, values, numeric=numeric), values
+        parameters = [*own, *added]
+        run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in parameters}
+        return run
+
+    return wrap
 
 
-def _keep_free(graph: Any, values: dict[str, Any], free: str) -> dict[str, Any]:
-    """Values for a closed form in the ``free`` variables only: the others at --set or their defaults."""
-    names = [n.strip() for n in free.split(",") if n.strip()]
-    variables = graph.arch.variables
-    for name in names:
-        if name not in variables:
-            raise UsageError(f"--free: '{graph.arch.name}' has no variable '{name}'{did_you_mean(name, variables)}")
-        if name in values:
-            raise UsageError(f"--free {name} conflicts with a value for {name} (from --set or the phase)")
-    from .compile import keep_free
+def _arch_names(item: str) -> Any:
+    """An architecture for the API: a bundled name or a path (text is for Python callers)."""
+    from pathlib import Path
 
-    return keep_free(graph, values, names)
+    return Path(item) if Path(item).suffix in (".yaml", ".yml") else item
 
 
-def _seconds(text: str | None, what: str) -> Any:
-    """``0.1``, ``100ms``, ``250us`` → exact seconds (a Fraction)."""
-    if text is None:
-        return None
-    from fractions import Fraction
+def _values(set_: list[str] | None, bindings: list[str] | None = None) -> list[str]:
+    return [*(set_ or []), *(bindings or [])]
 
-    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?(?:e-?[0-9]+)?)\s*(s|ms|us|µs)?\s*", text)
-    if not match:
-        raise UsageError(f"{what}: expected seconds like 0.1, 100ms or 250us, got {text!r}")
-    value = (
-        Fraction(match.group(1))
-        * {"s": 1, "ms": Fraction(1, 1000), "us": Fraction(1, 10**6), "µs": Fraction(1, 10**6)}[match.group(2) or "s"]
-    )
-    if value <= 0:
-        raise UsageError(f"{what} must be positive")
-    return value
+
+def _bound(arch: Any, assignments: list[str]) -> dict[str, Any]:
+    """``--set`` texts → values, parsed against the architecture's variable names."""
+    from .inputs import load
+
+    loaded = load(arch)
+    return parse_assignments(assignments, {v.name: v.symbol for v in loaded.variables.values()})
+
+
+@app.command()
+def derive(
+    name: Annotated[str, typer.Argument(help="Formula name, e.g. conv2d (see `symcost list formulas`).")],
+    bindings: BindingsArgument = None,
+    set_: SetOption = None,
+    fmt: FormatOption = formats.DEFAULT,
+    expand: Annotated[
+        bool, typer.Option("--expand", help="Expand named intermediates (H_out) into the input symbols.")
+    ] = False,
+    defaults: Annotated[
+        bool, typer.Option("--defaults", help="Apply attribute defaults (stride=1, bias=true, ...) to what is not set.")
+    ] = False,
+    count_elementwise: CountElementwiseOption = "",
+    convention_name: ConventionOption = "torch",
+) -> None:
+    """Print a layer's cost in closed form: symbols, constraints, output shape, MACs, FLOPs,
+    parameters, buffers and memory traffic.
+
+    Examples:
+
+      symcost derive conv2d
+
+      symcost derive conv2d --set kernel=3 stride=1 padding=1
+
+      symcost derive batchnorm2d --count-elementwise norm
+
+      symcost derive batchnorm2d --convention thop
+
+      symcost derive linear --format latex
+    """
+    with _user_errors():
+        from . import api, registry
+
+        fmt = _check_format(fmt)
+        formula = registry.get(name)
+        values = parse_assignments(_values(set_, bindings), formula.symbols)
+        result = api.derive(name, values=values, expand=expand, defaults=defaults, convention=convention_name,
+                            count_elementwise=count_elementwise)  # fmt: skip
+        typer.echo(result.render(fmt))
+
+
+@list_app.command("formulas")
+def list_formulas(fmt: FormatOption = formats.DEFAULT) -> None:
+    """List the formula catalog with a one-line summary each.
+
+    Example: symcost list formulas --format json
+    """
+    with _user_errors():
+        from . import registry, report
+
+        typer.echo(report.render_formula_list(registry.all_formulas(), _check_format(fmt)))
 
 
 @app.command("eval")
+@shared_options()
 def eval_(
     arch: Annotated[
         str, typer.Argument(help="An architecture file (archs/resnet50.yaml) or a bundled name (resnet50).")
     ],
     bindings: BindingsArgument = None,
     set_: SetOption = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, json, csv, markdown or latex.")] = "table",
+    fmt: FormatOption = formats.DEFAULT,
     depth: Annotated[
         int | None, typer.Option("--depth", "-d", min=1, help="Fold layers into their blocks, K levels deep.")
     ] = None,
-    dtype: DtypeOption = "fp32",
     symbolic: Annotated[
         bool,
         typer.Option("--symbolic", help="Print closed-form totals over the variables not given with --set."),
@@ -391,16 +335,7 @@ def eval_(
             "With --device, says at which value each layer turns compute-bound.",
         ),
     ] = None,
-    count_elementwise: CountElementwiseOption = "",
-    convention_name: ConventionOption = "torch",
-    assume: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--assume",
-            metavar="FACT",
-            help="Simplify the closed forms under a fact: 'H % 32 == 0' (resolves the floors of stride-2 stages) or 'W == H'; repeatable.",
-        ),
-    ] = None,
+    assume: AssumeOption = None,
     leading: Annotated[
         str | None,
         typer.Option(
@@ -409,13 +344,6 @@ def eval_(
             help="Split each closed form by powers of NAME, highest first (attention's S**2 against the MLP's S), with each term's share.",
         ),
     ] = None,
-    device: DeviceOption = None,
-    device_file: DeviceFileOption = None,
-    efficiency: EfficiencyOption = 1.0,
-    memory_efficiency: MemoryEfficiencyOption = None,
-    overlap: OverlapOption = "max",
-    waves: WavesOption = False,
-    phase: PhaseOption = "inference",
     target_latency: Annotated[
         str | None,
         typer.Option(
@@ -424,7 +352,7 @@ def eval_(
             help="A latency budget (0.1, 100ms): the bandwidth and FLOP/s it needs.",
         ),
     ] = None,
-    optimizer: OptimizerOption = "adam",
+    options: SharedOptions = None,
 ) -> None:
     """Cost a whole network: a per-layer table and exact totals (params, MACs, FLOPs, bytes);
     with --device, each layer's roofline time and bound, and the total latency.
@@ -451,86 +379,28 @@ def eval_(
       symcost eval llama --set n_layer=80 d_model=8192 n_head=64 n_kv_head=8 d_ff=28672
     """
     with _user_errors():
-        from . import compile as compile_module
-        from . import report
+        from . import api
 
-        _check_format(fmt, report.EVAL_FORMATS)
-        # one point only (no --symbolic, no --free): build its graph with numbers, not closed forms
-        numeric = not symbolic and free is None
-        graph, values = _graph_and_values(arch, phase, [*(set_ or []), *(bindings or [])], numeric=numeric)
-        convention = _convention(convention_name, count_elementwise)
-        target = _seconds(target_latency, "--target-latency")
-        if device is None and target is not None:
-            raise UsageError("--target-latency needs --device")
-        setting = _setting(convention=convention, device=device, device_file=device_file, dtype=dtype,
-                           efficiency=efficiency, memory_efficiency=memory_efficiency, overlap=overlap, waves=waves,
-                           phase=phase, optimizer=optimizer)  # fmt: skip
-        symbolic_values = values
-        if free is not None:
-            symbolic = True
-            symbolic_values = _keep_free(graph, values, free)
-        if (assume or leading) and not symbolic:
-            raise UsageError("--assume and --leading shape the closed forms: give --free or --symbolic too")
-        nodes = compile_module.symbolic_nodes(graph, symbolic_values, convention) if symbolic else None
-        closed = compile_module.sum_nodes(nodes) if nodes is not None else None
-        result = compile_module.evaluate(graph, values, convention)
-        shaping = _closed_form_shaping(graph, assume or [], leading)
-        training = setting.training
-        if device is None:
-            data = report.eval_data(result, dtype=dtype, depth=depth, symbolic=shaping(closed, result))
-            if training:
-                data["training"] = report.training_data(result, dtype, optimizer)
-            typer.echo(report.render_eval(data, fmt))
-            return
-        from . import roofline
-
-        chosen, roof = setting.device, setting.roof
-        estimate = roofline.estimate(result, chosen, roof, dtype, training=training, waves=waves)
-        performance = roofline.summary(result, estimate, phase=phase, target_latency=target, optimizer=optimizer)
-        options = {"efficiency": efficiency, "memory_efficiency": memory_efficiency if memory_efficiency is not None else efficiency,
-                   "overlap": overlap, "waves": waves}  # fmt: skip
-        symbolic_layers = None
-        if nodes is not None and closed is not None:
-            extra, symbolic_layers = roofline.symbolic_estimate(nodes, roof, dtype, training=training)
-            closed.update(extra)
-        data = report.eval_data(
-            result, dtype=dtype, depth=depth, symbolic=shaping(closed, result), estimate=estimate, performance=performance,
-            device=report.device_data(roof, chosen, dtype, options),
-        )  # fmt: skip
-        if symbolic_layers is not None:
-            data["symbolic_layers"] = report.symbolic_layer_data(symbolic_layers)
-        typer.echo(report.render_eval(data, fmt))
-
-
-def _closed_form_shaping(graph: Any, assume: list[str], leading: str | None) -> Any:
-    """A function that applies --assume to closed forms and adds --leading's terms by power."""
-    from .simplify import assume as apply
-    from .simplify import leading as by_power
-    from .simplify import parse_assumptions
-
-    names = {v.name: v.symbol for v in graph.arch.variables.values()}
-    facts = parse_assumptions(assume, names)
-    if leading is not None and leading not in names:
-        raise UsageError(f"--leading: '{graph.arch.name}' has no variable '{leading}'{did_you_mean(leading, names)}")
-
-    def shape(closed: dict[str, Any] | None, result: Any) -> dict[str, Any] | None:
-        if closed is None:
-            return None
-        shaped = {k: apply(v, facts) if facts else v for k, v in closed.items()}
-        if leading is not None:
-            at = {names[k]: v for k, v in result.values.items() if k in names}
-            terms = {}
-            for key in ("flops", "macs", "params", "read", "write", "cache", "latency_s"):
-                form = shaped.get(key)
-                if form is None or names[leading] not in form.free_symbols:
-                    continue
-                total = form.xreplace(at)
-                terms[key] = [(degree, term, term.xreplace(at) / total if total else None)
-                              for degree, term in by_power(form, names[leading])]  # fmt: skip
-            shaped["_leading"] = (leading, terms)
-        return shaped
-
-    return shape
+        fmt = _check_format(fmt)
+        arch_ = _arch_names(arch)
+        values = _bound(arch_, _values(set_, bindings))
+        common = dict(values=values, depth=depth, symbolic=symbolic, free=free, assume=assume or (), leading=leading,
+                      convention=options.convention, count_elementwise=options.count_elementwise, dtype=options.dtype,
+                      phase=options.phase, optimizer=options.optimizer)  # fmt: skip
+        if options.device is None:
+            for flag, given in (("--efficiency", options.efficiency != 1.0),
+                                ("--memory-efficiency", options.memory_efficiency is not None),
+                                ("--overlap", options.overlap != "max"), ("--waves", options.waves),
+                                ("--target-latency", target_latency is not None)):  # fmt: skip
+                if given:
+                    raise UsageError(f"{flag} needs --device")
+            result = api.evaluate(arch_, **common)
+        else:
+            result = api.estimate(arch_, options.device, device_files=options.device_files,
+                                  efficiency=options.efficiency, memory_efficiency=options.memory_efficiency,
+                                  overlap=options.overlap, waves=options.waves, target_latency=target_latency,
+                                  **common)  # fmt: skip
+        typer.echo(result.render(fmt))
 
 
 @app.command()
@@ -565,73 +435,21 @@ def roofline(
       symcost roofline llama --device h100 --dtype bf16 --phase decode -o decode.svg
     """
     with _user_errors():
-        from . import compile as compile_module
-        from . import cost, devices, plot
-        from . import roofline as roofline_module
+        from . import api, plot
 
         plot.check_output(output)
-        cost.dtype_bits(dtype)
-        graph, values = _graph_and_values(arch, phase, [*(set_ or []), *(bindings or [])])
-        result = compile_module.evaluate(graph, values)
-        chosen = devices.find(device, tuple(device_file or ()))
-        roof = roofline_module.roof_for(chosen, dtype, efficiency=efficiency, memory_efficiency=memory_efficiency)
-        estimate = roofline_module.estimate(result, chosen, roof, dtype, training=phase == "train", waves=waves)
-        written = plot.roofline(result, estimate, output, depth=depth, phase=phase)
-        layers = sum(node.count for node in result.nodes)
-        typer.echo(f"wrote {written}: {layers} layers of {graph.arch.name} on {chosen.name} ({dtype})")
-
-
-MetricOption = Annotated[
-    str,
-    typer.Option(
-        "--metric",
-        "-m",
-        metavar="NAMES",
-        help="Comma-separated: flops, macs, params, buffers, elementwise, read, write, cache, traffic_bytes, "
-        "model_bytes, kv_cache_bytes, memory; with --device also latency, compute_s, memory_s.",
-    ),
-]
-AssumeOption = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--assume",
-        metavar="FACT",
-        help="Simplify closed forms under a fact: 'H % 32 == 0' (resolves the floors of stride-2 stages) or 'W == H'; repeatable.",
-    ),
-]
-
-
-def _setting(*, convention: Any, device: str | None, device_file: list[str] | None, dtype: str, efficiency: float,
-             memory_efficiency: float | None, overlap: str, waves: bool, phase: str, optimizer: str) -> Any:  # fmt: skip
-    """How a metric is counted and timed: the convention, and the device's roof when one is named."""
-    from . import cost, metrics
-
-    cost.dtype_bits(dtype)
-    if overlap not in ("max", "none"):
-        raise UsageError(f"--overlap must be max or none, got '{overlap}'")
-    training = phase == "train"
-    if device is None:
-        for flag, given in (("--efficiency", efficiency != 1.0), ("--memory-efficiency", memory_efficiency is not None),
-                            ("--overlap", overlap != "max"), ("--waves", waves)):  # fmt: skip
-            if given:
-                raise UsageError(f"{flag} needs --device")
-        return metrics.Setting(convention=convention, dtype=dtype, training=training, optimizer=optimizer)
-    from . import devices, roofline
-
-    if convention.flops_per_mac != cost.FLOPS_PER_MAC:
-        raise UsageError(f"--convention {convention.name} with --device: the latency needs FLOPs, 2 per MAC (torch)")
-    chosen = devices.find(device, tuple(device_file or ()))
-    roof = roofline.roof_for(
-        chosen, dtype, efficiency=efficiency, memory_efficiency=memory_efficiency, overlap=overlap == "max"
-    )
-    return metrics.Setting(convention, dtype, roof, chosen, training, optimizer, waves)
-
-
-def _names(text: str) -> list[str]:
-    return [n.strip() for n in text.split(",") if n.strip()]
+        arch_ = _arch_names(arch)
+        # the same pipeline and checks as eval --device
+        result = api.estimate(arch_, device, values=_bound(arch_, _values(set_, bindings)), dtype=dtype, phase=phase,
+                              efficiency=efficiency, memory_efficiency=memory_efficiency, waves=waves,
+                              device_files=tuple(device_file or ()))  # fmt: skip
+        written = plot.roofline(result.result, result.roofline, output, depth=depth, phase=phase)
+        layers = sum(node.count for node in result.result.nodes)
+        typer.echo(f"wrote {written}: {layers} layers of {result.arch} on {result.device['name']} ({dtype})")
 
 
 @app.command()
+@shared_options(waves=False)
 def sweep(
     arch: Annotated[str, typer.Argument(help="An architecture file or a bundled name.")],
     over: Annotated[
@@ -644,7 +462,7 @@ def sweep(
     ],
     metric: MetricOption = "flops",
     set_: SetOption = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv, json or markdown.")] = "table",
+    fmt: FormatOption = formats.DEFAULT,
     output: Annotated[
         str | None,
         typer.Option("--output", "-o", metavar="FILE", help="Write to FILE (.csv or .json picks the format)."),
@@ -663,16 +481,7 @@ def sweep(
             "and would need Python ints.",
         ),
     ] = False,
-    convention_name: ConventionOption = "torch",
-    count_elementwise: CountElementwiseOption = "",
-    device: DeviceOption = None,
-    device_file: DeviceFileOption = None,
-    dtype: DtypeOption = "fp32",
-    efficiency: EfficiencyOption = 1.0,
-    memory_efficiency: MemoryEfficiencyOption = None,
-    overlap: OverlapOption = "max",
-    phase: PhaseOption = "inference",
-    optimizer: OptimizerOption = "adam",
+    options: SharedOptions = None,
 ) -> None:
     """Evaluate metrics over a grid of variable values: the closed forms are derived once, compiled
     once, and evaluated for every point at once (a million points of ResNet-50 in about 0.03 s;
@@ -694,24 +503,21 @@ def sweep(
     with _user_errors():
         from pathlib import Path
 
-        from . import report_analysis
-        from . import sweep as sweep_module
+        from . import api
 
-        if output and fmt == "table":
-            fmt = {".csv": "csv", ".json": "json", ".md": "markdown"}.get(Path(output).suffix, "table")
-        _check_format(fmt, report_analysis.SWEEP_FORMATS)
+        if output and fmt == formats.DEFAULT:
+            fmt = {".csv": "csv", ".json": "json", ".md": "markdown", ".tex": "latex", ".html": "html"}.get(
+                Path(output).suffix, formats.DEFAULT
+            )
+        fmt = _check_format(fmt)
         if plot_to:
             from . import plot
 
             plot.check_output(plot_to)
-        graph, values = _graph_and_values(arch, phase, set_ or [])
-        setting = _setting(convention=_convention(convention_name, count_elementwise), device=device,
-                           device_file=device_file, dtype=dtype, efficiency=efficiency,
-                           memory_efficiency=memory_efficiency, overlap=overlap, waves=False, phase=phase,
-                           optimizer=optimizer)  # fmt: skip
-        axes = [sweep_module.parse_axis(text) for text in over]
-        result = sweep_module.sweep(graph, axes, _names(metric), values=values, setting=setting, exact=not approximate)
-        text = report_analysis.render_sweep(result, fmt)
+        arch_ = _arch_names(arch)
+        result = api.sweep(arch_, list(over), metric, values=_bound(arch_, set_ or []), exact=not approximate,
+                           options=options)  # fmt: skip
+        text = result.render(fmt)
         if output:
             Path(output).write_text(text + "\n", encoding="utf-8")
             typer.echo(f"wrote {output}: {result.size:,} points, {', '.join(result.metrics)}")
@@ -723,6 +529,7 @@ def sweep(
 
 
 @app.command()
+@shared_options()
 def solve(
     arch: Annotated[str, typer.Argument(help="An architecture file or a bundled name.")],
     condition: Annotated[
@@ -741,18 +548,8 @@ def solve(
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Search no further than this.")] = 2**40,
     set_: SetOption = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
-    convention_name: ConventionOption = "torch",
-    count_elementwise: CountElementwiseOption = "",
-    device: DeviceOption = None,
-    device_file: DeviceFileOption = None,
-    dtype: DtypeOption = "fp32",
-    efficiency: EfficiencyOption = 1.0,
-    memory_efficiency: MemoryEfficiencyOption = None,
-    overlap: OverlapOption = "max",
-    waves: WavesOption = False,
-    phase: PhaseOption = "inference",
-    optimizer: OptimizerOption = "adam",
+    fmt: FormatOption = formats.DEFAULT,
+    options: SharedOptions = None,
 ) -> None:
     """Find the largest (or smallest) whole value of one variable that meets a budget.
 
@@ -771,21 +568,15 @@ def solve(
       symcost solve gpt2 "params <= 10**9" --for d_model --step 64 --set n_head=d_model/64
     """
     with _user_errors():
-        from . import report_analysis
-        from . import solve as solve_module
+        from . import api
 
-        _check_format(fmt, report_analysis.SOLVE_FORMATS)
-        graph, values = _graph_and_values(arch, phase, set_ or [])
-        setting = _setting(convention=_convention(convention_name, count_elementwise), device=device,
-                           device_file=device_file, dtype=dtype, efficiency=efficiency,
-                           memory_efficiency=memory_efficiency, overlap=overlap, waves=waves, phase=phase,
-                           optimizer=optimizer)  # fmt: skip
+        fmt = _check_format(fmt)
+        arch_ = _arch_names(arch)
         if for_ in _set_names(set_ or []):
             raise UsageError(f"--for {for_} conflicts with --set {for_}")
-        values = {k: v for k, v in values.items() if k != for_}  # a phase's value yields to --for
-        solution = solve_module.solve(graph, condition, for_, values=values, setting=setting, step=step, limit=limit,
-                                      start_from=start_from)  # fmt: skip
-        typer.echo(report_analysis.render_solution(solution, fmt))
+        solution = api.solve(arch_, condition, for_, step=step, start_from=start_from, limit=limit,
+                             values=_bound(arch_, set_ or []), options=options)  # fmt: skip
+        typer.echo(solution.render(fmt))
         if solution.value is not None and not solution.checked:
             raise typer.Exit(1)
 
@@ -795,11 +586,12 @@ def _set_names(assignments: list[str]) -> set[str]:
 
 
 @app.command()
+@shared_options()
 def compare(
     archs: Annotated[list[str], typer.Argument(help="Two or more architecture files or bundled names.")],
     metric: MetricOption = "params,macs,flops,elementwise,model_bytes,traffic_bytes,memory",
     set_: SetOption = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, json, markdown, latex or csv.")] = "table",
+    fmt: FormatOption = formats.DEFAULT,
     free: Annotated[
         str | None,
         typer.Option(
@@ -809,17 +601,7 @@ def compare(
         ),
     ] = None,
     assume: AssumeOption = None,
-    convention_name: ConventionOption = "torch",
-    count_elementwise: CountElementwiseOption = "",
-    device: DeviceOption = None,
-    device_file: DeviceFileOption = None,
-    dtype: DtypeOption = "fp32",
-    efficiency: EfficiencyOption = 1.0,
-    memory_efficiency: MemoryEfficiencyOption = None,
-    overlap: OverlapOption = "max",
-    waves: WavesOption = False,
-    phase: PhaseOption = "inference",
-    optimizer: OptimizerOption = "adam",
+    options: SharedOptions = None,
 ) -> None:
     """Put architectures side by side: each metric exactly, and its ratio to the first.
 
@@ -837,38 +619,22 @@ def compare(
       symcost compare llama llama2_13b --phase decode --device h100 --dtype bf16 --metric latency,memory
     """
     with _user_errors():
-        from . import compare as compare_module
-        from . import report_analysis
-        from .simplify import parse_assumptions
+        from . import api
+        from .inputs import load
 
-        _check_format(fmt, report_analysis.COMPARE_FORMATS)
+        fmt = _check_format(fmt)
         if len(archs) < 2:
             raise UsageError("compare needs at least two architectures")
-        graphs, given = [], []
-        for name in archs:
-            graph, values = _graph_and_values(name, phase, [])
-            graphs.append(graph)
-            given.append(values)
-        names = {v.name: v.symbol for g in graphs for v in g.arch.variables.values()}
+        loaded = [load(_arch_names(a)) for a in archs]
+        names = {v.name: v.symbol for one in loaded for v in one.variables.values()}
         common = parse_assignments(set_ or [], names)
-        per_arch = compare_module.split_values(graphs, common)
-        values = [{**phase_values, **mine} for phase_values, mine in zip(given, per_arch)]
-        setting = _setting(convention=_convention(convention_name, count_elementwise), device=device,
-                           device_file=device_file, dtype=dtype, efficiency=efficiency,
-                           memory_efficiency=memory_efficiency, overlap=overlap, waves=waves, phase=phase,
-                           optimizer=optimizer)  # fmt: skip
-        free_names = _names(free) if free else []
-        if assume and not free_names:
-            raise UsageError("--assume simplifies closed forms: give --free too")
-        assumptions = parse_assumptions(assume or [], names)
-        result = compare_module.compare(graphs, _names(metric), values=values, setting=setting, free=free_names,
-                                        assumptions=assumptions)  # fmt: skip
-        typer.echo(report_analysis.render_comparison(result, fmt))
+        result = api.compare(loaded, metric, values=common, free=free or (), assume=assume or (), options=options)
+        typer.echo(result.render(fmt))
 
 
 @list_app.command("devices")
 def list_devices(
-    fmt: FormatOption = "text",
+    fmt: FormatOption = formats.DEFAULT,
     device_file: DeviceFileOption = None,
 ) -> None:
     """List the devices with their dense peaks per dtype, bandwidth and memory (the ridge point
@@ -879,8 +645,7 @@ def list_devices(
     with _user_errors():
         from . import devices, report
 
-        _check_format(fmt, ("text", "json", "markdown"))
-        typer.echo(report.render_device_list(devices.catalog(tuple(device_file or ())), fmt))
+        typer.echo(report.render_device_list(devices.catalog(tuple(device_file or ())), _check_format(fmt)))
 
 
 @app.command()
@@ -892,34 +657,35 @@ def check(
     Example: symcost check archs/*.yaml
     """
     with _user_errors():
-        from . import compile as compile_module
+        from . import evaluation, shapes
+        from .inputs import load
 
         for item in files:
-            graph = _graph(item)
+            graph = shapes.build(load(_arch_names(item)))
             unset = [v.name for v in graph.arch.variables.values() if v.default is None]
             if unset:
                 note = f"; variables without defaults: {', '.join(unset)}; not evaluated"
             else:
-                compile_module.evaluate(graph)
+                evaluation.evaluate(graph)
                 note = "; evaluated at the defaults"
             typer.echo(f"ok  {graph.arch.path}  ({len(graph.nodes)} layer nodes{note})")
 
 
 @list_app.command("archs")
-def list_archs(fmt: FormatOption = "text") -> None:
+def list_archs(fmt: FormatOption = formats.DEFAULT) -> None:
     """List the bundled architectures, grouped by family (resnet, efficientnet, vit, ...).
 
     Example: symcost list archs
     """
     with _user_errors():
         from . import arch as arch_module
-        from . import registry, report
+        from . import bundled, report
 
-        _check_format(fmt, ("text", "json"))
+        fmt = _check_format(fmt)
         entries = []
-        for path in sorted(registry.data_dir("archs").glob("*.yaml")):
-            loaded = arch_module.load_path(path, f"archs/{path.name}")
-            entries.append((path.stem, loaded.summary, loaded.family or path.stem))
+        for name in bundled.names("archs"):
+            loaded = arch_module.load_path(name)
+            entries.append((name, loaded.summary, loaded.family or name))
         entries.sort(key=lambda e: (e[2], e[0]))
         typer.echo(report.render_arch_list(entries, fmt))
 

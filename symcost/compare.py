@@ -25,6 +25,7 @@ from typing import Any
 
 import sympy
 
+from . import inputs
 from . import metrics as metrics_module
 from .errors import UsageError
 
@@ -41,10 +42,20 @@ class Comparison:
     free: list[str] = field(default_factory=list)
     closed: list[dict[str, Any]] = field(default_factory=list)  # {metric, forms: [expr], ratios: [expr]}
 
-    def _repr_html_(self) -> str:  # Jupyter: the table of `symcost compare`
-        from .display import comparison_html
+    def _repr_html_(self) -> str:  # Jupyter: what --format html prints
+        return self.render("html")
 
-        return comparison_html(self)
+    def render(self, fmt: str = "table") -> str:
+        """What the command prints in ``fmt`` (any of :data:`symcost.formats.FORMATS`)."""
+        from .report_analysis import render_comparison
+
+        return render_comparison(self, fmt)
+
+    def to_dict(self) -> Any:
+        """What ``--format json`` prints, as Python data."""
+        import json
+
+        return json.loads(self.render("json"))
 
 
 def split_values(graphs: Sequence[Any], values: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -65,7 +76,7 @@ def compare(
     assumptions: Sequence[Any] = (),
 ) -> Comparison:
     """Each metric of each graph at its values; with ``free``, closed forms in those variables."""
-    from . import compile as compile_module
+    from . import evaluation
     from .simplify import assume
 
     if len(graphs) < 2:
@@ -74,7 +85,7 @@ def compare(
     names = metrics_module.check_names(names, device=setting.roof is not None)
     values = list(values) if values is not None else [{} for _ in graphs]
     numbers = [metrics_module.at_point(g, v, names, setting) for g, v in zip(graphs, values)]
-    used = [compile_module.resolve(g, v) for g, v in zip(graphs, values)]
+    used = [evaluation.resolve(g, v) for g, v in zip(graphs, values)]
     rows = []
     for name in names:
         row = [n[name] for n in numbers]
@@ -94,8 +105,8 @@ def compare(
             missing = [f for f in free if f not in graph.arch.variables]
             if missing:
                 raise UsageError(f"--free {missing[0]}: '{graph.arch.name}' has no such variable")
-            bound = compile_module.keep_free(graph, given, free)
-            nodes = compile_module.symbolic_nodes(graph, bound, setting.convention)
+            bound = evaluation.keep_free(graph, given, free)
+            nodes = evaluation.symbolic_nodes(graph, bound, setting.convention)
             forms = metrics_module.closed_forms(nodes, closed_names, setting)
             forms_by_graph.append({k: assume(v, assumptions) for k, v in forms.items()})
         # the same name is the same symbol in every file (same assumptions), so ratios simplify
@@ -104,3 +115,43 @@ def compare(
             ratios = [sympy.cancel(f / forms[0]) if forms[0] != 0 else None for f in forms]
             result.closed.append({"metric": name, "forms": forms, "ratios": ratios})
     return result
+
+
+# ---- the whole-network function: symcost.compare(...) -------------------------------------
+
+
+def run(archs: Sequence[Any], metrics: str | Sequence[str] = "params,macs,flops,elementwise,model_bytes,"
+        "traffic_bytes,memory", *, values: Mapping[str, Any] | None = None, free: str | Sequence[str] = (),
+        assume: Sequence[str] = (), options: inputs.Options | None = None, **more: Any) -> Any:  # fmt: skip
+    """Architectures side by side (``symcost compare``): each metric and its ratio to the first;
+    a value goes to every architecture that has the variable.
+
+    >>> c = run(["resnet50", "mobilenet_v2"], "params")
+    >>> c.rows[0]["values"]
+    [25557032, 3504872]
+    """
+    from .simplify import parse_assumptions
+
+    options = options or inputs.Options()
+    if len(archs) < 2:
+        raise UsageError("compare needs at least two architectures")
+    loaded = [inputs.load(a) for a in archs]
+    names = {n: s for a in loaded for n, s in inputs._names(a).items()}
+    common = {k: inputs._value(k, v, names) if isinstance(v, str) else v for k, v in {**(values or {}), **more}.items()}
+    graphs, given = [], []
+    for one in loaded:
+        built, phase_given = inputs.graph(one, {}, phase=options.phase)
+        graphs.append(built)
+        given.append(phase_given)
+    per_arch = split_values(graphs, common)
+    merged = [{**phase_given, **mine} for phase_given, mine in zip(given, per_arch)]
+    setting = options.setting()
+    free_names = inputs.free_names(free) if free else []
+    if assume and not free_names:
+        raise UsageError("--assume simplifies closed forms: give --free too")
+    assumptions = parse_assumptions(list(assume), names)
+    return compare(graphs, inputs.metric_names(metrics), values=merged, setting=setting, free=free_names,
+                             assumptions=assumptions)  # fmt: skip
+
+
+inputs.callable_module(__name__, run)

@@ -222,7 +222,7 @@ def load_path(path: str | Path, display_name: str | None = None) -> Device:
 
 def bundled() -> list[Device]:
     """Every bundled device, sorted by name."""
-    from .registry import data_dir
+    from .bundled import data_dir
 
     folder = data_dir("devices")
     found = []

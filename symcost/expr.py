@@ -31,6 +31,7 @@ import ast
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -46,6 +47,17 @@ MAX_EXPONENT = 64
 MAX_LITERAL = 10**40
 MAX_DECIMALS = 40  # digits after a decimal point
 _DECIMAL = re.compile(r"^(?:[0-9][0-9_]*)?\.(?:[0-9][0-9_]*)?$")
+
+
+@dataclass(frozen=True)
+class Variadic:
+    """``*name`` in a shape: any number of dims whose product is the symbol ``name``."""
+
+    name: str
+    symbol: sympy.Symbol
+
+    def __str__(self) -> str:
+        return f"*{self.name}"
 
 
 class gcd(sympy.Function):

@@ -27,6 +27,7 @@ import sympy
 
 from . import cost, expr
 from .errors import FormulaError, Location, did_you_mean
+from .expr import Variadic as Variadic  # a shape's ``*name``: part of the expression language
 from .yamlio import Mapping as YMapping
 from .yamlio import Sequence as YSequence
 from .yamlio import check_keys, mapping_at, text_at, texts_at
@@ -58,17 +59,6 @@ _EXAMPLE_KEYS = {"set", "expect", "note"}
 
 Shape = tuple[Any, ...]
 """A symbolic shape: sympy expressions, and at most one :class:`Variadic` for ``*name`` dims."""
-
-
-@dataclass(frozen=True)
-class Variadic:
-    """``*name`` in a shape: any number of dims whose product is the symbol ``name``."""
-
-    name: str
-    symbol: sympy.Symbol
-
-    def __str__(self) -> str:
-        return f"*{self.name}"
 
 
 @dataclass(frozen=True)

@@ -18,33 +18,10 @@ import sympy
 
 from . import cost
 from .errors import UsageError, did_you_mean
-
-#: Metrics with a closed form over the architecture's variables (exact integers).
-CLOSED: dict[str, str] = {
-    "flops": "FLOPs under the convention (2 x MACs by default)",
-    "macs": "multiply-accumulates of conv, matmul and attention",
-    "params": "trainable parameters",
-    "buffers": "non-trainable state (BatchNorm running statistics)",
-    "elementwise": "elementwise operations, all categories (not in FLOPs by default)",
-    "read": "elements read: inputs, weights, KV cache, every layer",
-    "write": "elements written: every layer's output",
-    "cache": "KV-cache elements kept between calls",
-    "traffic_bytes": "bytes read and written at --dtype",
-    "model_bytes": "params + buffers at --dtype",
-    "kv_cache_bytes": "KV cache at --dtype",
-}
-#: Metrics that need a device (roofline, seconds); closed forms too, evaluated in float64 by sweeps.
-TIMED: dict[str, str] = {
-    "latency": "roofline latency in seconds: the sum over layers of max(FLOPs / peak, bytes / bandwidth)",
-    "compute_s": "seconds of compute: FLOPs / peak, summed over layers",
-    "memory_s": "seconds of memory traffic: bytes / bandwidth, summed over layers",
-}
-#: Metrics known only by evaluating a point (a liveness walk over the layers).
-EVALUATED: dict[str, str] = {
-    "memory": "bytes a device must hold: weights, KV cache and the activations alive at once "
-    "(training: gradients, optimizer state, every output)",
-}
-METRICS: dict[str, str] = {**CLOSED, **TIMED, **EVALUATED}
+from .keys import CLOSED as CLOSED
+from .keys import EVALUATED as EVALUATED
+from .keys import METRICS as METRICS
+from .keys import TIMED as TIMED
 
 #: Units a condition may use (``memory <= 80*GB``, ``latency <= 5*ms``): exact rationals.
 UNITS: dict[str, sympy.Rational] = {
@@ -83,8 +60,8 @@ class Setting:
 
 def closed_forms(nodes: list[tuple[str, dict[str, sympy.Expr]]], names: Sequence[str], setting: Setting
                  ) -> dict[str, sympy.Expr]:  # fmt: skip
-    """Closed forms of the closed and timed metrics in ``names``, from :func:`compile.symbolic_nodes`."""
-    from .compile import sum_nodes
+    """Closed forms of the closed and timed metrics in ``names``, from :func:`evaluation.symbolic_nodes`."""
+    from .evaluation import sum_nodes
 
     totals = sum_nodes(nodes)
     bits = cost.dtype_bits(setting.dtype)
@@ -128,10 +105,9 @@ def _from_totals(totals: Mapping[str, Any], names: Sequence[str], in_bytes: Any,
 def at_point(graph: Any, values: Mapping[str, Any], names: Sequence[str], setting: Setting) -> dict[str, Any]:
     """Every metric in ``names`` at one point, exactly, by the same path as ``symcost eval``:
     ints, and Fractions of a second for the timed ones."""
-    from . import compile as compile_module
-    from . import memory
+    from . import evaluation, memory
 
-    result = compile_module.evaluate(graph, values, setting.convention)
+    result = evaluation.evaluate(graph, values, setting.convention)
     factor = cost.TRAINING_FACTOR if setting.training else 1
     out: dict[str, Any] = _from_totals(result.totals, names, lambda e: cost.to_bytes(e, setting.dtype), factor)
     estimate = None

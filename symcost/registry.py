@@ -16,21 +16,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .bundled import data_dir as data_dir  # where it lived before symcost.bundled
 from .errors import FormulaError, Location, did_you_mean
 from .formula import Formula, load
 from .yamlio import load_file
 
-_PACKAGE = Path(__file__).resolve().parent
 _user_paths: list[Path] = []
 _cache: dict[Path, Formula] = {}
-
-
-def data_dir(kind: str) -> Path:
-    """The bundled ``formulas`` or ``archs`` folder, in a wheel or in a checkout."""
-    for candidate in (_PACKAGE / "_data" / kind, _PACKAGE.parent / kind):
-        if candidate.is_dir():
-            return candidate
-    raise FormulaError(f"the bundled '{kind}' folder is missing from this installation of symcost")
 
 
 def add_path(folder: str | Path) -> None:

@@ -15,113 +15,31 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import sympy
-from sympy.printing.str import StrPrinter
+from . import cost, formats, keys
+from .expr import Variadic
+from .formats import (
+    csv_text,
+    html_code,
+    html_count,
+    html_div,
+    html_table,
+    html_text,
+    json_text,
+    latex_comment,
+    latex_text,
+    markdown_code,
+    markdown_text,
+    terminal_text,
+)
+from .printer import duration, format_count, format_expr, format_shape, latex_expr, latex_symbol, si  # noqa: F401
 
-from . import cost
-from .formula import Bound, Formula, Variadic
+if TYPE_CHECKING:  # types only: the output layer imports nothing that imports it
+    from .formula import Bound, Formula
 
-FORMATS = ("text", "latex", "json", "markdown")
-
-
-class _Printer(StrPrinter):
-    """sympy's str printer, speaking symcost's expression language (``floor ceil min max %``)."""
-
-    def _print_floor(self, e: sympy.Basic) -> str:
-        return f"floor({self._print(e.args[0])})"
-
-    def _print_ceiling(self, e: sympy.Basic) -> str:
-        return f"ceil({self._print(e.args[0])})"
-
-    def _print_Min(self, e: sympy.Basic) -> str:
-        return "min(" + ", ".join(self._print(a) for a in e.args) + ")"
-
-    def _print_Max(self, e: sympy.Basic) -> str:
-        return "max(" + ", ".join(self._print(a) for a in e.args) + ")"
-
-    def _print_Abs(self, e: sympy.Basic) -> str:
-        return f"abs({self._print(e.args[0])})"
-
-    def _print_Mod(self, e: sympy.Basic) -> str:
-        a, b = e.args
-        return f"{self.parenthesize(a, 50)} % {self.parenthesize(b, 50)}"
-
-    def _print_min_(self, e: sympy.Basic) -> str:
-        return "min(" + ", ".join(self._print(a) for a in e.args) + ")"
-
-    def _print_max_(self, e: sympy.Basic) -> str:
-        return "max(" + ", ".join(self._print(a) for a in e.args) + ")"
-
-    def _print_gcd(self, e: sympy.Basic) -> str:
-        return "gcd(" + ", ".join(self._print(a) for a in e.args) + ")"
-
-    def _print_And(self, e: sympy.Basic) -> str:
-        return " and ".join(f"({self._print(a)})" for a in e.args)
-
-    def _print_Or(self, e: sympy.Basic) -> str:
-        return " or ".join(f"({self._print(a)})" for a in e.args)
-
-    def _print_Not(self, e: sympy.Basic) -> str:
-        return f"not ({self._print(e.args[0])})"
-
-    def _print_Relational(self, e: sympy.Basic) -> str:
-        return f"{self._print(e.lhs)} {e.rel_op} {self._print(e.rhs)}"
-
-
-_PRINTER = _Printer()
-
-
-def format_expr(e: Any) -> str:
-    """An expression (or a shape dim) in symcost's expression language."""
-    if isinstance(e, Variadic):
-        return str(e)
-    if isinstance(e, bool):
-        return "true" if e else "false"
-    if isinstance(e, int):
-        return str(e)
-    return _PRINTER.doprint(e)
-
-
-def latex_symbol(name: str) -> str:
-    r"""A symbol name in LaTeX: a multi-letter name as one italic word, the part after the first
-    underscore as a subscript, so ``numel`` does not read as n·u·m·e·l.
-
-    >>> print(latex_symbol("C_in"), latex_symbol("kernel_h"), latex_symbol("H"))
-    C_{\mathrm{in}} \mathit{kernel}_{h} H
-    """
-    base, _, sub = name.partition("_")
-    out = base if len(base) == 1 else rf"\mathit{{{base}}}"
-    if sub:
-        sub_tex = sub if len(sub) == 1 else r"\mathrm{" + sub.replace("_", r"\_") + "}"
-        out += "_{" + sub_tex + "}"
-    return out
-
-
-def latex_expr(e: Any) -> str:
-    r"""An expression in LaTeX, with :func:`latex_symbol` names.
-
-    >>> import sympy
-    >>> C_in, kernel_h = sympy.symbols("C_in kernel_h")
-    >>> print(latex_expr(2 * C_in * kernel_h))
-    2 C_{\mathrm{in}} \mathit{kernel}_{h}
-    """
-    if isinstance(e, Variadic):
-        return r"\ast " + latex_symbol(e.symbol.name)
-    if not isinstance(e, sympy.Basic):
-        return sympy.latex(e)
-    names = {s: latex_symbol(s.name) for s in e.free_symbols}
-    return sympy.latex(e, symbol_names=names)
-
-
-def format_count(n: int) -> str:
-    """An exact count with thousands separators (never rounded)."""
-    return f"{n:,}"
-
-
-def format_shape(shape: Any) -> str:
-    return "[" + ", ".join(format_expr(d) for d in shape) + "]"
+#: What each command offers: every format (:data:`symcost.formats.FORMATS`).
+FORMATS = formats.ALL
 
 
 # ---- derive ---------------------------------------------------------------------------------
@@ -202,26 +120,33 @@ def derivation(
     }
 
 
-_COST_LABELS = {
-    "flops": "FLOPs",
-    "macs": "MACs",
-    "params": "params",
-    "buffers": "buffers",
-    "read": "read (elements)",
-    "write": "write (elements)",
-    "cache": "cache (elements)",
-}
+_COST_LABELS = keys.LABELS
 
 
 def render_derivation(data: Mapping[str, Any], fmt: str) -> str:
+    fmt = formats.check(fmt, FORMATS)
     if fmt == "json":
-        public = {k: v for k, v in data.items() if not k.startswith("_")}
-        return json.dumps(public, indent=2, default=str)
+        return json_text({k: v for k, v in data.items() if not k.startswith("_")})
     if fmt == "latex":
         return _derive_latex(data)
     if fmt == "markdown":
         return _derive_markdown(data)
+    if fmt == "csv":
+        return csv_text([("quantity", "closed form"), *_derive_quantities(data)])
+    if fmt == "html":
+        return _derive_html(data)
     return _derive_text(data)
+
+
+def _derive_quantities(d: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(quantity, closed form) rows: intermediates, outputs, costs, elementwise operations."""
+    rows = [(k, v) for k, v in d["where"].items()]
+    rows += [(f"output {k}", f"[{', '.join(v)}]") for k, v in d["outputs"].items()]
+    rows += [
+        (label, d["costs"][key]) for key, label in _COST_LABELS.items() if key != "cache" or d["costs"][key] != "0"
+    ]
+    rows += [(f"elementwise {k}", v) for k, v in d["elementwise"].items()]
+    return rows
 
 
 def symbol_status(d: Mapping[str, Any], name: str) -> str:
@@ -282,15 +207,7 @@ def _derive_text(d: Mapping[str, Any]) -> str:
 
 
 #: The costs' names in LaTeX, in the order derive shows them (``--format latex``, the reference).
-LATEX_COST_LABELS = {
-    "flops": r"\mathrm{FLOPs}",
-    "macs": r"\mathrm{MACs}",
-    "params": r"\mathrm{params}",
-    "buffers": r"\mathrm{buffers}",
-    "read": r"\mathrm{read}",
-    "write": r"\mathrm{write}",
-    "cache": r"\mathrm{cache}",
-}
+LATEX_COST_LABELS = keys.LATEX
 
 
 def _derive_latex(d: Mapping[str, Any]) -> str:
@@ -308,28 +225,37 @@ def _derive_latex(d: Mapping[str, Any]) -> str:
     for key, value in d["_elementwise"].items():
         rows.append(rf"\mathrm{{{key}}} &= {latex_expr(value)}")
     body = " \\\\\n".join(rows)
-    return f"% symcost derive {d['name']} (convention: {d['convention']['name']})\n\\begin{{align*}}\n{body}\n\\end{{align*}}"
+    comment = latex_comment(f"symcost derive {d['name']} (convention: {d['convention']['name']})")
+    return f"{comment}\n\\begin{{align*}}\n{body}\n\\end{{align*}}"
 
 
 def _derive_markdown(d: Mapping[str, Any]) -> str:
-    lines = [f"### `{d['name']}`", "", d["summary"], "", "| symbol | meaning | value |", "|---|---|---|"]
+    lines = [
+        f"### {markdown_code(d['name'])}",
+        "",
+        markdown_text(d["summary"]),
+        "",
+        "| symbol | meaning | value |",
+        "|---|---|---|",
+    ]
     for name, info in d["symbols"].items():
         value = d["bound"].get(name)
         if value is None and info["kind"] == "attribute" and info["default"] is not None:
             value = f"default {format_expr(info['default'])}"
-        lines.append(f"| `{name}` | {info['doc']} | {value or ''} |")
+        lines.append(f"| {markdown_code(name)} | {markdown_text(info['doc'])} | {markdown_text(value or '')} |")
     lines += ["", "| quantity | closed form |", "|---|---|"]
     for k, v in d["where"].items():
-        lines.append(f"| `{k}` | `{v}` |")
+        lines.append(f"| {markdown_code(k)} | {markdown_code(v)} |")
     for k, v in d["outputs"].items():
-        lines.append(f"| output `{k}` | `[{', '.join(v)}]` |")
+        shape = "[" + ", ".join(v) + "]"
+        lines.append(f"| output {markdown_code(k)} | {markdown_code(shape)} |")
     for key, label in _COST_LABELS.items():
         if key != "cache" or d["costs"][key] != "0":
-            lines.append(f"| {label} | `{d['costs'][key]}` |")
+            lines.append(f"| {label} | {markdown_code(d['costs'][key])} |")
     for key, value in d["elementwise"].items():
-        lines.append(f"| elementwise `{key}` | `{value}` |")
+        lines.append(f"| elementwise {markdown_code(key)} | {markdown_code(value)} |")
     if d["notes"]:
-        lines += [""] + [f"- {n}" for n in d["notes"]]
+        lines += [""] + [f"- {markdown_text(n)}" for n in d["notes"]]
     return "\n".join(lines)
 
 
@@ -337,6 +263,10 @@ def _derive_markdown(d: Mapping[str, Any]) -> str:
 
 
 def render_formula_list(formulas: list[Formula], fmt: str) -> str:
+    fmt = formats.check(fmt, FORMATS)
+    if fmt in ("csv", "latex", "html"):
+        table = formats.Table(("formula", "category", "summary"), [(f.name, f.category, f.summary) for f in formulas])
+        return table.render(fmt)
     if fmt == "json":
         return json.dumps(
             [{"name": f.name, "category": f.category, "summary": f.summary, "path": f.path} for f in formulas],
@@ -344,7 +274,9 @@ def render_formula_list(formulas: list[Formula], fmt: str) -> str:
         )
     if fmt == "markdown":
         rows = ["| formula | category | summary |", "|---|---|---|"]
-        rows += [f"| `{f.name}` | {f.category} | {f.summary} |" for f in formulas]
+        rows += [
+            f"| {markdown_code(f.name)} | {markdown_text(f.category)} | {markdown_text(f.summary)} |" for f in formulas
+        ]
         return "\n".join(rows)
     width = max((len(f.name) for f in formulas), default=8)
     lines = []
@@ -352,23 +284,15 @@ def render_formula_list(formulas: list[Formula], fmt: str) -> str:
         lines.append(category)
         for f in formulas:
             if f.category == category:
-                lines.append(f"  {f.name:<{width}}  {f.summary}")
+                lines.append(f"  {f.name:<{width}}  {terminal_text(f.summary)}")
     lines.append(f"\n{len(formulas)} formulas. `symcost derive NAME` shows one in closed form.")
     return "\n".join(lines)
 
 
 # ---- eval ------------------------------------------------------------------------------------
 
-EVAL_FORMATS = ("table", "json", "csv", "markdown", "latex")
+EVAL_FORMATS = formats.ALL
 _LAYER_COLUMNS = ("params", "macs", "flops", "read", "write")
-
-
-def si(value: float, unit: str = "", digits: int = 3) -> str:
-    """A short decimal-SI figure for reading (``8.18 G``); exact counts are printed beside it."""
-    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= factor:
-            return f"{value / factor:.{digits}g} {prefix}{unit}"
-    return f"{value:.{digits}g} {unit}".rstrip()
 
 
 def block_of(path: str, depth: int) -> str:
@@ -420,14 +344,6 @@ def fold(result: Any, depth: int | None, times: Any = None) -> list[dict[str, An
             working = bounds - {"none"} or bounds
             row["bound"] = working.pop() if len(working) == 1 else "mixed"
     return rows
-
-
-def duration(seconds: float, digits: int = 3) -> str:
-    """Seconds for reading: ``6.61 ms``, ``312 µs``, ``1.2 s``."""
-    for factor, unit in ((1, "s"), (1e-3, "ms"), (1e-6, "µs")):
-        if abs(seconds) >= factor:
-            return f"{seconds / factor:.{digits}g} {unit}"
-    return f"{seconds / 1e-9:.{digits}g} ns" if seconds else "0 s"
 
 
 def _float(value: Any) -> Any:
@@ -552,9 +468,12 @@ TOTAL_ORDER = ("params", "buffers", "macs", "flops", "elementwise", "read", "wri
 
 
 def render_eval(data: dict[str, Any], fmt: str) -> str:
+    fmt = formats.check(fmt, EVAL_FORMATS)
     if fmt == "json":
         # a ratio variable's exact value (11/10) is written as its text, never as a rounded float
-        return json.dumps({k: v for k, v in data.items() if not k.startswith("_")}, indent=2, default=str)
+        return json_text({k: v for k, v in data.items() if not k.startswith("_")})
+    if fmt == "html":
+        return _eval_html(data)
     if fmt == "csv":
         return _eval_csv(data)
     if fmt == "markdown":
@@ -568,6 +487,10 @@ def _name(row: dict[str, Any]) -> str:
     suffix = f" x{row['count']}" if row["count"] != 1 else ""
     tied = f" (tied to {row['tied_to']})" if row.get("tied_to") else ""
     return f"{row['name']}{suffix}{tied}"
+
+
+def _terminal_rows(body: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    return [tuple(terminal_text(c) for c in row) for row in body]
 
 
 def _roofline_rows(d: dict[str, Any]) -> list[str]:
@@ -591,18 +514,10 @@ def _roofline_rows(d: dict[str, Any]) -> list[str]:
                 f"{100 * row['latency_s'] / total:.1f}",
             )
         )
-    return _aligned(header, body, right={2, 3, 4, 5, 6, 7, 9})
+    return _aligned(header, _terminal_rows(body), right={2, 3, 4, 5, 6, 7, 9})
 
 
-def _aligned(header: tuple[str, ...], body: list[tuple[str, ...]], right: set[int]) -> list[str]:
-    widths = [max(len(header[i]), *(len(r[i]) for r in body)) for i in range(len(header))]
-
-    def line(cells: tuple[str, ...]) -> str:
-        return "  ".join(
-            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
-        ).rstrip()
-
-    return [line(header), line(tuple("-" * w for w in widths))] + [line(r) for r in body]
+_aligned = formats.aligned
 
 
 def rate_unit(dtype: str) -> str:
@@ -721,7 +636,7 @@ def _count_rows(d: dict[str, Any]) -> list[str]:
                 f"{100 * row['flops'] / flops:.1f}",
             )
         )
-    return _aligned(header, body, right={3, 4, 5, 6, 7, 8})
+    return _aligned(header, _terminal_rows(body), right={3, 4, 5, 6, 7, 8})
 
 
 def _totals_lines(d: dict[str, Any]) -> list[str]:
@@ -729,7 +644,7 @@ def _totals_lines(d: dict[str, Any]) -> list[str]:
     values = ", ".join(f"{k}={v}" for k, v in d["values"].items())
     lines = [
         "",
-        f"Totals for {d['arch']} at {values}"
+        f"Totals for {terminal_text(d['arch'])} at {values}"
         + (" (one forward pass)" if "training" in d or d.get("performance", {}).get("phase") == "train" else ""),
         f"  convention '{d['convention']['name']}': {d['convention']['doc']}",
     ]
@@ -795,34 +710,30 @@ def _symbolic_lines(d: dict[str, Any]) -> list[str]:
 
 
 def _eval_csv(d: dict[str, Any]) -> str:
-    import csv
-    import io
-
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(
+    rows: list[list[Any]] = [
         ["layer", "op", "count", "output", "params", "buffers", "macs", "flops", "elementwise", "read", "write"]
-    )
+    ]
     for r in d["layers"]:
-        writer.writerow([r["name"], r["op"], r["count"], "x".join(map(str, r["output"])), r["params"], r["buffers"],
-                         r["macs"], r["flops"], r["elementwise"], r["read"], r["write"]])  # fmt: skip
+        rows.append([r["name"], r["op"], r["count"], "x".join(map(str, r["output"])), r["params"], r["buffers"],
+                     r["macs"], r["flops"], r["elementwise"], r["read"], r["write"]])  # fmt: skip
     t = d["totals"]
-    writer.writerow(["total", "", "", "", t["params"], t["buffers"], t["macs"], t["flops"], t["elementwise"],
-                     t["read_elements"], t["write_elements"]])  # fmt: skip
-    return buffer.getvalue().rstrip("\n")
+    rows.append(["total", "", "", "", t["params"], t["buffers"], t["macs"], t["flops"], t["elementwise"],
+                 t["read_elements"], t["write_elements"]])  # fmt: skip
+    return csv_text(rows)
 
 
 def _eval_markdown(d: dict[str, Any]) -> str:
     lines = ["| layer | op | output | params | MACs | FLOPs |", "|---|---|---|---:|---:|---:|"]
     for r in d["layers"]:
-        lines.append(f"| `{_name(r)}` | {r['op']} | {'x'.join(map(str, r['output']))} | {format_count(r['params'])} | "
+        lines.append(f"| {markdown_code(_name(r))} | {markdown_text(r['op'])} | {'x'.join(map(str, r['output']))} | {format_count(r['params'])} | "
                      f"{format_count(r['macs'])} | {format_count(r['flops'])} |")  # fmt: skip
     t = d["totals"]
     lines.append(
         f"| **total** | | | **{format_count(t['params'])}** | **{format_count(t['macs'])}** | **{format_count(t['flops'])}** |"
     )
     if "symbolic" in d:
-        lines += ["", "| total | closed form |", "|---|---|"] + [f"| {k} | `{v}` |" for k, v in d["symbolic"].items()]
+        lines += ["", "| total | closed form |", "|---|---|"]
+        lines += [f"| {k} | {markdown_code(v)} |" for k, v in d["symbolic"].items()]
     return "\n".join(lines)
 
 
@@ -835,13 +746,13 @@ def _eval_latex(d: dict[str, Any]) -> str:
         r"\midrule",
     ]
     for r in d["layers"]:
-        name = _name(r).replace("_", r"\_")
+        name = latex_text(_name(r))
         rows.append(
             f"{name} & {format_count(r['params'])} & {format_count(r['macs'])} & {format_count(r['flops'])} \\\\"
         )
     rows += [r"\midrule", f"total & {format_count(t['params'])} & {format_count(t['macs'])} & {format_count(t['flops'])} \\\\",
              r"\bottomrule", r"\end{tabular}"]  # fmt: skip
-    out = f"% symcost eval {d['arch']} (convention: {d['convention']['name']})\n" + "\n".join(rows)
+    out = latex_comment(f"symcost eval {d['arch']} (convention: {d['convention']['name']})") + "\n" + "\n".join(rows)
     if "symbolic" in d:
         out += (
             "\n\\begin{align*}\n"
@@ -853,6 +764,10 @@ def _eval_latex(d: dict[str, Any]) -> str:
 
 def render_arch_list(entries: list[tuple[str, str, str]], fmt: str) -> str:
     """``(name, summary, family)`` rows, sorted by family: one heading per family of two or more."""
+    fmt = formats.check(fmt, FORMATS)
+    if fmt in ("csv", "latex", "html", "markdown"):
+        table = formats.Table(("architecture", "family", "summary"), [(n, f, s) for n, s, f in entries], code={0})
+        return table.render(fmt)
     if fmt == "json":
         return json.dumps([{"name": n, "family": f, "summary": s} for n, s, f in entries], indent=2)
     width = max((len(n) for n, _, _ in entries), default=8)
@@ -867,7 +782,7 @@ def render_arch_list(entries: list[tuple[str, str, str]], fmt: str) -> str:
             shown = family
         elif sizes[family] == 1:
             shown = None
-        lines.append(f"  {name:<{width}}  {summary}")
+        lines.append(f"  {name:<{width}}  {terminal_text(summary)}")
     families = len(sizes)
     return "\n".join(lines + [f"\n{len(entries)} architectures in {families} families. `symcost eval NAME` costs one."])
 
@@ -937,6 +852,7 @@ def render_device_list(devices: list[Any], fmt: str) -> str:
                 "path": d.path,
             }
         )
+    fmt = formats.check(fmt, FORMATS)
     if fmt == "json":
         return json.dumps(rows, indent=2)
     header = ("device", "kind", *(k for k in _DTYPE_ORDER), "GB/s", "memory", "verified")
@@ -945,11 +861,9 @@ def render_device_list(devices: list[Any], fmt: str) -> str:
         peaks = tuple(f"{r['peak_tflop_per_s'][k]:g}" if k in r["peak_tflop_per_s"] else "-" for k in _DTYPE_ORDER)
         body.append((r["name"], r["kind"], *peaks, f"{r['bandwidth_gb_per_s']:g}", si(r["capacity_bytes"], "B"),
                      "yes" if r["verified"] else "no"))  # fmt: skip
-    if fmt == "markdown":
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(cells) + " |" for cells in body]
-        return "\n".join(lines)
-    lines = _aligned(header, body, right=set(range(2, len(header) - 1)))
+    if fmt != "table":
+        return formats.Table(header, body, right=set(range(2, len(header) - 1))).render(fmt)
+    lines = _aligned(header, _terminal_rows(body), right=set(range(2, len(header) - 1)))
     lines += [
         "",
         f"{len(rows)} devices. Peaks are dense T(FL)OP/s (10^12 operations/s; a MAC is 2); sparse figures are kept apart",
@@ -957,3 +871,76 @@ def render_device_list(devices: list[Any], fmt: str) -> str:
         "vendor's document (see the device's file).",
     ]
     return "\n".join(lines)
+
+
+# ---- HTML (notebooks, --format html) ------------------------------------------------------------
+
+
+def _eval_html(d: dict[str, Any]) -> str:
+    """``symcost eval``'s per-layer table and totals in HTML (what a notebook shows)."""
+    dtype = d["dtype"]
+    t = d["totals"]
+    flops = t["flops"] or 1
+    name = "FLOPs" if d["convention"].get("headline", "FLOPs") == "FLOPs" else d["convention"]["name"]
+    layers = [
+        (
+            html_code(_name(row)),
+            html_text(row["op"]),
+            html_text("x".join(str(v) for v in row["output"])),
+            *(html_count(row[k]) for k in ("params", "macs", "flops", "read", "write")),
+            html_text(f"{100 * row['flops'] / flops:.1f}"),
+        )
+        for row in d["layers"]
+    ]
+    header = ("layer", "op", "output", "params", "MACs", name, "read", "write", f"{name} %")
+    totals = [
+        ("params", t["params"], f"{si(t['params'])}; {si(t['params_bytes'], 'B')} as {dtype}"),
+        ("buffers", t["buffers"], "not trainable"),
+        ("MACs", t["macs"], si(t["macs"])),
+        (name, t["flops"], si(t["flops"], "FLOP") if name == "FLOPs" else si(t["flops"])),
+        ("elementwise ops", t["elementwise"], "not in FLOPs" if not d["elementwise_in_flops"] else "some in FLOPs"),
+        ("model size (bytes)", t["model_bytes"], f"params + buffers as {dtype}"),
+        ("memory read (elements)", t["read_elements"], ""),
+        ("memory write (elements)", t["write_elements"], ""),
+        ("memory traffic (bytes)", t["traffic_bytes"], f"as {dtype}"),
+    ]
+    if t["cache_elements"]:
+        totals.append(("KV cache (elements)", t["cache_elements"], ""))
+    values = ", ".join(f"{k}={v}" for k, v in d["values"].items())
+    parts = [
+        f"<p><strong>{html_text(d['arch'])}</strong> at {html_text(values)}</p>",
+        html_table(header, layers, right=range(3, 9)),
+        f"<p>Totals (convention '{html_text(d['convention']['name'])}': {html_text(d['convention']['doc'])})</p>",
+        html_table(
+            ("total", "value", ""), [(html_text(k), html_count(v), html_text(n)) for k, v, n in totals], right=[1]
+        ),
+    ]
+    return html_div("result", parts)
+
+
+def _derive_html(d: Mapping[str, Any]) -> str:
+    """Summary, symbols (bound values and defaults), then shapes and closed forms as
+    ``symcost derive`` prints them (symcost's expression language, pasteable into a YAML file)."""
+    symbols = []
+    for name, info in d["symbols"].items():
+        symbols.append((html_code(name), html_text(info["doc"]), html_text(symbol_status(d, name))))
+    forms = [(f"input {html_code(k)}", html_code(f"[{', '.join(v)}]")) for k, v in d["inputs"].items()]
+    forms += [(html_code(k), html_code(v)) for k, v in d["where"].items()]
+    forms += [(f"output {html_code(k)}", html_code(f"[{', '.join(v)}]")) for k, v in d["outputs"].items()]
+    for key, label in _COST_LABELS.items():
+        if key != "cache" or d["costs"][key] != "0":
+            forms.append((html_text(label), html_code(d["costs"][key])))
+    included = set(d["elementwise_in_flops"])
+    for key, value in d["elementwise"].items():
+        tag = " (in FLOPs)" if key in included else ""
+        forms.append((f"elementwise {html_code(key)}{html_text(tag)}", html_code(value)))
+    parts = [
+        f"<p><strong>{html_text(d['name'])}</strong>: {html_text(d['summary'])}</p>",
+        html_table(("symbol", "meaning", "value"), symbols),
+        html_table(("quantity", "closed form"), forms),
+    ]
+    if d["constraints"]:
+        items = "".join(f"<li>{html_code(c['check'])} ({html_text(c['message'])})</li>" for c in d["constraints"])
+        parts.append(f"<p>Constraints:</p>\n<ul>{items}</ul>")
+    parts.append(f"<p>Convention '{html_text(d['convention']['name'])}': {html_text(d['convention']['doc'])}</p>")
+    return html_div("formula", parts)

@@ -7,11 +7,29 @@ import json
 from fractions import Fraction
 from typing import Any
 
-from .report import _aligned, format_count, format_expr, latex_expr, si
+from . import formats
+from .formats import aligned as _aligned
+from .formats import (
+    csv_text,
+    html_code,
+    html_count,
+    html_div,
+    html_table,
+    html_text,
+    latex_comment,
+    latex_text,
+    markdown_code,
+    markdown_text,
+    terminal_text,
+)
+from .keys import EVALUATED
+from .printer import format_count, format_expr, latex_expr, si
 
-SWEEP_FORMATS = ("table", "csv", "json", "markdown")
-SOLVE_FORMATS = ("text", "json")
-COMPARE_FORMATS = ("table", "json", "markdown", "latex", "csv")
+SWEEP_FORMATS = formats.ALL
+SOLVE_FORMATS = formats.ALL
+COMPARE_FORMATS = formats.ALL
+#: A sweep shows this many points in a notebook; the rest are counted, not listed.
+MAX_SWEEP_ROWS = 50
 
 
 def _cell(value: Any) -> str:
@@ -45,8 +63,6 @@ def _fixed(values: Any) -> dict[str, Any]:
 
 
 def _sweep_note(s: Any) -> str:
-    from .metrics import EVALUATED
-
     exact = [n for n in s.metrics if n not in s.approximate and n not in EVALUATED]
     per_point = [n for n in s.metrics if n in EVALUATED]
     parts = []
@@ -82,24 +98,26 @@ def invalid_note(s: Any) -> str:
 
 
 def render_sweep(s: Any, fmt: str) -> str:
+    fmt = formats.check(fmt, SWEEP_FORMATS)
     names = [a.name for a in s.axes] + list(s.metrics)
     if fmt == "json":
         return json.dumps(sweep_data(s), indent=2)
     if fmt == "csv":
         return _sweep_csv(s, names)
+    if fmt == "html":
+        return _sweep_html(s)
     rows = [tuple(_cell(v) for v in row) for row in s.rows()]
-    if fmt == "markdown":
-        lines = ["| " + " | ".join(names) + " |", "|" + "---:|" * len(names)]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
-        return "\n".join(lines)
-    lines = _aligned(tuple(names), rows, set(range(len(names))))
     fixed = ", ".join(f"{k}={format_expr(v)}" for k, v in s.fixed.items())
-    lines += ["", f"{s.size:,} points of {s.arch}; others: {fixed}", _sweep_note(s)]
+    if fmt in ("markdown", "latex"):
+        notes = [] if fmt == "markdown" else [f"{s.size:,} points of {s.arch}; others: {fixed}", _sweep_note(s)]
+        return formats.Table(names, rows, right=set(range(len(names))), notes=notes).render(fmt)
+    lines = _aligned(tuple(names), rows, set(range(len(names))))
+    lines += ["", f"{s.size:,} points of {terminal_text(s.arch)}; others: {fixed}", _sweep_note(s)]
     if s.reasons:
         lines.append(f"{invalid_note(s)}, for example:")
         for index, why in list(s.reasons.items())[:5]:
             point = ", ".join(f"{a}={v}" for a, v in zip((a.name for a in s.axes), _point(s, index)))
-            lines.append(f"  at {point}: {why}")
+            lines.append(f"  at {point}: {terminal_text(why)}")
     return "\n".join(lines)
 
 
@@ -152,14 +170,22 @@ def solution_data(sol: Any) -> dict[str, Any]:
 
 
 def render_solution(sol: Any, fmt: str) -> str:
+    fmt = formats.check(fmt, SOLVE_FORMATS)
     if fmt == "json":
         return json.dumps(solution_data(sol), indent=2)
+    if fmt == "html":
+        return _solution_html(sol)
+    if fmt in ("markdown", "csv", "latex"):
+        return _solution_table(sol).render(fmt)
     fixed = ", ".join(f"{k}={format_expr(v)}" for k, v in sol.fixed.items())
+    arch = terminal_text(sol.arch)
     step = f" (multiples of {sol.step})" if sol.step > 1 else ""
     if sol.value is None:
-        return "\n".join([f"{sol.arch}: no answer for {sol.condition!r}{step}: {sol.why}", f"  others: {fixed}"])
+        return "\n".join(
+            [f"{arch}: no answer for {sol.condition!r}{step}: {terminal_text(sol.why)}", f"  others: {fixed}"]
+        )
     lines = [
-        f"{sol.direction} {sol.variable}{step} with {sol.condition} for {sol.arch}: {sol.variable} = {sol.value:,}",
+        f"{sol.direction} {sol.variable}{step} with {sol.condition} for {arch}: {sol.variable} = {sol.value:,}",
         f"  others: {fixed}",
         f"  found on the {sol.method} in {sol.probes} evaluations (doubling, then bisection; "
         f"assumes the condition changes once as {sol.variable} grows)",
@@ -173,6 +199,20 @@ def render_solution(sol: Any, fmt: str) -> str:
             "  WARNING: the check failed: the condition does not change exactly here; do not trust this answer"
         )
     return "\n".join(lines)
+
+
+def _solution_table(sol: Any) -> formats.Table:
+    """The checks at the answer and one step past it, under the answer (the title)."""
+    fixed = ", ".join(f"{k}={format_expr(v)}" for k, v in sol.fixed.items())
+    if sol.value is None:
+        title = f"{sol.arch}: no answer for {sol.condition!r}: {sol.why}"
+    else:
+        title = f"{sol.direction} {sol.variable} with {sol.condition} for {sol.arch}: {sol.variable} = {sol.value}"
+    metrics = list(sol.checks[0]["metrics"]) if sol.checks else []
+    rows = [(c["value"], *(c["metrics"][k] for k in metrics), "holds" if c["holds"] else "fails") for c in sol.checks]
+    notes = [f"others: {fixed}"] + ([] if sol.checked or sol.value is None else ["WARNING: the check failed"])
+    return formats.Table((sol.variable, *metrics, "condition"), rows, right=set(range(1 + len(metrics))),
+                         title=title, notes=notes)  # fmt: skip
 
 
 def _metric(name: str, value: Any) -> str:
@@ -218,30 +258,40 @@ def _ratio(x: Any) -> str:
 
 
 def render_comparison(c: Any, fmt: str) -> str:
+    fmt = formats.check(fmt, COMPARE_FORMATS)
     if fmt == "json":
         return json.dumps(comparison_data(c), indent=2)
+    if fmt == "html":
+        return _comparison_html(c)
     others = c.archs[1:]
     header = ("metric", *c.archs, *(f"{a} / {c.archs[0]}" for a in others))
     body = [(r["metric"], *(_cell(v) for v in r["values"]), *(_ratio(x) for x in r["ratios"][1:])) for r in c.rows]
     if fmt == "csv":
-        return "\n".join(",".join(map(str, row)) for row in [header, *_csv_rows(c)])
+        return csv_text([header, *_csv_rows(c)])
     if fmt == "markdown":
-        lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+        lines = ["| " + " | ".join(markdown_text(h) for h in header) + " |", "|---|" + "---:|" * (len(header) - 1)]
         lines += ["| " + " | ".join(row) + " |" for row in body]
         if c.free:
-            lines += ["", "| metric | " + " | ".join(c.archs) + " |", "|---|" + "---|" * len(c.archs)]
             lines += [
-                f"| {r['metric']} | " + " | ".join(f"`{format_expr(f)}`" for f in r["forms"]) + " |" for r in c.closed
+                "",
+                "| metric | " + " | ".join(markdown_text(a) for a in c.archs) + " |",
+                "|---|" + "---|" * len(c.archs),
+            ]
+            lines += [
+                f"| {r['metric']} | " + " | ".join(markdown_code(format_expr(f)) for f in r["forms"]) + " |"
+                for r in c.closed
             ]
         return "\n".join(lines)
     if fmt == "latex":
         return _comparison_latex(c, header, body)
+    header = tuple(terminal_text(h) for h in header)
     lines = _aligned(header, body, set(range(1, len(header))))
-    values = "; ".join(f"{a}: " + ", ".join(f"{k}={v}" for k, v in vals.items()) for a, vals in zip(c.archs, c.values))
+    values = "; ".join(f"{terminal_text(a)}: " + ", ".join(f"{k}={v}" for k, v in vals.items())
+                       for a, vals in zip(c.archs, c.values))  # fmt: skip
     lines += ["", f"at {values}"]
     if c.free:
         lines += ["", f"Closed forms (free: {', '.join(c.free)})"]
-        labels = [*c.archs, *(f"{a} / {c.archs[0]}" for a in others)]
+        labels = [terminal_text(label) for label in (*c.archs, *(f"{a} / {c.archs[0]}" for a in others))]
         width = max(len(label) for label in labels)
         for r in c.closed:
             for label, form in zip(labels, [*r["forms"], *r["ratios"][1:]]):
@@ -257,8 +307,7 @@ def _csv_rows(c: Any) -> list[tuple[Any, ...]]:
 
 
 def _comparison_latex(c: Any, header: tuple[str, ...], body: list[tuple[str, ...]]) -> str:
-    def tex(text: str) -> str:
-        return text.replace("_", r"\_")
+    tex = latex_text
 
     lines = [
         r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}",
@@ -269,7 +318,7 @@ def _comparison_latex(c: Any, header: tuple[str, ...], body: list[tuple[str, ...
     lines += [" & ".join(tex(cell).replace("x", r"$\times$") if i > len(c.archs) else tex(cell)
                          for i, cell in enumerate(row)) + r" \\" for row in body]  # fmt: skip
     lines += [r"\bottomrule", r"\end{tabular}"]
-    out = f"% symcost compare {' '.join(c.archs)}\n" + "\n".join(lines)
+    out = latex_comment(f"symcost compare {' '.join(c.archs)}") + "\n" + "\n".join(lines)
     if c.free:
         rows = []
         for r in c.closed:
@@ -277,3 +326,79 @@ def _comparison_latex(c: Any, header: tuple[str, ...], body: list[tuple[str, ...
                 rows.append(rf"\mathrm{{{tex(r['metric'])}}}_{{\mathrm{{{tex(arch)}}}}} &= {latex_expr(form)}")
         out += "\n\\begin{align*}\n" + " \\\\\n".join(rows) + "\n\\end{align*}"
     return out
+
+
+def _sweep_html(s: Any, max_rows: int = MAX_SWEEP_ROWS) -> str:
+    """The sweep's table (its first ``max_rows`` points) and the notes ``symcost sweep`` prints."""
+    names = [a.name for a in s.axes] + list(s.metrics)
+    rows = []
+    for index, row in enumerate(s.rows()):
+        if index == max_rows:
+            break
+        rows.append(tuple(html_text(_cell(v)) for v in row))
+    parts = [html_table(names, rows, right=range(len(names)))]
+    if s.size > max_rows:
+        parts.append(f"<p>... {s.size - max_rows:,} more points (<code>rows()</code> yields them all)</p>")
+    fixed = ", ".join(f"{k}={format_expr(v)}" for k, v in s.fixed.items())
+    parts.append(
+        f"<p>{s.size:,} points of {html_text(s.arch)}; others: {html_text(fixed)}<br>{html_text(_sweep_note(s))}</p>"
+    )
+    if s.reasons:
+        example = html_text(next(iter(s.reasons.values())))
+        parts.append(f"<p>{html_text(invalid_note(s))}, for example: {example}</p>")
+    return html_div("sweep", parts)
+
+
+def _solution_html(sol: Any) -> str:
+    """The answer in one line, and the exact checks at the answer and one step past it."""
+    fixed = ", ".join(f"{k}={format_expr(v)}" for k, v in sol.fixed.items())
+    step = f" (multiples of {sol.step})" if sol.step > 1 else ""
+    if sol.value is None:
+        return html_div("solution", [f"<p>{html_text(sol.arch)}: no answer for {html_code(sol.condition)}{html_text(step)}: "
+                                 f"{html_text(sol.why)}</p>"])  # fmt: skip
+    parts = [
+        f"<p>{html_text(sol.direction)} {html_code(sol.variable)}{html_text(step)} with {html_code(sol.condition)} for "
+        f"{html_text(sol.arch)}: <strong>{html_code(sol.variable)} = {html_count(sol.value)}</strong></p>",
+    ]
+    metrics = list(sol.checks[0]["metrics"]) if sol.checks else []
+    rows = [
+        (
+            html_count(c["value"]),
+            *(html_text(_metric(k, c["metrics"][k])) for k in metrics),
+            "holds" if c["holds"] else "fails",
+        )
+        for c in sol.checks
+    ]
+    parts.append(html_table((sol.variable, *metrics, "condition"), rows, right=range(1 + len(metrics))))
+    how = f"found on the {sol.method} in {sol.probes} evaluations, checked on the exact path of symcost eval"
+    parts.append(f"<p>others: {html_text(fixed)}<br>{html_text(how)}</p>")
+    if not sol.checked:
+        parts.append("<p><strong>WARNING: the check failed: do not trust this answer</strong></p>")
+    return html_div("solution", parts)
+
+
+def _comparison_html(c: Any) -> str:
+    """Each metric of each architecture, its ratio to the first, and the closed forms with ``free``."""
+    others = c.archs[1:]
+    header = ("metric", *c.archs, *(f"{a} / {c.archs[0]}" for a in others))
+    rows = [
+        (
+            html_text(r["metric"]),
+            *(html_text(_cell(v)) for v in r["values"]),
+            *(html_text(_ratio(x)) for x in r["ratios"][1:]),
+        )
+        for r in c.rows
+    ]
+    parts = [html_table(header, rows, right=range(1, len(header)))]
+    values = "; ".join(f"{a}: " + ", ".join(f"{k}={v}" for k, v in vals.items()) for a, vals in zip(c.archs, c.values))
+    parts.append(f"<p>at {html_text(values)}</p>")
+    if c.free:
+        labels = [*c.archs, *(f"{a} / {c.archs[0]}" for a in others)]
+        forms = [
+            (html_text(r["metric"]), html_text(label), html_code("-" if form is None else format_expr(form)))
+            for r in c.closed
+            for label, form in zip(labels, [*r["forms"], *r["ratios"][1:]])
+        ]
+        parts.append(f"<p>Closed forms (free: {html_text(', '.join(c.free))})</p>")
+        parts.append(html_table(("metric", "of", "closed form"), forms))
+    return html_div("comparison", parts)

@@ -153,7 +153,7 @@ def symbolic_time(flops: sympy.Expr, nbytes: sympy.Expr, roof: Roof) -> dict[str
     """Compute, memory and latency time as closed forms in the variables left free.
 
     >>> n = sympy.Symbol("n", positive=True)
-    >>> from symcost.report import format_expr
+    >>> from symcost.printer import format_expr
     >>> format_expr(symbolic_time(2 * n**2, 8 * n, Roof(peak=10**12, bandwidth=10**9))["latency"])
     'max(n**2/500000000000, n/125000000)'
     """

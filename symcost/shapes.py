@@ -505,7 +505,7 @@ def _inputs(layer: Layer, scope: _Scope) -> tuple[tuple[Shape, str], ...]:
 
 
 def _show(shape: Shape) -> str:
-    from .report import format_shape
+    from .printer import format_shape
 
     return format_shape(shape)
 

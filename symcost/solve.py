@@ -29,7 +29,7 @@ from typing import Any
 
 import sympy
 
-from . import expr
+from . import expr, inputs
 from . import metrics as metrics_module
 from .errors import ArchError, Location, ShapeError, UsageError, did_you_mean
 
@@ -54,10 +54,20 @@ class Solution:
     fixed: Mapping[str, Any] = field(default_factory=dict)
     why: str = ""  # when value is None
 
-    def _repr_html_(self) -> str:  # Jupyter: the answer and its exact checks
-        from .display import solution_html
+    def _repr_html_(self) -> str:  # Jupyter: what --format html prints
+        return self.render("html")
 
-        return solution_html(self)
+    def render(self, fmt: str = "table") -> str:
+        """What the command prints in ``fmt`` (any of :data:`symcost.formats.FORMATS`)."""
+        from .report_analysis import render_solution
+
+        return render_solution(self, fmt)
+
+    def to_dict(self) -> Any:
+        """What ``--format json`` prints, as Python data."""
+        import json
+
+        return json.loads(self.render("json"))
 
     @property
     def checked(self) -> bool:
@@ -93,7 +103,7 @@ def solve(
     start_from: int | None = None,
 ) -> Solution:
     """The value of ``variable`` (a multiple of ``step``) at which ``condition_text`` changes."""
-    from . import compile as compile_module
+    from . import evaluation
 
     setting = setting or metrics_module.Setting()
     condition, used = parse_condition(condition_text)
@@ -106,7 +116,7 @@ def solve(
         )
     if step < 1:
         raise UsageError("--step must be at least 1")
-    free = compile_module.keep_free(graph, values or {}, [variable])
+    free = evaluation.keep_free(graph, values or {}, [variable])
     fixed = {k: v for k, v in free.items() if k != variable}
     minimum = variables[variable].minimum
     lowest = max(minimum, start_from or minimum)
@@ -128,9 +138,9 @@ def solve(
         # One variable, a few dozen probes: substituting into the closed form (about 0.6 ms for
         # ResNet-50) beats compiling it, and leaves numpy unimported (0.1 s of a cold start).
         symbol_of = variables[variable].symbol
-        nodes = compile_module.symbolic_nodes(graph, free, setting.convention)
+        nodes = evaluation.symbolic_nodes(graph, free, setting.convention)
         forms = metrics_module.closed_forms(nodes, used, setting)
-        conditions, messages = metrics_module.validity(graph, compile_module.resolve(graph, free, symbolic=True))
+        conditions, messages = metrics_module.validity(graph, evaluation.resolve(graph, free, symbolic=True))
 
         def probe(value: int) -> bool:
             at = {symbol_of: sympy.Integer(value)}
@@ -194,3 +204,29 @@ def _invalid(variable: str, value: int, why: str) -> UsageError:
         f"probes to be valid: start further with --from, search multiples of a valid step with --step, "
         f"or tie the variables that depend on {variable} to it with --set"
     )
+
+
+# ---- the whole-network function: symcost.solve(...) -------------------------------------
+
+
+def run(arch: Any, condition: str, variable: str, *, step: int = 1, start_from: int | None = None,
+        limit: int = 2**40, values: Mapping[str, Any] | None = None, options: inputs.Options | None = None,
+        **more: Any) -> Any:  # fmt: skip
+    """The largest (or smallest) whole value of ``variable`` that meets ``condition`` (``symcost solve``).
+
+    >>> run("resnet50", "flops <= 10**10", "H", W="H").value
+    240
+    """
+
+    options = options or inputs.Options()
+    given = {**(values or {}), **more}
+    if variable in given:
+        raise UsageError(f"--for {variable} conflicts with --set {variable}")
+    built, given = inputs.graph(arch, given, phase=options.phase)
+    given = {k: v for k, v in given.items() if k != variable}  # a phase's value yields to --for
+    setting = options.setting()
+    return solve(built, condition, variable, values=given, setting=setting, step=step, limit=limit,
+                         start_from=start_from)  # fmt: skip
+
+
+inputs.callable_module(__name__, run)

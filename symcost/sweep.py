@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import inputs
 from . import metrics as metrics_module
 from .errors import UsageError, did_you_mean
 from .program import Program
@@ -103,10 +104,20 @@ class Sweep:
             count *= len(axis.values)
         return count
 
-    def _repr_html_(self) -> str:  # Jupyter: the table of `symcost sweep`
-        from .display import sweep_html
+    def _repr_html_(self) -> str:  # Jupyter: what --format html prints
+        return self.render("html")
 
-        return sweep_html(self)
+    def render(self, fmt: str = "table") -> str:
+        """What the command prints in ``fmt`` (any of :data:`symcost.formats.FORMATS`)."""
+        from .report_analysis import render_sweep
+
+        return render_sweep(self, fmt)
+
+    def to_dict(self) -> Any:
+        """What ``--format json`` prints, as Python data."""
+        import json
+
+        return json.loads(self.render("json"))
 
     def columns(self) -> dict[str, Any]:
         """Each axis as a flat array aligned with the metrics."""
@@ -144,7 +155,7 @@ def sweep(
     ``values`` or their defaults."""
     import numpy as np
 
-    from . import compile as compile_module
+    from . import evaluation
 
     setting = setting or metrics_module.Setting()
     names = metrics_module.check_names(names, device=setting.roof is not None)
@@ -169,10 +180,10 @@ def sweep(
         size *= len(axis.values)
     if size > MAX_POINTS:
         raise UsageError(f"the grid has {size:,} points; at most {MAX_POINTS:,}")
-    free = compile_module.keep_free(graph, given, seen)
+    free = evaluation.keep_free(graph, given, seen)
     fixed = {k: v for k, v in free.items() if k not in seen}
-    nodes = compile_module.symbolic_nodes(graph, free, setting.convention)
-    subs = compile_module.resolve(graph, free, symbolic=True)
+    nodes = evaluation.symbolic_nodes(graph, free, setting.convention)
+    subs = evaluation.resolve(graph, free, symbolic=True)
     symbols = [variables[a.name].symbol for a in axes]
     conditions, messages = metrics_module.validity(graph, subs)
     closed_names = [n for n in names if n in metrics_module.CLOSED]
@@ -225,3 +236,32 @@ def sweep(
     ordered = {n: out[n] for n in names}
     return Sweep(graph.arch.name, tuple(axes), ordered, valid, reasons, run.mode if exact else "float64",
                  approximate, fixed)  # fmt: skip
+
+
+# ---- the whole-network function: symcost.sweep(...) -------------------------------------
+
+
+def run(arch: Any, over: Mapping[str, Any] | Sequence[str], metrics: str | Sequence[str] = "flops", *,
+        values: Mapping[str, Any] | None = None, exact: bool = True, options: inputs.Options | None = None,
+        **more: Any) -> Any:  # fmt: skip
+    """Metrics over a grid (``symcost sweep``): ``over`` maps a variable to its values or a range
+    text (``{"H": "64:1024:32", "N": [1, 8]}``), or is a list of ``NAME=RANGE`` texts.
+
+    >>> s = run("resnet50", {"H": [224, 448]}, "flops", W="H")
+    >>> [int(x) for x in s.metrics["flops"]]
+    [8178368512, 32701186048]
+    """
+
+    options = options or inputs.Options()
+    built, given = inputs.graph(arch, {**(values or {}), **more}, phase=options.phase)
+    if isinstance(over, Mapping):
+        texts = [f"{k}={v}" if isinstance(v, str) else f"{k}={','.join(str(int(x)) for x in v)}"
+                 for k, v in over.items()]  # fmt: skip
+    else:
+        texts = list(over)
+    axes = [parse_axis(text) for text in texts]
+    setting = options.setting()
+    return sweep(built, axes, inputs.metric_names(metrics), values=given, setting=setting, exact=exact)
+
+
+inputs.callable_module(__name__, run)

@@ -315,15 +315,25 @@ class Formula:
 
     # ---- binding values ------------------------------------------------------------------
     def normalize_values(
-        self, values: Mapping[str, Any], *, partial: bool, defaults: bool = True, source: str = ""
+        self,
+        values: Mapping[str, Any],
+        *,
+        partial: bool,
+        defaults: bool = True,
+        source: str = "",
+        prefix: str | None = None,
     ) -> dict[str, Any]:
         """Map user names (``kernel=3``, ``kernel=(3, 5)``, ``kernel_h=3``) to symbol values.
 
         Values are ints/bools or sympy expressions (for symbolic binding). With ``defaults``,
         attribute defaults fill what is not given; with ``partial=False`` every symbol must end
-        up bound.
+        up bound. The one attribute binder: ``derive --set``, ``formula.evaluate`` and an
+        architecture's layers (``shapes.bind_formula``, whose messages start with ``prefix``,
+        "layer 'fc' (linear): ") all check values here, with the same words.
         """
         where = f"{source}: " if source else ""
+        if prefix is not None:
+            where = prefix
         out: dict[str, Any] = {}
         for key, value in values.items():
             if key in self.attributes:
@@ -373,21 +383,24 @@ class Formula:
     def _check_value(self, name: str, value: Any, where: str) -> Any:
         attr = self._attribute_of(name)
         label = f"attribute '{attr.name}'" if attr else f"'{name}'"
+        # an architecture's prefix names the layer and this formula already ("layer 'fc' (linear): ")
+        head = where if where.endswith("): ") else f"{where}{self.name}: "
         if attr and attr.kind == "bool":
             if isinstance(value, bool) or value in (0, 1):
                 return sympy.Integer(int(value))
             if isinstance(value, sympy.Basic) and not value.is_number:
                 return value
-            raise FormulaError(f"{where}{self.name}: {label} must be true or false, got {value!r}")
+            shown = str(value).lower() if isinstance(value, bool) else value
+            raise FormulaError(f"{head}{label} must be true or false, got {shown!r}")
         if isinstance(value, bool):
-            raise FormulaError(f"{where}{self.name}: {label} must be an integer, got the bool {value}")
+            raise FormulaError(f"{head}{label} must be a whole number, got the bool {str(value).lower()}")
         if isinstance(value, int):
             value = sympy.Integer(value)
         if not isinstance(value, sympy.Basic):
-            raise FormulaError(f"{where}{self.name}: {label} must be an integer, got {value!r}")
+            raise FormulaError(f"{head}{label} must be a whole number, got {value!r}")
         if value.is_number:
             if not value.is_Integer:
-                raise FormulaError(f"{where}{self.name}: {label} must be an integer, got {value}")
+                raise FormulaError(f"{head}{label} must be a whole number, got {value}")
             # a shape symbol is >= 1 unless its file declares `min: 0` (a count that may be none)
             low = attr.minimum if attr else (1 if self.symbols[name].is_positive else 0)
             high = attr.maximum if attr else None
@@ -396,9 +409,9 @@ class Formula:
             elif not attr:
                 label = f"size '{name}'"
             if low is not None and value < low:
-                raise FormulaError(f"{where}{self.name}: {label} must be >= {low}, got {value}")
+                raise FormulaError(f"{head}{label} must be >= {low}, got {value}")
             if high is not None and value > high:
-                raise FormulaError(f"{where}{self.name}: {label} must be <= {high}, got {value}")
+                raise FormulaError(f"{head}{label} must be <= {high}, got {value}")
         return value
 
     @cached_property

@@ -734,58 +734,30 @@ def bind_formula(
                 f"the input {_show(inputs[0][0])} alone does not say which dims it means",
                 layer.loc,
             )
+    given: dict[str, Any] = {}  # attributes as written, for the one binder (Formula.normalize_values)
     for key, value in layer.args.items():
         if key in formula.shape_symbols or key in stated:
             shape_symbol = formula.shape_symbols[key] if key in formula.shape_symbols else stated[key]
             bind(shape_symbol.symbol, _expr(value, scope.names), f"the layer's {key}")
             continue
         attribute = formula.attributes.get(key)
-        axis_owner = None
-        if attribute is None:
-            axis_owner = next((a for a in formula.attributes.values() if key in a.symbol_names), None)
-        if attribute is None and axis_owner is None:
+        if attribute is None and not any(key in a.symbol_names for a in formula.attributes.values()):
             known = [*formula.attributes, *formula.shape_symbols]
             raise ArchError(f"{where} has no attribute '{key}'{did_you_mean(key, known)}", value.loc)
-        if axis_owner is not None:
-            mapping[formula.symbols[key]] = _attribute_value(axis_owner, value, scope, where)
-            continue
-        assert attribute is not None
-        raw = value.raw
-        if attribute.axes and isinstance(raw, list):
-            if len(raw) != len(attribute.axes):
-                raise ArchError(
-                    f"{where}: '{key}' takes {len(attribute.axes)} values ({', '.join(attribute.symbol_names)})",
-                    value.loc,
-                )
-            for index, symbol in enumerate(attribute.symbols):
-                item = Value(raw[index], raw.loc_of(index) if hasattr(raw, "loc_of") else value.loc)
-                mapping[symbol] = _attribute_value(attribute, item, scope, where)
-        else:
-            bound = _attribute_value(attribute, value, scope, where)
-            for symbol in attribute.symbols:
-                mapping[symbol] = bound
+        given[key] = _attribute_input(value, scope)
+        try:  # each value checked alone first, so that an error points at its own line
+            formula.normalize_values({key: given[key]}, partial=True, defaults=False, prefix=f"{where}: ")
+        except FormulaError as exc:
+            raise ArchError(exc.message, value.loc) from None
+    try:
+        bound = formula.normalize_values(given, partial=True, defaults=True, prefix=f"{where}: ")
+    except FormulaError as exc:
+        raise ArchError(exc.message, layer.loc) from None
     for attribute in formula.attributes.values():
-        for index, symbol in enumerate(attribute.symbols):
-            if symbol in mapping:
-                continue
-            if attribute.default is None:
-                raise ArchError(f"{where} needs attribute '{attribute.name}' ({attribute.doc})", layer.loc)
-            if isinstance(attribute.default, str):
-                mapping[symbol] = mapping[formula.attributes[attribute.default].symbols[index]]
-            else:
-                mapping[symbol] = sympy.Integer(int(attribute.default))
-        # numeric domains, checked now where the value is a number
-        for symbol in attribute.symbols:
-            value = mapping[symbol]
-            if value.is_number:
-                if attribute.minimum is not None and value < attribute.minimum:
-                    raise ArchError(
-                        f"{where}: attribute '{symbol.name}' must be >= {attribute.minimum}, got {value}", layer.loc
-                    )
-                if attribute.maximum is not None and value > attribute.maximum:
-                    raise ArchError(
-                        f"{where}: attribute '{symbol.name}' must be <= {attribute.maximum}, got {value}", layer.loc
-                    )
+        missing = [n for n in attribute.symbol_names if n not in bound]
+        if missing:
+            raise ArchError(f"{where} needs attribute '{attribute.name}' ({attribute.doc})", layer.loc)
+    mapping.update({formula.symbols[n]: v for n, v in bound.items() if n not in formula.shape_symbols})
     for name, symbol in formula.symbols.items():
         if symbol not in mapping:  # pragma: no cover - every symbol is an input dim or an attribute
             raise ArchError(f"{where}: nothing binds '{name}'", layer.loc)
@@ -896,21 +868,21 @@ def _node(
     return node
 
 
-def _attribute_value(attribute: Any, value: Value, scope: _Scope, where: str) -> sympy.Expr:
+def _attribute_input(value: Value, scope: _Scope) -> Any:
+    """A layer attribute as written, for :meth:`Formula.normalize_values`: a YAML bool stays a bool
+    (it is checked against the attribute's type there), an expression becomes sympy, a per-axis list
+    a list of them."""
     raw = value.raw
-    if attribute.kind == "bool":
-        if isinstance(raw, bool):
-            return sympy.Integer(int(raw))
-        result = _expr(value, scope.names)
-        if result.is_number and result not in (0, 1):
-            raise ArchError(f"{where}: attribute '{attribute.name}' must be true or false, got {raw!r}", value.loc)
-        return result
     if isinstance(raw, bool):
-        raise ArchError(f"{where}: attribute '{attribute.name}' must be an integer, got {str(raw).lower()}", value.loc)
-    result = _expr(value, scope.names)
-    if result.is_number and not result.is_Integer:
-        raise ArchError(f"{where}: attribute '{attribute.name}' must be a whole number, got {result}", value.loc)
-    return result
+        return raw
+    if isinstance(raw, list):
+        return [
+            item
+            if isinstance(item, bool)
+            else _expr(Value(item, raw.loc_of(i) if hasattr(raw, "loc_of") else value.loc), scope.names)
+            for i, item in enumerate(raw)
+        ]
+    return _expr(value, scope.names)
 
 
 def _tie(node: Node, layer: Layer, scope: _Scope) -> None:

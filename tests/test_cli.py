@@ -112,10 +112,10 @@ def test_list_formulas():
     [
         (["derive", "conv2x"], "unknown formula 'conv2x' (did you mean 'conv2d'?)"),
         (["derive", "conv2d", "--set", "kernel=0"], "attribute 'kernel' (kernel_h) must be >= 1"),
-        (["derive", "conv2d", "--set", "groups=true"], "must be an integer, got the bool True"),
+        (["derive", "conv2d", "--set", "groups=true"], "must be a whole number, got the bool true"),
         (["derive", "conv2d", "--set", "H=__import__('os')"], "unknown function '__import__'"),
         (["derive", "conv2d", "--set", "H=().__class__"], "is not allowed"),
-        (["derive", "conv2d", "--set", "H=1.5"], "'H' must be an integer, got 3/2"),
+        (["derive", "conv2d", "--set", "H=1.5"], "'H' must be a whole number, got 3/2"),
         (["derive", "conv2d", "--set", "nokey"], "expected NAME=VALUE"),
         (["derive", "conv2d", "--set", "kernal=3"], "did you mean 'kernel'"),
         (["derive", "conv2d", "--set", "kernel=99,H=8,W=8", "--defaults"], "dilated kernel is taller"),

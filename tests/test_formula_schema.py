@@ -78,7 +78,7 @@ CONV = dict(N=1, C_in=4, H=8, W=8, C_out=4, kernel=3)
         ({"groups": 3}, "groups must divide the input channels"),
         ({"H": 0}, "size .H. must be >= 1, got 0"),
         ({"C_in": -2}, "must be >= 1, got -2"),
-        ({"kernel": True}, "must be an integer, got the bool True"),
+        ({"kernel": True}, "must be a whole number, got the bool true"),
         ({"bias": 7}, "must be true or false"),
         ({"stride": 0}, r"attribute 'stride' \(stride_h\) must be >= 1, got 0"),
         ({"padding": -1}, r"attribute 'padding' \(padding_h\) must be >= 0, got -1"),
@@ -128,3 +128,26 @@ def test_user_formula_folder_takes_precedence(tmp_path, monkeypatch):
     monkeypatch.setenv("SYMCOST_FORMULA_PATH", str(tmp_path))
     assert registry.get("tiny").evaluate(N=2, k=5).macs == 10
     assert "tiny" in registry.names()
+
+
+@pytest.mark.parametrize(
+    ("setting", "written", "message"),
+    [
+        ({"kernel": 0}, "kernel: 0", "attribute 'kernel' (kernel_h) must be >= 1, got 0"),
+        ({"kernel": True}, "kernel: true", "attribute 'kernel' must be a whole number, got the bool true"),
+        ({"bias": 7}, "kernel: 3, bias: 7", "attribute 'bias' must be true or false, got 7"),
+    ],
+)
+def test_one_binder_says_the_same_in_derive_and_in_an_architecture(setting, written, message):
+    """Formula.normalize_values binds attributes for `derive --set` and for a layer alike."""
+    from symcost.arch import load_text as load_arch
+    from symcost.shapes import build
+
+    values = {"N": 1, "C_in": 3, "H": 8, "W": 8, "C_out": 4, "kernel": 3, **setting}
+    with pytest.raises(FormulaError) as derived:
+        registry.get("conv2d").evaluate(**values)
+    text = f"name: t\nsummary: t\ninputs: {{x: [1, 3, 8, 8]}}\nlayers:\n  - {{op: conv2d, C_out: 4, {written}}}\n"
+    with pytest.raises(SymcostError) as built:
+        build(load_arch(text, "t.yaml"))
+    assert derived.value.message == f"conv2d: {message}"
+    assert built.value.message == f"layer 'conv2d' (conv2d): {message}"

@@ -31,6 +31,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from . import cost
 from .cost import DTYPE_BITS
 from .errors import DeviceError, Location, UsageError, did_you_mean
 from .yamlio import Mapping, check_keys, load_file, mapping_at, text_at, texts_at
@@ -76,10 +77,7 @@ class Device:
 
     def peak(self, dtype: str) -> Fraction:
         """Dense operations/s at ``dtype``; a located error when the device has no such figure."""
-        if dtype not in DTYPE_BITS:
-            raise UsageError(
-                f"unknown dtype '{dtype}'{did_you_mean(dtype, DTYPE_BITS)}; choose from {', '.join(DTYPE_BITS)}"
-            )
+        cost.dtype_bits(dtype)  # the one check of a dtype's name (an unknown one is a UsageError there)
         if dtype not in self.peaks:
             raise DeviceError(
                 f"device '{self.name}' has no {dtype} peak (it has {', '.join(self.peaks)}): "

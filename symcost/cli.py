@@ -304,11 +304,22 @@ PhaseOption = Annotated[
 
 def _graph(arch: str) -> Any:
     """The shape-propagated graph of an architecture file or a bundled name."""
-    from . import arch as arch_module
     from . import shapes
 
+    return shapes.build(_load_arch(arch))
+
+
+def _load_arch(arch: str) -> Any:
+    """An architecture file, a bundled name, or a Hugging Face config.json (or a folder holding one),
+    imported to YAML in memory (symcost/hf.py)."""
+    from . import arch as arch_module
+    from . import hf
+
+    config = hf.config_path(arch)
+    if config is not None:
+        return hf.load(config)
     path, shown = _arch_path(arch)
-    return shapes.build(arch_module.load_path(path, shown))
+    return arch_module.load_path(path, shown)
 
 
 def _graph_and_values(
@@ -320,8 +331,7 @@ def _graph_and_values(
     from . import arch as arch_module
     from . import shapes
 
-    path, shown = _arch_path(arch)
-    loaded = arch_module.load_path(path, shown)
+    loaded = _load_arch(arch)
     phases = loaded.phases
     if phase not in arch_module.BUILTIN_PHASES and phase not in phases:
         known = [*arch_module.BUILTIN_PHASES, *phases]
@@ -922,6 +932,36 @@ def list_archs(fmt: FormatOption = "text") -> None:
             entries.append((path.stem, loaded.summary, loaded.family or path.stem))
         entries.sort(key=lambda e: (e[2], e[0]))
         typer.echo(report.render_arch_list(entries, fmt))
+
+
+import_app = typer.Typer(
+    help="Write an architecture file from another tool's description of a model.", no_args_is_help=True
+)
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("hf")
+def import_hf(
+    config: Annotated[str, typer.Argument(help="A Hugging Face config.json, or a folder holding one.")],
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", metavar="FILE", help="Write the YAML to FILE (default: stdout).")
+    ] = None,
+) -> None:
+    """Write the architecture YAML of a Hugging Face config.json: the model transformers builds from it,
+    with its module names, the config's sizes as the variables' defaults (see docs/hf.md). Local files
+    only: no network, no weights.
+
+    Examples:
+
+      symcost import hf Qwen2.5-7B/config.json -o qwen2_5_7b.yaml
+
+      symcost eval Qwen2.5-7B/config.json --phase decode --device h100 --dtype bf16
+    """
+    with _user_errors():
+        from . import hf
+
+        text = hf.write(config, output)
+        typer.echo(f"wrote {output}" if output else text, nl=bool(output))
 
 
 def main() -> None:

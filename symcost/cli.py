@@ -379,7 +379,11 @@ def _seconds(text: str | None, what: str) -> Any:
 @app.command("eval")
 def eval_(
     arch: Annotated[
-        str, typer.Argument(help="An architecture file (archs/resnet50.yaml) or a bundled name (resnet50).")
+        str,
+        typer.Argument(
+            help="An architecture file (archs/resnet50.yaml), a bundled name (resnet50), or a Hugging Face "
+            "config.json (or a folder holding one).",
+        ),
     ],
     bindings: BindingsArgument = None,
     set_: SetOption = None,
@@ -949,13 +953,13 @@ def import_hf(
 ) -> None:
     """Write the architecture YAML of a Hugging Face config.json: the model transformers builds from it,
     with its module names, the config's sizes as the variables' defaults (see docs/hf.md). Local files
-    only: no network, no weights.
+    only: no network, no weights. `symcost eval` takes a config.json (or its folder) directly.
 
-    Examples:
+    For a model whose config.json is saved in the folder Qwen2.5-7B:
 
-      symcost import hf Qwen2.5-7B/config.json -o qwen2_5_7b.yaml
+        symcost import hf Qwen2.5-7B -o qwen2_5_7b.yaml
 
-      symcost eval Qwen2.5-7B/config.json --phase decode --device h100 --dtype bf16
+        symcost eval Qwen2.5-7B/config.json --phase decode --device h100 --dtype bf16
     """
     with _user_errors():
         from . import hf

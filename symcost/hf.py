@@ -575,9 +575,6 @@ def decoder_yaml(m: Decoder, data: dict[str, Any], source: str) -> str:
     if window:
         variables.append(("window", window, "sliding window of the local layers (sliding_window)", None))
     for var, default, doc, minimum in variables:
-        spec: dict[str, Any] = {"default": default, "doc": doc}
-        if minimum is not None:
-            spec["min"] = minimum
         out.add(
             f"{var}: {{default: {default}, "
             + (f"min: {minimum}, " if minimum is not None else "")
@@ -893,6 +890,31 @@ OTHERS: dict[str, Callable[[Config, dict[str, Any], str], str]] = {"gpt2": gpt2,
 SUPPORTED = tuple(sorted([*DECODERS, *OTHERS]))
 
 
+#: The transformers class each model_type is written as.
+CLASSES = {
+    "llama": "LlamaForCausalLM",
+    "mistral": "MistralForCausalLM",
+    "qwen2": "Qwen2ForCausalLM",
+    "qwen3": "Qwen3ForCausalLM",
+    "gemma": "GemmaForCausalLM",
+    "gemma2": "Gemma2ForCausalLM",
+    "gemma3_text": "Gemma3ForCausalLM",
+    "phi3": "Phi3ForCausalLM",
+    "gpt2": "GPT2LMHeadModel",
+    "bert": "BertModel",
+}
+
+
+def _check_architectures(c: Config) -> None:
+    """A config whose ``architectures`` names another head (a classifier, a masked-LM head) is costed
+    as the class symcost writes: say so."""
+    named = c.get("architectures")
+    ours = CLASSES.get(c.model_type)
+    if not isinstance(named, list) or not named or ours is None or ours in named:
+        return
+    c.warn("architectures", f"names {', '.join(map(str, named))}; symcost writes {ours} (its head differs)")
+
+
 def to_yaml(data: dict[str, Any], source: str = "config.json") -> str:
     """The architecture YAML of a parsed config.json (``source`` names it in messages)."""
     loc = Location(source)
@@ -908,6 +930,7 @@ def to_yaml(data: dict[str, Any], source: str = "config.json") -> str:
             loc,
         )
     config = Config(data, source)
+    _check_architectures(config)
     if model_type in DECODERS:
         return decoder_yaml(DECODERS[model_type](config), data, source)
     if model_type in OTHERS:

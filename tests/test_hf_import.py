@@ -375,3 +375,38 @@ def test_rope_parameters_and_rope_theta_read_alike():
     new = {k: v for k, v in SMALL["llama"].items() if k not in ("rope_theta", "rope_scaling")}
     new["rope_parameters"] = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0}
     assert hf.to_yaml(old, "config.json") == hf.to_yaml(new, "config.json")
+
+
+def test_other_heads_are_warned_about(capsys):
+    hf.to_yaml(SMALL["qwen2"] | {"architectures": ["Qwen2ForSequenceClassification"]}, "c/config.json")
+    assert (
+        "'architectures': names Qwen2ForSequenceClassification; symcost writes Qwen2ForCausalLM"
+        in capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_layers_carry_transformers_module_names(key):
+    """Every layer with parameters or FLOPs is named as the transformers module that holds them, with
+    the same parameters and FLOPs (one copy of a repeated layer stands for its first copy)."""
+    import re
+
+    model = hf_model(key)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(input_ids=_ids(2, 5))
+    owner = type(model).__name__
+    flops = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
+    named = dict(model.named_parameters())
+    checked = 0
+    for node in ours(key, {"B": 2, "S": 5}).nodes:
+        per_copy = {k: node.values[k] // node.count for k in ("params", "flops")}
+        if not any(per_copy.values()):
+            continue
+        path = re.sub(r"\.(\d+)-\d+(?=\.|$)", r".\1", node.path, count=1)
+        if node.tied_to is None:
+            hf_params = sum(p.numel() for n, p in named.items() if n.startswith(f"{path}."))
+            assert per_copy["params"] == hf_params, path
+        if per_copy["flops"] and not path.endswith(".attention"):  # sdpa: the eager matmuls, counted in self_attn
+            assert per_copy["flops"] == flops.get(f"{owner}.{path}", 0), path
+        checked += 1
+    assert checked >= 6

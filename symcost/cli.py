@@ -314,7 +314,11 @@ def list_formulas(fmt: FormatOption = formats.DEFAULT) -> None:
 @shared_options()
 def eval_(
     arch: Annotated[
-        str, typer.Argument(help="An architecture file (archs/resnet50.yaml) or a bundled name (resnet50).")
+        str,
+        typer.Argument(
+            help="An architecture file (archs/resnet50.yaml), a bundled name (resnet50), or a Hugging Face "
+            "config.json (or a folder holding one).",
+        ),
     ],
     bindings: BindingsArgument = None,
     set_: SetOption = None,
@@ -688,6 +692,36 @@ def list_archs(fmt: FormatOption = formats.DEFAULT) -> None:
             entries.append((name, loaded.summary, loaded.family or name))
         entries.sort(key=lambda e: (e[2], e[0]))
         typer.echo(report.render_arch_list(entries, fmt))
+
+
+import_app = typer.Typer(
+    help="Write an architecture file from another tool's description of a model.", no_args_is_help=True
+)
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("hf")
+def import_hf(
+    config: Annotated[str, typer.Argument(help="A Hugging Face config.json, or a folder holding one.")],
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", metavar="FILE", help="Write the YAML to FILE (default: stdout).")
+    ] = None,
+) -> None:
+    """Write the architecture YAML of a Hugging Face config.json: the model transformers builds from it,
+    with its module names, the config's sizes as the variables' defaults (see docs/hf.md). Local files
+    only: no network, no weights. `symcost eval` takes a config.json (or its folder) directly.
+
+    For a model whose config.json is saved in the folder Qwen2.5-7B:
+
+        symcost import hf Qwen2.5-7B -o qwen2_5_7b.yaml
+
+        symcost eval Qwen2.5-7B/config.json --phase decode --device h100 --dtype bf16
+    """
+    with _user_errors():
+        from . import hf
+
+        text = hf.write(config, output)
+        typer.echo(f"wrote {output}" if output else text, nl=bool(output))
 
 
 def main() -> None:

@@ -38,6 +38,12 @@ def load(source: Any) -> Any:
         return source
     if hasattr(source, "arch") and isinstance(source.arch, arch_module.Arch):  # a graph
         return source.arch
+    if isinstance(source, (str, Path)) and not (isinstance(source, str) and "\n" in source):
+        from . import hf
+
+        config = hf.config_path(str(source))  # a Hugging Face config.json, or a folder holding one
+        if config is not None:
+            return hf.load(config)
     if isinstance(source, Path):
         return arch_module.load_path(source)
     if not isinstance(source, str):

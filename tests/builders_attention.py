@@ -132,3 +132,15 @@ def multi_head_attention(values: dict[str, Any]):
     # the cached keys and values of the past tokens, per KV head
     cached = [torch.empty(b, values["kv_heads"], past, values["head_dim"], device=META) for _ in range(2)]
     return module, [x_q, x_kv, *cached]
+
+
+@builder
+def kv_cache(values: dict[str, Any]):
+    """transformers' cache update on meta: a prompt of ``past`` tokens was cached (a sliding-window
+    layer kept ``full[:, :, -window + 1:]`` of it, as DynamicSlidingWindowLayer.update does), and the
+    new tokens are concatenated after it; the output is what the attention reads."""
+    b, h, d, past, window = (int(values[n]) for n in ("B", "H", "D", "past", "window"))
+    cached = torch.empty(b, h, past, d, device=META)
+    if window:
+        cached = cached[:, :, -window + 1 :, :]
+    return (lambda new: torch.cat([cached, new], dim=-2)), [torch.empty(b, h, values["S"], d, device=META)]

@@ -13,6 +13,7 @@ Each file is read once, on first use, so ``symcost derive conv2d`` reads one fil
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -35,8 +36,13 @@ def add_path(folder: str | Path) -> None:
 
 
 def search_path() -> list[Path]:
-    env = [Path(p) for p in os.environ.get("SYMCOST_FORMULA_PATH", "").split(os.pathsep) if p]
-    return [*_user_paths, *env, data_dir("formulas")]
+    return list(_search_path(tuple(_user_paths), os.environ.get("SYMCOST_FORMULA_PATH", "")))
+
+
+@functools.cache
+def _search_path(user: tuple[Path, ...], env: str) -> tuple[Path, ...]:
+    # a model looks formulas up hundreds of times; the folders change only with add_path or the variable
+    return (*user, *(Path(p) for p in env.split(os.pathsep) if p), data_dir("formulas"))
 
 
 def _files() -> dict[str, Path]:

@@ -745,13 +745,14 @@ def bind_formula(
             known = [*formula.attributes, *formula.shape_symbols]
             raise ArchError(f"{where} has no attribute '{key}'{did_you_mean(key, known)}", value.loc)
         given[key] = _attribute_input(value, scope)
-        try:  # each value checked alone first, so that an error points at its own line
-            formula.normalize_values({key: given[key]}, partial=True, defaults=False, prefix=f"{where}: ")
-        except FormulaError as exc:
-            raise ArchError(exc.message, value.loc) from None
     try:
         bound = formula.normalize_values(given, partial=True, defaults=True, prefix=f"{where}: ")
     except FormulaError as exc:
+        for key, value in given.items():  # point at the attribute at fault: check each alone, once it failed
+            try:
+                formula.normalize_values({key: value}, partial=True, defaults=False, prefix=f"{where}: ")
+            except FormulaError as alone:
+                raise ArchError(alone.message, layer.args[key].loc) from None
         raise ArchError(exc.message, layer.loc) from None
     for attribute in formula.attributes.values():
         missing = [n for n in attribute.symbol_names if n not in bound]

@@ -38,10 +38,11 @@ def load(source: Any) -> Any:
         return source
     if hasattr(source, "arch") and isinstance(source.arch, arch_module.Arch):  # a graph
         return source.arch
-    if isinstance(source, (str, Path)) and not (isinstance(source, str) and "\n" in source):
-        from . import hf
+    text = str(source) if isinstance(source, (str, Path)) else ""
+    if text and "\n" not in text and (text.endswith(".json") or Path(text).is_dir()):
+        from . import hf  # imported only for a config.json, or a folder that may hold one
 
-        config = hf.config_path(str(source))  # a Hugging Face config.json, or a folder holding one
+        config = hf.config_path(text)  # a Hugging Face config.json, or a folder holding one
         if config is not None:
             return hf.load(config)
     if isinstance(source, Path):

@@ -156,3 +156,35 @@ def multi_head_latent_attention(values: dict[str, Any]):
     past_c = torch.empty(b, past, values["kv_lora_rank"], device=META)
     past_rot = torch.empty(b, past, values["qk_rope_head_dim"], device=META)
     return module, [x, past_c, past_rot]
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+@builder
+def rotary(values: dict[str, Any]):
+    b, s, d = values["batch"], values["S"], values["D"]
+    cos, sin = torch.empty(s, d, device=META), torch.empty(s, d, device=META)
+    return (lambda x: x * cos + rotate_half(x) * sin), [torch.empty(b, s, d, device=META)]
+
+
+@builder
+def softcap(values: dict[str, Any]):
+    return (lambda x: torch.tanh(x / 30.0) * 30.0), [torch.empty(values["numel"], device=META)]
+
+
+class RelativePositionBias(nn.Module):
+    def __init__(self, buckets: int, heads: int):
+        super().__init__()
+        self.relative_attention_bias = nn.Embedding(buckets, heads, device=META)
+
+    def forward(self, positions: torch.Tensor) -> torch.Tensor:
+        return self.relative_attention_bias(positions).permute(2, 0, 1).unsqueeze(0)
+
+
+@builder
+def relative_position_bias(values: dict[str, Any]):
+    module = RelativePositionBias(values["buckets"], values["heads"])
+    return module, [torch.zeros(values["S_q"], values["S_kv"], dtype=torch.long, device=META)]

@@ -9,9 +9,10 @@ file or command-line text. Instead, :func:`parse` walks Python's ``ast`` and acc
 - names the caller declared, each mapped to a sympy expression;
 - ``+ - * / // % **``, unary ``-``/``+`` and parentheses (``/`` is exact rational division,
   ``//`` is ``floor(a/b)``, ``**`` needs a small integer literal exponent);
-- calls of ``floor ceil min max abs gcd round int ceil_div make_divisible`` with positional
-  arguments (``round`` is Python's, halves to even; ``int`` truncates toward zero;
-  ``make_divisible`` is torchvision's ``_make_divisible``), exact on rationals;
+- calls of ``floor ceil min max abs gcd round int ceil_div make_divisible experts_read`` with
+  positional arguments (``round`` is Python's, halves to even; ``int`` truncates toward zero;
+  ``make_divisible`` is torchvision's ``_make_divisible``; ``experts_read`` is a mixture of experts'
+  expected routed-expert elements under uniform routing), exact on rationals;
 - with ``allow_compare=True``: ``== != < <= > >=`` (chains too) and ``and``/``or``/``not``.
 
 Everything else (attribute access, subscripts, lambdas, comprehensions, keywords, dunders, unknown
@@ -257,6 +258,51 @@ class make_divisible(_Exact):  # noqa: N801 - torchvision's name
         return self.args[1].is_positive
 
 
+class experts_read(_Exact):  # noqa: N801 - printed as experts_read(...)
+    """Elements read from a mixture of experts' routed experts in one pass, under uniform routing:
+    ``experts_read(E, k, T, P)`` = ceil(P * E * (1 - (1 - k/E)**T)), the expected number of distinct
+    experts (of E, each of P elements) that T tokens touch when each token picks k distinct experts
+    uniformly at random and independently, times P, rounded up to a whole element.
+
+    The probability that one expert is missed by one token is 1 - k/E, by all T tokens (1 - k/E)**T;
+    the expectation is exact (a rational), so only the last rounding is approximate (below one
+    element). One token reads exactly k experts; many tokens tend to all E. When
+    (1 - k/E)**T * E * P is provably below 1 (T large), the value is E*P exactly without forming
+    the power, so prefill-sized T stays fast.
+
+    >>> experts_read(*map(sympy.Integer, (8, 2, 1, 100)))     # one token: k = 2 experts
+    200
+    >>> experts_read(*map(sympy.Integer, (8, 2, 2, 100)))     # 8*(1 - (3/4)**2) = 3.5 experts
+    350
+    >>> experts_read(*map(sympy.Integer, (8, 2, 3, 10)))      # 8*(1 - 27/64) = 4.625 -> 46.25 -> 47
+    47
+    >>> experts_read(*map(sympy.Integer, (8, 2, 10**9, 10)))  # every expert: 80
+    80
+    """
+
+    shown = "experts_read"
+
+    @classmethod
+    def _exact(cls, experts: Fraction, k: Fraction, tokens: Fraction, size: Fraction) -> sympy.Expr | None:
+        if any(v.denominator != 1 or v < 0 for v in (experts, k, tokens, size)) or k > experts or experts == 0:
+            return None  # stays unevaluated; an evaluation then reports it as not a whole number
+        total = int(experts * size)
+        if tokens == 0 or k == 0:
+            return sympy.Integer(0)
+        miss = 1 - k / experts  # one token misses a given expert
+        if miss == 0:
+            return sympy.Integer(total)
+        # m: the fewest tokens that halve the miss probability (m <= E); after T tokens it is at most
+        # 2**-(T // m), and once that is below 1/total the expected elements lie in (total - 1, total).
+        m, power = 1, miss
+        while power > Fraction(1, 2):
+            m, power = m + 1, power * miss
+        if int(tokens) // m > total.bit_length():
+            return sympy.Integer(total)
+        value = size * experts * (1 - miss ** int(tokens))
+        return sympy.Integer(-(-value.numerator // value.denominator))
+
+
 FUNCTIONS: dict[str, tuple[Any, int, int | None]] = {
     # name: (sympy callable, fewest arguments, most arguments or None for any)
     "floor": (sympy.floor, 1, 1),
@@ -269,6 +315,7 @@ FUNCTIONS: dict[str, tuple[Any, int, int | None]] = {
     "int": (int_, 1, 1),
     "ceil_div": (ceil_div, 2, 2),
     "make_divisible": (make_divisible, 2, 3),
+    "experts_read": (experts_read, 4, 4),
 }
 
 _BINOPS = {

@@ -24,18 +24,34 @@ from torch import nn
 from .twins import META, builder
 
 
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, exact_causal: bool) -> torch.Tensor:
-    """softmax(q k^T / sqrt(D)) v over [B, H, S, D] tensors, grouped-query when k has fewer heads."""
+def attend(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    causal: bool,
+    exact_causal: bool,
+    window: int = 0,
+    first_position: int | None = None,
+) -> torch.Tensor:
+    """softmax(q k^T / sqrt(D)) v over [B, H, S, D] tensors, grouped-query when k has fewer heads.
+
+    With a sliding ``window`` and exact counting, query row i (at absolute position
+    ``first_position + i``) sees only the keys of the last ``window`` positions up to it; ``k`` and
+    ``v`` then hold the kept cache and the new tokens, the last key at the last query's position."""
     gqa = q.shape[1] != k.shape[1]
     s_q, s_kv = q.shape[2], k.shape[2]
     if causal and exact_causal:
-        # Row i sees keys [0, S_kv - S_q + i]: the i-th decode step over a cache of that length.
-        rows = [
-            F.scaled_dot_product_attention(
-                q[:, :, i : i + 1], k[:, :, : s_kv - s_q + i + 1], v[:, :, : s_kv - s_q + i + 1], enable_gqa=gqa
+        # Row i sees keys [0, S_kv - S_q + i]: the i-th decode step over a cache of that length; with a window,
+        # only the last `window` of them.
+        rows = []
+        for i in range(s_q):
+            end = s_kv - s_q + i + 1
+            start = max(0, end - window) if window else 0
+            rows.append(
+                F.scaled_dot_product_attention(
+                    q[:, :, i : i + 1], k[:, :, start:end], v[:, :, start:end], enable_gqa=gqa
+                )
             )
-            for i in range(s_q)
-        ]
         return torch.cat(rows, dim=2)
     if causal and s_q <= s_kv:
         # causal_lower_right's mask, materialized: its CausalBias subclass cannot be created under
@@ -71,16 +87,20 @@ class MultiHeadAttention(nn.Module):
         exact_causal: bool = False,
         kv_cache: bool = False,
         device: torch.device = META,
+        biases: tuple[bool, bool, bool, bool] | None = None,
+        window: int = 0,
     ):
         super().__init__()
         self.heads, self.kv_heads, self.head_dim = heads, kv_heads, head_dim
         self.causal, self.exact_causal, self.kv_cache = causal, exact_causal, kv_cache
         # with kv_cache, the keys and values of every token so far after the last call (not a buffer)
         self.cache: tuple[torch.Tensor, torch.Tensor] | None = None
-        self.q_proj = nn.Linear(embed, heads * head_dim, bias=bias, device=device)
-        self.k_proj = nn.Linear(embed, kv_heads * head_dim, bias=bias, device=device)
-        self.v_proj = nn.Linear(embed, kv_heads * head_dim, bias=bias, device=device)
-        self.out_proj = nn.Linear(heads * head_dim, embed, bias=bias, device=device)
+        self.window = window
+        bias_q, bias_k, bias_v, bias_o = biases if biases is not None else (bias,) * 4
+        self.q_proj = nn.Linear(embed, heads * head_dim, bias=bias_q, device=device)
+        self.k_proj = nn.Linear(embed, kv_heads * head_dim, bias=bias_k, device=device)
+        self.v_proj = nn.Linear(embed, kv_heads * head_dim, bias=bias_v, device=device)
+        self.out_proj = nn.Linear(heads * head_dim, embed, bias=bias_o, device=device)
 
     def _split(self, x: torch.Tensor, heads: int) -> torch.Tensor:
         b, s, _ = x.shape
@@ -106,8 +126,11 @@ class MultiHeadAttention(nn.Module):
             k = torch.cat([past_k, k], dim=2)
             v = torch.cat([past_v, v], dim=2)
         if self.kv_cache:
-            self.cache = (k, v)
-        o = attend(q, k, v, self.causal, self.exact_causal)
+            # a sliding-window cache keeps the last window - 1 tokens (transformers' DynamicSlidingWindowLayer)
+            self.cache = (k[:, :, 1 - self.window :], v[:, :, 1 - self.window :]) if self.window > 1 else (k, v)
+            if self.window == 1:
+                self.cache = (k[:, :, :0], v[:, :, :0])
+        o = attend(q, k, v, self.causal, self.exact_causal, self.window)
         b, _, s_q, _ = o.shape
         return self.out_proj(o.transpose(1, 2).reshape(b, s_q, self.heads * self.head_dim))
 
@@ -123,8 +146,12 @@ def multi_head_attention(values: dict[str, Any]):
         causal=bool(values["causal"]),
         exact_causal=bool(values["exact_causal"]),
         kv_cache=bool(values.get("kv_cache", False)),
+        biases=tuple(bool(values.get(f"bias_{p}", values["bias"])) for p in "qkvo"),
+        window=int(values.get("window", 0)),
     )
     b, e, past = values["B"], values["E"], int(values.get("past", 0))
+    if module.window:
+        past = min(past, module.window - 1)  # the cached tokens a sliding-window layer still holds
     x_q = torch.empty(b, values["S_q"], e, device=META)
     x_kv = torch.empty(b, values["S_kv"], e, device=META)
     if past == 0:

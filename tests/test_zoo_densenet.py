@@ -115,7 +115,7 @@ ZOO = Zoo(
     {
         arch: (
             (lambda c=config: DenseNet(*c)),
-            [(1, 224, 224), (2, 250, 199)] if arch == "densenet121" else [(1, 224, 224)],
+            [(1, 224, 224), (2, 250, 199)] if arch == "densenet121" else [(1, 224, 224), (1, 160, 192)],
         )
         for arch, config in CONFIGS.items()
     }

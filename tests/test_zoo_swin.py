@@ -291,11 +291,11 @@ MODELS = {
 #: unpad H at N = 2). swin_v2_t at 2x260x300: 65x75, 33x38, 17x19, 9x10, padded to 72x80, 40x40, 24x24, 16x16.
 CASES = {
     "swin_t": [(1, 224, 224), (2, 400, 200)],
-    "swin_s": [(1, 224, 224)],
-    "swin_b": [(1, 224, 224)],
+    "swin_s": [(1, 224, 224), (1, 320, 256)],
+    "swin_b": [(1, 224, 224), (1, 256, 320)],
     "swin_v2_t": [(1, 256, 256), (2, 260, 300)],
-    "swin_v2_s": [(1, 256, 256)],
-    "swin_v2_b": [(1, 256, 256)],
+    "swin_v2_s": [(1, 256, 256), (1, 288, 224)],
+    "swin_v2_b": [(1, 256, 256), (1, 224, 320)],
 }
 
 #: torchvision/models/swin_transformer.py weights meta (IMAGENET1K_V1 of each): (num_params, _ops in GMACs)

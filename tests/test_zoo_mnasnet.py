@@ -14,25 +14,29 @@ from __future__ import annotations
 
 import copy
 import functools
-from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import FlopCounterMode
 
 from symcost import cost
 from symcost.arch import load_path
 from symcost.compile import Result, evaluate
-from symcost.shapes import Graph, build
+from symcost.shapes import build
 
-from .test_archs_cnn import _copies
 from .test_peer_conventions import _fvcore, _one_thread, _ptflops, _thop
-
-ARCHS = Path(__file__).resolve().parent.parent / "archs"
-META = torch.device("meta")
-
+from .torch_reference import (
+    ARCHS,
+    META,
+    ElementwiseCounter,
+    at,
+    check_equals_torch,
+    check_layer_names,
+    graph,
+    image,
+    pair_ids,
+)
+from .torch_reference import torch_counts as measure
 
 # --- torchvision/models/mnasnet.py ---------------------------------------------------------------
 
@@ -121,30 +125,11 @@ PUBLISHED = {
 }
 
 
-class ElementwiseCounter(TorchDispatchMode):
-    """Output elements of the aten ops behind symcost's elementwise 'add' and 'activation' counts."""
-
-    CATEGORIES = {
-        "aten.add.Tensor": "add",  # _InvertedResidual: self.layers(input) + input
-        "aten.relu.default": "activation",
-        "aten.relu_.default": "activation",  # nn.ReLU(inplace=True)
-    }
-
-    def __init__(self):
-        super().__init__()
-        self.counts = {"add": 0, "activation": 0}
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        category = self.CATEGORIES.get(str(func))
-        if category is not None:
-            self.counts[category] += out.numel()
-        return out
-
-
-@functools.cache
-def graph(arch: str) -> Graph:
-    return build(load_path(ARCHS / f"{arch}.yaml"))
+CATEGORIES = {
+    "aten.add.Tensor": "add",  # _InvertedResidual: self.layers(input) + input
+    "aten.relu.default": "activation",
+    "aten.relu_.default": "activation",  # nn.ReLU(inplace=True)
+}
 
 
 @functools.cache
@@ -155,55 +140,28 @@ def reference(arch: str) -> nn.Module:
 
 @functools.cache
 def torch_counts(arch: str, shape: tuple[int, int, int]) -> tuple[dict, tuple[int, ...], dict]:
-    model = reference(arch)
-    n, h, w = shape
-    with FlopCounterMode(display=False) as counter, ElementwiseCounter() as elementwise:
-        y = model(torch.empty(n, 3, h, w, device=META))
-    totals = {
-        "params": sum(p.numel() for p in model.parameters()),
-        "buffers": sum(b.numel() for b in model.buffers()),
-        "flops": counter.get_total_flops(),
-        **{f"elementwise.{k}": v for k, v in elementwise.counts.items()},
-    }
-    per_module = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
-    return totals, tuple(y.shape), per_module
+    return measure(reference(arch), image(shape), counter=ElementwiseCounter(CATEGORIES))
 
 
 @functools.cache
 def ours(arch: str, shape: tuple[int, int, int]) -> Result:
-    n, h, w = shape
-    return evaluate(graph(arch), {"N": n, "H": h, "W": w})
+    return at(graph(arch), shape)
 
 
 PAIRS = [(arch, shape) for arch in ALPHA for shape in SHAPES]
 
 
-@pytest.mark.parametrize(("arch", "shape"), PAIRS, ids=[f"{a}-{'x'.join(map(str, s))}" for a, s in PAIRS])
+@pytest.mark.parametrize(("arch", "shape"), PAIRS, ids=pair_ids(PAIRS))
 def test_mnasnet_equals_torch(arch, shape):
     totals, out_shape, _ = torch_counts(arch, shape)
-    r = ours(arch, shape)
-    got = {key: r.totals.get(key, 0) for key in totals}
-    assert got == totals, f"{arch} at N, H, W = {shape}"
-    assert list(r.outputs.values()) == [out_shape]
+    check_equals_torch(ours(arch, shape), totals, out_shape, f"{arch} at N, H, W = {shape}")
 
 
 @pytest.mark.parametrize("arch", list(ALPHA))
 def test_layers_name_torch_modules(arch):
     """Every layer with parameters or FLOPs is the torch module of the same name, with the same counts."""
     _, _, per_module = torch_counts(arch, SHAPES[0])
-    model = reference(arch)
-    modules = dict(model.named_modules())
-    checked = 0
-    for node in ours(arch, SHAPES[0]).nodes:
-        if not (node.values["params"] or node.values["flops"]):
-            continue
-        for path in _copies(node.path, node.count):
-            assert path in modules, f"{arch}: no torch module named {path}"
-            module = modules[path]
-            assert sum(p.numel() for p in module.parameters()) * node.count == node.values["params"], path
-            assert per_module.get(f"MNASNet.{path}", 0) * node.count == node.values["flops"], path
-            checked += 1
-    assert checked == sum(1 for m in modules.values() if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d)))
+    check_layer_names(ours(arch, SHAPES[0]), reference(arch), per_module, arch, root="MNASNet")
 
 
 @pytest.mark.parametrize("arch", list(PUBLISHED))

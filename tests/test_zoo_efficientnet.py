@@ -26,22 +26,22 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from symcost import cost
 from symcost.arch import load_path
 from symcost.compile import Result, evaluate
 from symcost.shapes import Graph, build
 
-from .test_archs_cnn import _copies
 from .test_peer_conventions import _fvcore, _one_thread, _ptflops, _thop
 from .test_zoo_mobile import (
+    MOBILE_CATEGORIES,
     Conv2dNormActivation,
-    ElementwiseCounter,
     SqueezeExcitation,
     StochasticDepth,
     _make_divisible,
 )
+from .torch_reference import ElementwiseCounter, at, check_equals_torch, check_layer_names, image, pair_ids
+from .torch_reference import torch_counts as measure
 
 ARCHS = Path(__file__).resolve().parent.parent / "archs"
 META = torch.device("meta")
@@ -325,36 +325,21 @@ def reference(arch: str) -> nn.Module:
 
 @functools.cache
 def torch_counts(arch: str, shape: tuple[int, int, int]) -> tuple[dict, tuple[int, ...], dict]:
-    model = reference(arch)
-    n, h, w = shape
-    with FlopCounterMode(display=False) as counter, ElementwiseCounter() as elementwise:
-        y = model(torch.empty(n, 3, h, w, device=META))
-    totals = {
-        "params": sum(p.numel() for p in model.parameters()),
-        "buffers": sum(b.numel() for b in model.buffers()),
-        "flops": counter.get_total_flops(),
-        **{f"elementwise.{k}": v for k, v in elementwise.counts.items()},
-    }
-    per_module = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
-    return totals, tuple(y.shape), per_module
+    return measure(reference(arch), image(shape), counter=ElementwiseCounter(MOBILE_CATEGORIES))
 
 
 @functools.cache
 def ours(arch: str, shape: tuple[int, int, int]) -> Result:
-    n, h, w = shape
-    return evaluate(graph(arch), {"N": n, "H": h, "W": w})
+    return at(graph(arch), shape)
 
 
 PAIRS = [(arch, shape) for arch, shapes in SHAPES.items() for shape in shapes]
 
 
-@pytest.mark.parametrize(("arch", "shape"), PAIRS, ids=[f"{a}-{'x'.join(map(str, s))}" for a, s in PAIRS])
+@pytest.mark.parametrize(("arch", "shape"), PAIRS, ids=pair_ids(PAIRS))
 def test_arch_equals_torch(arch, shape):
     totals, out_shape, _ = torch_counts(arch, shape)
-    r = ours(arch, shape)
-    got = {key: r.totals.get(key, 0) for key in totals}
-    assert got == totals, f"{arch} at N, H, W = {shape}"
-    assert list(r.outputs.values()) == [out_shape]
+    check_equals_torch(ours(arch, shape), totals, out_shape, f"{arch} at N, H, W = {shape}")
 
 
 @pytest.mark.parametrize("arch", list(SHAPES))
@@ -362,20 +347,7 @@ def test_layers_name_torch_modules(arch):
     """Every layer with parameters or FLOPs is the torch module of the same name, with the same counts."""
     shape = SHAPES[arch][0]
     _, _, per_module = torch_counts(arch, shape)
-    model = reference(arch)
-    root = type(model).__name__
-    modules = dict(model.named_modules())
-    checked = 0
-    for node in ours(arch, shape).nodes:
-        if not (node.values["params"] or node.values["flops"]):
-            continue
-        for path in _copies(node.path, node.count):
-            assert path in modules, f"{arch}: no torch module named {path}"
-            module = modules[path]
-            assert sum(p.numel() for p in module.parameters()) * node.count == node.values["params"], path
-            assert per_module.get(f"{root}.{path}", 0) * node.count == node.values["flops"], path
-            checked += 1
-    assert checked == sum(1 for m in modules.values() if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d)))
+    check_layer_names(ours(arch, shape), reference(arch), per_module, arch)
 
 
 @pytest.mark.parametrize("arch", list(PUBLISHED))

@@ -26,16 +26,16 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import FlopCounterMode
 
 from symcost import cost
 from symcost.arch import load_path
 from symcost.compile import Result, evaluate
 from symcost.shapes import Graph, build
 
-from .test_archs_cnn import MobileNetV2, _copies
+from .test_archs_cnn import MobileNetV2
 from .test_peer_conventions import _fvcore, _one_thread, _ptflops, _thop
+from .torch_reference import ElementwiseCounter, check_equals_torch, check_layer_names, image, pair_ids
+from .torch_reference import torch_counts as measure
 
 ARCHS = Path(__file__).resolve().parent.parent / "archs"
 META = torch.device("meta")
@@ -314,30 +314,17 @@ PUBLISHED = {
 }
 
 
-class ElementwiseCounter(TorchDispatchMode):
-    """Output elements of the aten ops behind symcost's elementwise 'add', 'mul' and 'activation' counts."""
-
-    CATEGORIES = {
-        "aten.add.Tensor": "add",
-        "aten.add_.Tensor": "add",  # MBConv / InvertedResidual: result += input
-        "aten.mul.Tensor": "mul",  # SqueezeExcitation: scale * input
-        **{
-            f"aten.{fn}.default": "activation"
-            for fn in ("relu", "relu_", "hardswish", "hardswish_", "hardsigmoid", "hardsigmoid_")
-            + ("silu", "silu_", "sigmoid", "sigmoid_", "hardtanh", "hardtanh_")  # nn.ReLU6 is hardtanh
-        },
-    }
-
-    def __init__(self):
-        super().__init__()
-        self.counts = {"add": 0, "mul": 0, "activation": 0}
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        category = self.CATEGORIES.get(str(func))
-        if category is not None:
-            self.counts[category] += out.numel()
-        return out
+# The aten ops behind symcost's elementwise 'add', 'mul' and 'activation' counts
+MOBILE_CATEGORIES = {
+    "aten.add.Tensor": "add",
+    "aten.add_.Tensor": "add",  # MBConv / InvertedResidual: result += input
+    "aten.mul.Tensor": "mul",  # SqueezeExcitation: scale * input
+    **{
+        f"aten.{fn}.default": "activation"
+        for fn in ("relu", "relu_", "hardswish", "hardswish_", "hardsigmoid", "hardsigmoid_")
+        + ("silu", "silu_", "sigmoid", "sigmoid_", "hardtanh", "hardtanh_")  # nn.ReLU6 is hardtanh
+    },
+}
 
 
 @functools.cache
@@ -355,18 +342,7 @@ def reference(case: str) -> nn.Module:
 
 @functools.cache
 def torch_counts(arch: str, shape: tuple[int, int, int]) -> tuple[dict, tuple[int, ...], dict]:
-    model = reference(arch)
-    n, h, w = shape
-    with FlopCounterMode(display=False) as counter, ElementwiseCounter() as elementwise:
-        y = model(torch.empty(n, 3, h, w, device=META))
-    totals = {
-        "params": sum(p.numel() for p in model.parameters()),
-        "buffers": sum(b.numel() for b in model.buffers()),
-        "flops": counter.get_total_flops(),
-        **{f"elementwise.{k}": v for k, v in elementwise.counts.items()},
-    }
-    per_module = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
-    return totals, tuple(y.shape), per_module
+    return measure(reference(arch), image(shape), counter=ElementwiseCounter(MOBILE_CATEGORIES))
 
 
 @functools.cache
@@ -378,13 +354,10 @@ def ours(case: str, shape: tuple[int, int, int]) -> Result:
 PAIRS = [(case, shape) for case, (_, _, _, shapes) in CASES.items() for shape in shapes]
 
 
-@pytest.mark.parametrize(("arch", "shape"), PAIRS, ids=[f"{a}-{'x'.join(map(str, s))}" for a, s in PAIRS])
+@pytest.mark.parametrize(("arch", "shape"), PAIRS, ids=pair_ids(PAIRS))
 def test_arch_equals_torch(arch, shape):
     totals, out_shape, _ = torch_counts(arch, shape)
-    r = ours(arch, shape)
-    got = {key: r.totals.get(key, 0) for key in totals}
-    assert got == totals, f"{arch} at N, H, W = {shape}"
-    assert list(r.outputs.values()) == [out_shape]
+    check_equals_torch(ours(arch, shape), totals, out_shape, f"{arch} at N, H, W = {shape}")
 
 
 @pytest.mark.parametrize("arch", list(CASES))
@@ -392,20 +365,7 @@ def test_layers_name_torch_modules(arch):
     """Every layer with parameters or FLOPs is the torch module of the same name, with the same counts."""
     shape = CASES[arch][3][0]
     _, _, per_module = torch_counts(arch, shape)
-    model = reference(arch)
-    root = type(model).__name__
-    modules = dict(model.named_modules())
-    checked = 0
-    for node in ours(arch, shape).nodes:
-        if not (node.values["params"] or node.values["flops"]):
-            continue
-        for path in _copies(node.path, node.count):
-            assert path in modules, f"{arch}: no torch module named {path}"
-            module = modules[path]
-            assert sum(p.numel() for p in module.parameters()) * node.count == node.values["params"], path
-            assert per_module.get(f"{root}.{path}", 0) * node.count == node.values["flops"], path
-            checked += 1
-    assert checked == sum(1 for m in modules.values() if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d)))
+    check_layer_names(ours(arch, shape), reference(arch), per_module, arch)
 
 
 @pytest.mark.parametrize("arch", list(PUBLISHED))

@@ -25,15 +25,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import FlopCounterMode
 
 from symcost.arch import load_path
 from symcost.compile import Result, evaluate
-from symcost.shapes import Graph, build
 
 from .test_archs_cnn import ARCHS, META, _copies
 from .test_archs_cnn import graph as cnn_graph
+from .torch_reference import ElementwiseCounter, at, check_equals_torch, graph, image, pair_ids
+from .torch_reference import torch_counts as measure
 
 # --- torchvision.models.convnext ------------------------------------------------------------------
 
@@ -469,34 +468,16 @@ TORCH_FLOPS = {
 }
 
 
-class ElementwiseCounter(TorchDispatchMode):
-    """Output elements of the aten ops behind symcost's elementwise 'add', 'mul' and 'activation' counts."""
-
-    CATEGORIES = {
-        "aten.add.Tensor": "add",
-        "aten.add_.Tensor": "add",
-        "aten.mul.Tensor": "mul",
-        "aten.relu.default": "activation",
-        "aten.relu_.default": "activation",
-        "aten.gelu.default": "activation",
-        "aten.sigmoid.default": "activation",
-    }
-
-    def __init__(self):
-        super().__init__()
-        self.counts = {"add": 0, "mul": 0, "activation": 0}
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        category = self.CATEGORIES.get(str(func))
-        if category is not None:
-            self.counts[category] += out.numel()
-        return out
-
-
-@functools.cache
-def graph(arch: str) -> Graph:
-    return build(load_path(ARCHS / f"{arch}.yaml"))
+# The aten ops behind symcost's elementwise 'add', 'mul' and 'activation' counts
+CATEGORIES = {
+    "aten.add.Tensor": "add",
+    "aten.add_.Tensor": "add",
+    "aten.mul.Tensor": "mul",
+    "aten.relu.default": "activation",
+    "aten.relu_.default": "activation",
+    "aten.gelu.default": "activation",
+    "aten.sigmoid.default": "activation",
+}
 
 
 @functools.cache
@@ -507,37 +488,21 @@ def reference(arch: str) -> nn.Module:
 
 @functools.cache
 def torch_counts(arch: str, shape: tuple[int, int, int]) -> tuple[dict, tuple[int, ...], dict]:
-    model = reference(arch)
-    n, h, w = shape
-    x = torch.empty(n, 3, h, w, device=META)
-    with FlopCounterMode(display=False) as counter, ElementwiseCounter() as elementwise:
-        y = model(x)
-    totals = {
-        "params": sum(p.numel() for p in model.parameters()),
-        "buffers": sum(b.numel() for b in model.buffers()),
-        "flops": counter.get_total_flops(),
-        **{f"elementwise.{k}": v for k, v in elementwise.counts.items()},
-    }
-    per_module = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
-    return totals, tuple(y.shape), per_module
+    return measure(reference(arch), image(shape), counter=ElementwiseCounter(CATEGORIES))
 
 
 @functools.cache
 def ours(arch: str, shape: tuple[int, int, int]) -> Result:
-    n, h, w = shape
-    return evaluate(graph(arch), {"N": n, "H": h, "W": w})
+    return at(graph(arch), shape)
 
 
 PAIRS = [(arch, shape) for arch, (_, shapes) in CASES.items() for shape in shapes]
 
 
-@pytest.mark.parametrize(("arch", "shape"), PAIRS, ids=[f"{a}-{'x'.join(map(str, s))}" for a, s in PAIRS])
+@pytest.mark.parametrize(("arch", "shape"), PAIRS, ids=pair_ids(PAIRS))
 def test_arch_equals_torch(arch, shape):
     totals, out_shape, _ = torch_counts(arch, shape)
-    r = ours(arch, shape)
-    got = {key: r.totals.get(key, 0) for key in totals}
-    assert got == totals, f"{arch} at N, H, W = {shape}"
-    assert list(r.outputs.values()) == [out_shape]
+    check_equals_torch(ours(arch, shape), totals, out_shape, f"{arch} at N, H, W = {shape}")
 
 
 def _owners(model: nn.Module) -> set[str]:

@@ -15,18 +15,19 @@ must also name a torch module with the same parameters and FLOPs. The published 
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from symcost.compile import Result, evaluate
 from tests.helpers import graph
+
+from .torch_reference import ElementwiseCounter, check_equals_torch
+from .torch_reference import copies as _copies
 
 ARCHS = Path(__file__).resolve().parent.parent / "archs"
 META = torch.device("meta")
@@ -310,30 +311,6 @@ PUBLISHED = {
 }
 
 
-class ElementwiseCounter(TorchDispatchMode):
-    """Output elements of the aten ops behind symcost's elementwise 'add' and 'activation' counts."""
-
-    CATEGORIES = {
-        "aten.add.Tensor": "add",
-        "aten.add_.Tensor": "add",
-        "aten.relu.default": "activation",
-        "aten.relu_.default": "activation",
-        "aten.hardtanh.default": "activation",  # F.relu6
-        "aten.hardtanh_.default": "activation",  # nn.ReLU6(inplace=True)
-    }
-
-    def __init__(self):
-        super().__init__()
-        self.counts = {"add": 0, "activation": 0}
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        category = self.CATEGORIES.get(str(func))
-        if category is not None:
-            self.counts[category] += out.numel()
-        return out
-
-
 @functools.cache
 def reference(arch: str) -> nn.Module:
     with META:
@@ -369,23 +346,7 @@ PAIRS = [(arch, shape) for arch, (_, _, shapes) in CASES.items() for shape in sh
 def test_arch_equals_torch(arch, shape):
     totals, out_shape, _ = torch_counts(arch, shape)
     r = ours(arch, shape)
-    got = {key: r.totals.get(key, 0) for key in totals}
-    assert got == totals, f"{arch} at N, H, W = {shape}"
-    assert list(r.outputs.values()) == [out_shape]
-
-
-_RANGE = re.compile(r"\.(\d+)-(\d+)(?=\.|$)")
-
-
-def _copies(path: str, count: int) -> list[str]:
-    """A repeated node's path ``layer1.1-2.conv1`` as the paths of its copies."""
-    match = _RANGE.search(path)
-    if match is None:
-        assert count == 1, path
-        return [path]
-    first, last = int(match[1]), int(match[2])
-    assert last - first + 1 == count, path
-    return [f"{path[: match.start()]}.{i}{path[match.end() :]}" for i in range(first, last + 1)]
+    check_equals_torch(r, totals, out_shape, f"{arch} at N, H, W = {shape}")
 
 
 @pytest.mark.parametrize("arch", list(CASES))

@@ -629,7 +629,7 @@ def _bind_input_shapes(
                     layer.loc,
                 )
             if verdict is None:
-                checks.append(Check(sympy.Eq(expected, actual), f"{where} {label} (from {written})"))
+                checks.append(Check(sympy.Eq(expected, actual, evaluate=False), f"{where} {label} (from {written})"))
     return checks, bound
 
 
@@ -664,7 +664,7 @@ def bind_formula(
                 layer.loc,
             )
         if verdict is None:
-            checks.append(Check(sympy.Eq(mapping[symbol], value), f"{what} must equal {symbol.name}"))
+            checks.append(Check(sympy.Eq(mapping[symbol], value, evaluate=False), f"{what} must equal {symbol.name}"))
 
     for (in_name, pattern), (shape, _producer) in zip(patterns, inputs):
         variadic_at = next((i for i, d in enumerate(pattern) if isinstance(d, Variadic)), None)
@@ -703,7 +703,10 @@ def bind_formula(
                         raise mismatch()
                     if verdict is None:
                         checks.append(
-                            Check(sympy.Eq(a, b), f"input '{in_name}' dim {index} must equal input '{first}''s")
+                            Check(
+                                sympy.Eq(a, b, evaluate=False),
+                                f"input '{in_name}' dim {index} must equal input '{first}''s",
+                            )
                         )
             variadic_dims.setdefault(var.symbol, (in_name, middle))
             bind(var.symbol, product, f"input '{in_name}' leading dims")
@@ -723,7 +726,10 @@ def bind_formula(
                         layer.loc,
                     )
                 if verdict is None:
-                    checks.append(Check(sympy.Eq(expected, dim), f"input '{in_name}' dim {index} mismatch"))
+                    # undecided: keep the equation as written (equal() already tried to decide it)
+                    checks.append(
+                        Check(sympy.Eq(expected, dim, evaluate=False), f"input '{in_name}' dim {index} mismatch")
+                    )
 
     # attributes and expected shape symbols written on the layer
     stated = {s.arg: s for s in formula.shape_symbols.values() if s.arg}

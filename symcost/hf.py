@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 import stat
 import sys
 from collections.abc import Callable
@@ -38,6 +37,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Location, SymcostError, did_you_mean
+from .yamlwrite import Lines as _Lines
+from .yamlwrite import scalar as _scalar
+from .yamlwrite import text as _text
 
 #: The largest config file read (published configs are a few kB; Phi-3's longrope lists ~10 kB).
 MAX_BYTES = 1 << 20
@@ -446,31 +448,6 @@ def phi3(c: Config) -> Decoder:
 
 # --- YAML text -----------------------------------------------------------------------------------
 
-_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.*+/() -]*")
-_YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "y", "n"}
-
-
-def _scalar(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        text = f"{value:.12f}".rstrip("0").rstrip(".")
-        return text if text else "0"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_scalar(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_scalar(v)}" for k, v in value.items()) + "}"
-    text = str(value)
-    if _PLAIN.fullmatch(text) and text.lower() not in _YAML_WORDS and not text.endswith(" "):
-        return text
-    return json.dumps(text)
-
-
-def _text(value: str) -> str:
-    return json.dumps(value)
-
 
 def _name(data: dict[str, Any], source: str, fallback: str) -> str:
     raw = str(data.get("_name_or_path") or "")
@@ -478,20 +455,6 @@ def _name(data: dict[str, Any], source: str, fallback: str) -> str:
         parent = Path(source).parent.name
         raw = parent if parent not in ("", ".") else fallback
     return raw.rsplit("/", 1)[-1] or fallback
-
-
-class _Lines:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def add(self, text: str = "", indent: int = 0) -> None:
-        self.lines.append(" " * indent + text if text else "")
-
-    def layer(self, indent: int, **spec: Any) -> None:
-        self.add("- " + _scalar(spec), indent)
-
-    def text(self) -> str:
-        return "\n".join(self.lines) + "\n"
 
 
 def _header(out: _Lines, data: dict[str, Any], source: str, model_class: str, name: str, family: str,

@@ -45,7 +45,7 @@ from .yamlwrite import text as _text
 MAX_BYTES = 1 << 20
 
 #: Model types whose formulas are still being written: an error names them apart.
-PENDING = ("mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "deepseek_v2", "deepseek_v3")
+PENDING: tuple[str, ...] = ()
 
 #: Rope types: none changes a count (the rotation is elementwise, 0 FLOPs under FlopCounterMode).
 KNOWN_ROPE = ("default", "linear", "dynamic", "yarn", "longrope", "llama3", "su", "proportional")
@@ -238,6 +238,9 @@ class Decoder:
     tie: bool = False
     notes: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
+    qk_norm_full: bool = False  # OLMoE: RMSNorm over the whole q and k projections, before the head view
+    moe: Moe | None = None  # mixture-of-experts MLPs, on the layers moe.sparse marks
+    mla: Mla | None = None  # multi-head latent attention (DeepSeek-V2/V3) instead of q/k/v projections
 
 
 def _sizes(c: Config, *, head_dim: int | None = None, tie: bool = False, max_positions: int = 4096) -> dict[str, Any]:
@@ -446,6 +449,316 @@ def phi3(c: Config) -> Decoder:
     )  # fmt: skip
 
 
+# --- mixture of experts and latent attention ---------------------------------------------------
+
+
+@dataclass
+class Moe:
+    """The sparse MLPs of a mixture-of-experts decoder (formulas/moe.yaml), as the config sizes them."""
+
+    experts: int  # routed experts E
+    top_k: int  # experts per token
+    d_expert: int  # each routed expert's intermediate size
+    sparse: list[bool]  # per layer: a MoE MLP (else the dense MLP of intermediate_size)
+    shared_ff: int = 0  # the shared experts' intermediate size (0: none)
+    shared_gate: bool = False  # Qwen2-MoE: sigmoid gate on the shared expert
+    sigmoid_router: bool = False  # DeepSeek-V3
+    correction_bias: bool = False  # DeepSeek-V3's e_score_correction_bias buffer
+    norm_topk: bool = True  # renormalized top-k weights (elementwise only)
+
+
+@dataclass
+class Mla:
+    """DeepSeek's multi-head latent attention (formulas/multi_head_latent_attention.yaml)."""
+
+    q_lora_rank: int  # 0: a plain q_proj
+    kv_lora_rank: int
+    qk_nope_head_dim: int
+    qk_rope_head_dim: int
+    v_head_dim: int
+    bias: bool = False  # attention_bias
+
+
+def _sparse_layers(c: Config, n_layer: int) -> list[bool]:
+    """Qwen2-MoE/Qwen3-MoE: a MoE MLP unless the layer is in mlp_only_layers, every decoder_sparse_step
+    layers ((i + 1) % step == 0), as Qwen2MoeDecoderLayer decides."""
+    only = c.get("mlp_only_layers", [])
+    if not isinstance(only, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in only):
+        raise ConfigError("'mlp_only_layers' must list layer indices", Location(c.source))
+    step = c.size("decoder_sparse_step", 1)
+    return [i not in only and (i + 1) % step == 0 for i in range(n_layer)]
+
+
+def _moe_sources(*extra: str) -> list[str]:
+    return [*extra, "Shazeer et al. 2017, Outrageously Large Neural Networks (sparsely-gated mixture of experts)"]
+
+
+def mixtral(c: Config) -> Decoder:
+    """MixtralForCausalLM: Mistral's attention (a sliding window if set), every MLP a MoE of
+    num_local_experts SwiGLU experts of intermediate_size, top num_experts_per_tok (renormalized)."""
+    s = _sizes(c, max_positions=4096 * 32)
+    window = _window(c)
+    experts = c.size("num_local_experts", 8, "num_experts")
+    moe = Moe(experts, c.size("num_experts_per_tok", 2), s["d_ff"], [True] * s["n_layer"])
+    return Decoder(
+        "mixtral", "MixtralForCausalLM", **s, windows=[window or 0] * s["n_layer"],
+        act=c.activation("hidden_act", default="silu"), moe=moe,
+        sources=_moe_sources("transformers MixtralForCausalLM (models/mixtral/modeling_mixtral.py): "
+                             "MixtralSparseMoeBlock (gate, experts)", "Jiang et al. 2024, Mixtral of Experts"),
+    )  # fmt: skip
+
+
+def qwen2_moe(c: Config) -> Decoder:
+    """Qwen2MoeForCausalLM (Qwen1.5-MoE, Qwen2-MoE): Qwen2's attention (qkv_bias), MoE MLPs with a
+    sigmoid-gated shared expert, dense MLPs on mlp_only_layers."""
+    s = _sizes(c, max_positions=32768)
+    use = c.flag("use_sliding_window", False)
+    window = _window(c) if use else None
+    start = c.size("max_window_layers", 28)
+    windows = _layer_windows(
+        c, s["n_layer"], window,
+        lambda i: "sliding_attention" if (i + 1) % 2 and i < start and use else "full_attention",
+    )  # fmt: skip
+    bias = c.flag("qkv_bias", True)
+    moe = Moe(
+        c.size("num_experts", 60, "num_local_experts"), c.size("num_experts_per_tok", 4),
+        c.size("moe_intermediate_size", 1408), _sparse_layers(c, s["n_layer"]),
+        shared_ff=c.size("shared_expert_intermediate_size", 5632), shared_gate=True,
+        norm_topk=c.flag("norm_topk_prob", False),
+    )  # fmt: skip
+    return Decoder(
+        "qwen2_moe", "Qwen2MoeForCausalLM", **s, windows=windows, act=c.activation("hidden_act", default="silu"),
+        q_bias=bias, k_bias=bias, v_bias=bias, moe=moe,
+        sources=_moe_sources("transformers Qwen2MoeForCausalLM (models/qwen2_moe/modeling_qwen2_moe.py): "
+                             "Qwen2MoeSparseMoeBlock (gate, experts, shared_expert, shared_expert_gate)"),
+    )  # fmt: skip
+
+
+def qwen3_moe(c: Config) -> Decoder:
+    """Qwen3MoeForCausalLM (Qwen3-30B-A3B, Qwen3-235B-A22B): Qwen3's attention (q/k norms per head),
+    MoE MLPs without shared experts; with use_sliding_window every layer keeps the window."""
+    s = _sizes(c, max_positions=32768)
+    window = _window(c) if c.flag("use_sliding_window", False) else None
+    bias = c.flag("attention_bias", False)
+    moe = Moe(
+        c.size("num_experts", 128, "num_local_experts"), c.size("num_experts_per_tok", 8),
+        c.size("moe_intermediate_size", 768), _sparse_layers(c, s["n_layer"]),
+        norm_topk=c.flag("norm_topk_prob", False),
+    )  # fmt: skip
+    return Decoder(
+        "qwen3_moe", "Qwen3MoeForCausalLM", **s, windows=[window or 0] * s["n_layer"],
+        act=c.activation("hidden_act", default="silu"), q_bias=bias, k_bias=bias, v_bias=bias, o_bias=bias,
+        qk_norm=True, moe=moe,
+        sources=_moe_sources("transformers Qwen3MoeForCausalLM (models/qwen3_moe/modeling_qwen3_moe.py): "
+                             "Qwen3MoeSparseMoeBlock (gate, experts), q_norm and k_norm over head_dim"),
+    )  # fmt: skip
+
+
+def olmoe(c: Config) -> Decoder:
+    """OlmoeForCausalLM (OLMoE-1B-7B): RMSNorm over the whole q and k projections, every MLP a MoE of
+    num_experts experts of intermediate_size."""
+    s = _sizes(c, max_positions=4096)
+    if c.has("clip_qkv"):
+        c.warn("clip_qkv", "q, k and v are clamped: elementwise work symcost does not count (no FLOPs change)")
+    bias = c.flag("attention_bias", False)
+    moe = Moe(
+        c.size("num_experts", 64, "num_local_experts"), c.size("num_experts_per_tok", 8), s["d_ff"],
+        [True] * s["n_layer"], norm_topk=c.flag("norm_topk_prob", False),
+    )  # fmt: skip
+    return Decoder(
+        "olmoe", "OlmoeForCausalLM", **s, windows=[0] * s["n_layer"], act=c.activation("hidden_act", default="silu"),
+        q_bias=bias, k_bias=bias, v_bias=bias, o_bias=bias, qk_norm_full=True, moe=moe,
+        sources=_moe_sources("transformers OlmoeForCausalLM (models/olmoe/modeling_olmoe.py): OlmoeSparseMoeBlock; "
+                             "q_norm over num_attention_heads*head_dim, k_norm over num_key_value_heads*head_dim",
+                             "Muennighoff et al. 2024, OLMoE: Open Mixture-of-Experts Language Models"),
+    )  # fmt: skip
+
+
+def _deepseek(c: Config, v3: bool) -> Decoder:
+    """DeepseekV2ForCausalLM / DeepseekV3ForCausalLM: MLA attention; the first first_k_dense_replace
+    layers have a dense MLP (intermediate_size), the others a MoE of n_routed_experts experts of
+    moe_intermediate_size plus n_shared_experts shared ones."""
+    s = _sizes(c, max_positions=4096 if v3 else 2048)
+    if "q_lora_rank" in c.data and c.data["q_lora_rank"] is None:
+        q_lora = 0  # DeepSeek-V2-Lite: a plain q_proj
+    else:
+        q_lora = c.size("q_lora_rank", 1536)
+    mla = Mla(
+        q_lora, c.size("kv_lora_rank", 512), c.size("qk_nope_head_dim", 128), c.size("qk_rope_head_dim", 64),
+        c.size("v_head_dim", 128), c.flag("attention_bias", False),
+    )  # fmt: skip
+    first_dense = c.get("first_k_dense_replace", 3 if v3 else 0)
+    if isinstance(first_dense, bool) or not isinstance(first_dense, int) or first_dense < 0:
+        raise ConfigError(f"'first_k_dense_replace' must be a whole number, got {first_dense!r}", Location(c.source))
+    freq = c.get("moe_layer_freq", 1)
+    if freq != 1:
+        c.warn("moe_layer_freq", f"{freq!r}: transformers ignores it (every layer from first_k_dense_replace "
+                                 "on is a MoE layer), and so does symcost")  # fmt: skip
+    if c.flag("mlp_bias", False):
+        c.warn("mlp_bias", "biased expert MLPs are not modeled: the MoE layers are costed without biases")
+    mtp = c.get("num_nextn_predict_layers", c.get("num_mtp_layers", 0))
+    if mtp:
+        c.warn("num_nextn_predict_layers", f"{mtp} multi-token prediction module(s): transformers does not build "
+                                           "them for *ForCausalLM and symcost does not count them")  # fmt: skip
+    moe = Moe(
+        c.size("n_routed_experts", 256 if v3 else 64, "num_local_experts", "num_experts"),
+        c.size("num_experts_per_tok", 8 if v3 else None),
+        c.size("moe_intermediate_size", 2048 if v3 else 1407),
+        [i >= first_dense for i in range(s["n_layer"])],
+        shared_ff=c.size("moe_intermediate_size", 2048 if v3 else 1407) * c.size("n_shared_experts", 1 if v3 else 2),
+        sigmoid_router=v3, correction_bias=v3, norm_topk=v3 and c.flag("norm_topk_prob", True),
+    )  # fmt: skip
+    kind, cls = ("deepseek_v3", "DeepseekV3ForCausalLM") if v3 else ("deepseek_v2", "DeepseekV2ForCausalLM")
+    module = "DeepseekV3MoE (gate, experts, shared_experts)" if v3 else "DeepseekV2Moe (gate, experts, shared_experts)"
+    paper = (
+        "DeepSeek-AI 2024, DeepSeek-V3 Technical Report"
+        if v3
+        else "DeepSeek-AI 2024, DeepSeek-V2: A Strong, Economical, and Efficient Mixture-of-Experts Language Model"
+    )
+    return Decoder(
+        kind, cls, **s, windows=[0] * s["n_layer"], act=c.activation("hidden_act", default="silu"), moe=moe, mla=mla,
+        sources=_moe_sources(f"transformers {cls} (models/{kind}/modeling_{kind}.py): {module}, "
+                             f"{cls.replace('ForCausalLM', 'Attention')} (multi-head latent attention)", paper),
+    )  # fmt: skip
+
+
+def deepseek_v2(c: Config) -> Decoder:
+    """DeepseekV2ForCausalLM (DeepSeek-V2, -V2-Lite): softmax router, n_shared_experts shared experts."""
+    return _deepseek(c, v3=False)
+
+
+def deepseek_v3(c: Config) -> Decoder:
+    """DeepseekV3ForCausalLM (DeepSeek-V3, R1): sigmoid router with e_score_correction_bias."""
+    return _deepseek(c, v3=True)
+
+
+def _block_name(sparse: bool) -> str:
+    return "moe_layer" if sparse else "layer"
+
+
+def _moe_mla_summary(m: Decoder, params_note: str) -> str:
+    parts = [f"{m.model_class} from config.json: d_model {m.d_model}, {m.n_layer} layers"]
+    if m.moe:
+        e = m.moe
+        dense = e.sparse.count(False)
+        shared = f" + shared {e.shared_ff}" if e.shared_ff else ""
+        parts.append(
+            (f", {dense} dense (d_ff {m.d_ff}) and {m.n_layer - dense} MoE" if dense else ", each MoE")
+            + f" ({e.experts} experts of {e.d_expert}, top {e.top_k}{shared})"
+        )
+    if m.mla:
+        a = m.mla
+        parts.append(
+            f", latent attention: {m.n_head} heads, q_lora {a.q_lora_rank}, kv_lora {a.kv_lora_rank}, "
+            f"qk {a.qk_nope_head_dim} + {a.qk_rope_head_dim}, v {a.v_head_dim}"
+        )
+    else:
+        parts.append(f", {m.n_head} heads ({m.n_kv_head} KV) of {m.head_dim}")
+    parts.append(f", vocab {m.vocab}; lm_head {params_note}")
+    return "".join(parts)
+
+
+def _moe_mla_doc(m: Decoder) -> str:
+    text = ""
+    if m.moe:
+        text += (
+            " The MLP of the MoE layers is a mixture of experts (formulas/moe.yaml): a router, top_k of n_expert "
+            "routed experts per token" + (" and the shared experts" if m.moe.shared_ff else "") + "."
+        )
+    if m.mla:
+        text += (
+            " Attention is multi-head latent attention (formulas/multi_head_latent_attention.yaml): its cache "
+            "keeps kv_lora_rank + qk_rope_head_dim elements per token per layer."
+        )
+    return text
+
+
+def _moe_mla_notes(m: Decoder) -> list[str]:
+    notes = []
+    if m.moe:
+        notes.append(
+            "FLOPs count each token's top_k routed experts (plus the router and the shared experts): the routed "
+            "experts process exactly T*top_k token rows whatever the routing. params count every expert (the "
+            "total parameters). Memory read counts the experts the T = B*S tokens touch: the expected distinct "
+            "experts under uniform routing, E*(1 - (1 - top_k/E)^T) (experts_read), exactly top_k at T = 1; "
+            "--set all_experts_read=1 reads every expert (the worst case)."
+        )
+        dense = m.moe.sparse.count(False)
+        if dense:
+            notes.append(
+                f"{dense} of the {m.n_layer} layers have a dense MLP (first_k_dense_replace, mlp_only_layers or "
+                "decoder_sparse_step): the runs of dense and MoE layers are listed one by one, so the layer "
+                "count is not a variable."
+            )
+    if m.mla:
+        notes.append(
+            "The KV cache keeps the latent (kv_lora_rank) and the rotary key (qk_rope_head_dim) of every token "
+            "in every layer, as transformers' cache does. Attention is counted as transformers computes it: "
+            "kv_b_proj expands every cached latent each step (absorbed 0); --set absorbed=1 counts the "
+            "weight-absorbed computation (scores and values in the latent), which never expands the cache."
+        )
+    return notes
+
+
+def _moe_mla_variables(m: Decoder) -> list[tuple[str, int, str, int | None]]:
+    out: list[tuple[str, int, str, int | None]] = []
+    if m.moe:
+        e = m.moe
+        out += [
+            ("n_expert", e.experts, "routed experts (num_local_experts, num_experts, n_routed_experts)", None),
+            ("top_k", e.top_k, "experts each token is routed to (num_experts_per_tok)", None),
+            ("d_expert", e.d_expert, "intermediate size of each routed expert", None),
+        ]
+        if e.shared_ff:
+            out.append(("d_shared", e.shared_ff, "intermediate size of the shared experts, all together", None))
+        out.append(("all_experts_read", 0, "1: read every expert's weights (the worst case); 0: the expected "
+                                           "distinct experts under uniform routing", 0))  # fmt: skip
+    if m.mla:
+        a = m.mla
+        if a.q_lora_rank:
+            out.append(("q_lora_rank", a.q_lora_rank, "rank of the query compression (q_lora_rank)", None))
+        out += [
+            ("kv_lora_rank", a.kv_lora_rank, "rank of the key/value latent (kv_lora_rank)", None),
+            ("qk_nope_head_dim", a.qk_nope_head_dim, "per-head query/key dims without rotary", None),
+            ("qk_rope_head_dim", a.qk_rope_head_dim, "per-head rotary dims, and the shared rotary key's width", None),
+            ("v_head_dim", a.v_head_dim, "per-head value dims", None),
+            ("absorbed", 0, "1: the weight-absorbed attention; 0: transformers' (kv_b_proj expands the cache)", 0),
+        ]
+    return out
+
+
+def _moe_mlp(out: _Lines, m: Decoder, ind: int) -> None:
+    """The sparse MLP, one ``moe`` layer named as transformers' block (gate, experts, shared experts)."""
+    assert m.moe is not None
+    e = m.moe
+    spec: dict[str, Any] = dict(op="moe", name="mlp", experts="n_expert", top_k="top_k", d_ff="d_expert")
+    if e.shared_ff:
+        spec["shared_ff"] = "d_shared"
+    if e.shared_gate:
+        spec["shared_gate"] = True
+    if e.sigmoid_router:
+        spec["sigmoid_router"] = True
+    if e.correction_bias:
+        spec["correction_bias"] = True
+    spec["norm_topk"] = e.norm_topk
+    spec["all_experts_read"] = "all_experts_read"
+    out.layer(ind, **spec)
+
+
+def _mla_attention(out: _Lines, m: Decoder, ind: int) -> None:
+    """DeepSeek's attention, one ``multi_head_latent_attention`` layer named self_attn."""
+    assert m.mla is not None
+    a = m.mla
+    spec: dict[str, Any] = dict(op="multi_head_latent_attention", name="self_attn", heads="n_head")
+    if a.q_lora_rank:
+        spec["q_lora_rank"] = "q_lora_rank"
+    spec.update(
+        kv_lora_rank="kv_lora_rank", qk_nope_head_dim="qk_nope_head_dim", qk_rope_head_dim="qk_rope_head_dim",
+        v_head_dim="v_head_dim", bias=a.bias, causal=True, kv_cache=True, past="ctx", absorbed="absorbed",
+    )  # fmt: skip
+    out.layer(ind, **spec)
+
+
 # --- YAML text -----------------------------------------------------------------------------------
 
 
@@ -493,10 +806,12 @@ def decoder_yaml(m: Decoder, data: dict[str, Any], source: str) -> str:
     """The YAML text of a decoder-only causal LM."""
     out = _Lines()
     name = _name(data, source, m.model_type)
-    uniform = len(set(m.windows)) == 1
+    sparse = m.moe.sparse if m.moe else [False] * m.n_layer
+    runs = list(zip(m.windows, sparse))
+    uniform = len(set(runs)) == 1
     window = max(m.windows)
-    notes = [_CACHE_NOTE, _ROPE_NOTE, _CAUSAL_NOTE, *m.notes]
-    if not uniform:
+    notes = [_CACHE_NOTE, _ROPE_NOTE, _CAUSAL_NOTE, *m.notes, *_moe_mla_notes(m)]
+    if not uniform and len(set(m.windows)) > 1:
         sliding = sum(1 for w in m.windows if w)
         notes.append(
             f"{sliding} of the {m.n_layer} layers attend in a sliding window (layer_types): their runs are "
@@ -511,11 +826,12 @@ def decoder_yaml(m: Decoder, data: dict[str, Any], source: str) -> str:
     params_note = "tied to the embedding" if m.tie else "untied"
     _header(
         out, data, source, m.model_class, name, m.model_type,
+        _moe_mla_summary(m, params_note) if m.moe or m.mla else
         f"{m.model_class} from config.json: d_model {m.d_model}, {m.n_layer} layers, {m.n_head} heads "
         f"({m.n_kv_head} KV) of {m.head_dim}, d_ff {m.d_ff}, vocab {m.vocab}; lm_head {params_note}",
         "Pre-norm decoder as transformers builds it from the config: token embedding, n_layer layers of "
         "RMSNorm, causal self-attention with a KV cache and a gated MLP, each with a residual add, a final "
-        "RMSNorm and the vocabulary head.",
+        "RMSNorm and the vocabulary head." + _moe_mla_doc(m),
         m.sources, notes,
     )  # fmt: skip
     default_s = min(4096, m.max_positions)
@@ -529,12 +845,15 @@ def decoder_yaml(m: Decoder, data: dict[str, Any], source: str) -> str:
     ]
     if uniform:
         variables.append(("n_layer", m.n_layer, "decoder layers (num_hidden_layers)", None))
-    variables += [
-        ("n_head", m.n_head, "attention (query) heads (num_attention_heads)", None),
-        ("n_kv_head", m.n_kv_head, "key/value heads (num_key_value_heads)", None),
-        ("head_dim", m.head_dim, "width of each head (head_dim)", None),
-        ("d_ff", m.d_ff, "MLP intermediate size (intermediate_size)", None),
-    ]
+    variables.append(("n_head", m.n_head, "attention (query) heads (num_attention_heads)", None))
+    if m.mla is None:
+        variables += [
+            ("n_kv_head", m.n_kv_head, "key/value heads (num_key_value_heads)", None),
+            ("head_dim", m.head_dim, "width of each head (head_dim)", None),
+        ]
+    if not all(sparse):
+        variables.append(("d_ff", m.d_ff, "MLP intermediate size (intermediate_size)", None))
+    variables += _moe_mla_variables(m)
     if window:
         variables.append(("window", window, "sliding window of the local layers (sliding_window)", None))
     for var, default, doc, minimum in variables:
@@ -556,24 +875,27 @@ def decoder_yaml(m: Decoder, data: dict[str, Any], source: str) -> str:
         2,
     )
     out.add("blocks:")
-    out.add("layer:", 2)
-    out.add(f"doc: {_text('one decoder layer, transformers module names; window 0 is full attention')}", 4)
-    out.add("args: {window: 0}", 4)
-    out.add("layers:", 4)
-    _decoder_layer(out, m, 6)
+    for kind in sorted(set(sparse)):
+        out.add(f"{_block_name(kind)}:", 2)
+        doc = "one decoder layer" + (" with a mixture-of-experts MLP" if kind else "")
+        out.add(f"doc: {_text(doc + ', transformers module names; window 0 is full attention')}", 4)
+        out.add("args: {window: 0}", 4)
+        out.add("layers:", 4)
+        _decoder_layer(out, m, 6, kind)
     out.add("layers:")
     out.layer(2, op="embedding", name="model.embed_tokens", **{"in": "ids"}, num_embeddings="vocab",
               embedding_dim="d_model")  # fmt: skip
     if m.embed_scale is not None:
         out.layer(2, op="mul", name="model.embed_tokens.embed_scale", scalar=m.embed_scale)
     if uniform:
-        out.layer(2, block="layer", name="model.layers", repeat="n_layer", window="window" if window else 0)
+        out.layer(2, block=_block_name(sparse[0]), name="model.layers", repeat="n_layer",
+                  window="window" if window else 0)  # fmt: skip
     else:
         start = 0
         for index in range(1, m.n_layer + 1):
-            if index == m.n_layer or m.windows[index] != m.windows[start]:
-                out.layer(2, block="layer", name="model.layers", repeat=index - start, index_from=start,
-                          window="window" if m.windows[start] else 0)  # fmt: skip
+            if index == m.n_layer or runs[index] != runs[start]:
+                out.layer(2, block=_block_name(sparse[start]), name="model.layers", repeat=index - start,
+                          index_from=start, window="window" if m.windows[start] else 0)  # fmt: skip
                 start = index
     out.layer(2, op="rmsnorm", name="model.norm")
     head: dict[str, Any] = {"op": "linear", "name": "lm_head", "out_features": "vocab", "bias": False}
@@ -588,10 +910,47 @@ def decoder_yaml(m: Decoder, data: dict[str, Any], source: str) -> str:
     return out.text()
 
 
-def _decoder_layer(out: _Lines, m: Decoder, ind: int) -> None:
-    """One decoder layer's layers, named as transformers names its modules."""
+def _decoder_layer(out: _Lines, m: Decoder, ind: int, sparse: bool = False) -> None:
+    """One decoder layer's layers, named as transformers names its modules (``sparse``: a MoE MLP)."""
     layer = out.layer
     layer(ind, op="rmsnorm", name="input_layernorm")
+    if m.mla is not None:
+        _mla_attention(out, m, ind)
+    else:
+        _attention(out, m, ind)
+    if m.sandwich:
+        layer(ind, op="rmsnorm", name="post_attention_layernorm")
+        layer(ind, op="add", name="add_1", **{"in": ["post_attention_layernorm", "x"]})
+        layer(ind, op="rmsnorm", name="pre_feedforward_layernorm")
+        mlp_in = "pre_feedforward_layernorm"
+    else:
+        layer(ind, op="add", name="add_1", **{"in": ["self_attn" if m.mla else "self_attn.o_proj", "x"]})
+        layer(ind, op="rmsnorm", name="post_attention_layernorm")
+        mlp_in = "post_attention_layernorm"
+    if sparse:
+        _moe_mlp(out, m, ind)
+    elif m.fused:
+        layer(ind, op="linear", name="mlp.gate_up_proj", out_features="2*d_ff", bias=m.mlp_bias)
+        layer(ind, op="chunk", name="mlp.gate_up", chunks=2, dim=-1)
+        layer(ind, op=m.act, name="mlp.activation_fn", **{"in": "mlp.gate_up.0"})
+        layer(ind, op="mul", name="mlp.mul", **{"in": ["mlp.gate_up.1", "mlp.activation_fn"]})
+    else:
+        layer(ind, op="linear", name="mlp.gate_proj", out_features="d_ff", bias=m.mlp_bias)
+        layer(ind, op=m.act, name="mlp.act_fn")
+        layer(ind, op="linear", name="mlp.up_proj", **{"in": mlp_in}, out_features="d_ff", bias=m.mlp_bias)
+        layer(ind, op="mul", name="mlp.mul", **{"in": ["mlp.act_fn", "mlp.up_proj"]})
+    if not sparse:
+        layer(ind, op="linear", name="mlp.down_proj", out_features="d_model", bias=m.mlp_bias)
+    if m.sandwich:
+        layer(ind, op="rmsnorm", name="post_feedforward_layernorm")
+        layer(ind, op="add", name="add_2", **{"in": ["post_feedforward_layernorm", "add_1"]})
+    else:
+        layer(ind, op="add", name="add_2", **{"in": ["mlp" if sparse else "mlp.down_proj", "add_1"]})
+
+
+def _attention(out: _Lines, m: Decoder, ind: int) -> None:
+    """Attention from parts: q/k/v projections, head views, the KV cache, sdpa and o_proj."""
+    layer = out.layer
     heads = {"q": "n_head", "k": "n_kv_head", "v": "n_kv_head"}
     bias = {"q": m.q_bias, "k": m.k_bias, "v": m.v_bias}
     if m.fused:
@@ -606,6 +965,8 @@ def _decoder_layer(out: _Lines, m: Decoder, ind: int) -> None:
         else:
             layer(ind, op="linear", name=f"self_attn.{part}_proj", **{"in": "input_layernorm"},
                   out_features=f"{heads[part]}*head_dim", bias=bias[part])  # fmt: skip
+            if m.qk_norm_full and part != "v":
+                layer(ind, op="rmsnorm", name=f"self_attn.{part}_norm")
             layer(ind, op="view", name=f"self_attn.{part}_view", shape=["B", "S", heads[part], "head_dim"])
         if m.qk_norm and part != "v":
             layer(ind, op="rmsnorm", name=f"self_attn.{part}_norm")
@@ -619,31 +980,6 @@ def _decoder_layer(out: _Lines, m: Decoder, ind: int) -> None:
     layer(ind, op="contiguous", name="self_attn.contiguous")
     layer(ind, op="reshape", name="self_attn.reshape", shape=["B", "S", "n_head*head_dim"])
     layer(ind, op="linear", name="self_attn.o_proj", out_features="d_model", bias=m.o_bias)
-    if m.sandwich:
-        layer(ind, op="rmsnorm", name="post_attention_layernorm")
-        layer(ind, op="add", name="add_1", **{"in": ["post_attention_layernorm", "x"]})
-        layer(ind, op="rmsnorm", name="pre_feedforward_layernorm")
-        mlp_in = "pre_feedforward_layernorm"
-    else:
-        layer(ind, op="add", name="add_1", **{"in": ["self_attn.o_proj", "x"]})
-        layer(ind, op="rmsnorm", name="post_attention_layernorm")
-        mlp_in = "post_attention_layernorm"
-    if m.fused:
-        layer(ind, op="linear", name="mlp.gate_up_proj", out_features="2*d_ff", bias=m.mlp_bias)
-        layer(ind, op="chunk", name="mlp.gate_up", chunks=2, dim=-1)
-        layer(ind, op=m.act, name="mlp.activation_fn", **{"in": "mlp.gate_up.0"})
-        layer(ind, op="mul", name="mlp.mul", **{"in": ["mlp.gate_up.1", "mlp.activation_fn"]})
-    else:
-        layer(ind, op="linear", name="mlp.gate_proj", out_features="d_ff", bias=m.mlp_bias)
-        layer(ind, op=m.act, name="mlp.act_fn")
-        layer(ind, op="linear", name="mlp.up_proj", **{"in": mlp_in}, out_features="d_ff", bias=m.mlp_bias)
-        layer(ind, op="mul", name="mlp.mul", **{"in": ["mlp.act_fn", "mlp.up_proj"]})
-    layer(ind, op="linear", name="mlp.down_proj", out_features="d_model", bias=m.mlp_bias)
-    if m.sandwich:
-        layer(ind, op="rmsnorm", name="post_feedforward_layernorm")
-        layer(ind, op="add", name="add_2", **{"in": ["post_feedforward_layernorm", "add_1"]})
-    else:
-        layer(ind, op="add", name="add_2", **{"in": ["mlp.down_proj", "add_1"]})
 
 
 # --- encoders and GPT-2 --------------------------------------------------------------------------
@@ -848,6 +1184,8 @@ DECODERS: dict[str, Callable[[Config], Decoder]] = {
     "gemma2": gemma2,
     "gemma3_text": gemma3_text,
     "phi3": phi3,
+    **{"mixtral": mixtral, "qwen2_moe": qwen2_moe, "qwen3_moe": qwen3_moe, "olmoe": olmoe},
+    **{"deepseek_v2": deepseek_v2, "deepseek_v3": deepseek_v3},
 }
 OTHERS: dict[str, Callable[[Config, dict[str, Any], str], str]] = {"gpt2": gpt2, "bert": bert}
 SUPPORTED = tuple(sorted([*DECODERS, *OTHERS]))
@@ -863,6 +1201,8 @@ CLASSES = {
     "gemma2": "Gemma2ForCausalLM",
     "gemma3_text": "Gemma3ForCausalLM",
     "phi3": "Phi3ForCausalLM",
+    **{"mixtral": "MixtralForCausalLM", "qwen2_moe": "Qwen2MoeForCausalLM", "qwen3_moe": "Qwen3MoeForCausalLM"},
+    **{"olmoe": "OlmoeForCausalLM", "deepseek_v2": "DeepseekV2ForCausalLM", "deepseek_v3": "DeepseekV3ForCausalLM"},
     "gpt2": "GPT2LMHeadModel",
     "bert": "BertModel",
 }

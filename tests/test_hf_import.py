@@ -322,11 +322,6 @@ def test_unknown_model_type_lists_the_supported_ones(tmp_path):
         assert kind in message
 
 
-def test_moe_types_are_not_yet_supported(tmp_path):
-    message = _error(SMALL["mistral"] | {"model_type": "mixtral", "num_local_experts": 8}, tmp_path)
-    assert "'mixtral'" in message and "not yet supported" in message and "qwen3" in message
-
-
 def test_not_json(tmp_path):
     assert "not a JSON config" in _error("model_type: llama\n", tmp_path)
     assert "JSON object" in _error("[1, 2]", tmp_path)

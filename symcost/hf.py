@@ -18,7 +18,9 @@ the KV cache) and the phases ``prefill`` and ``decode``, as ``archs/llama.yaml``
 attention is written from parts (q/k/v projections with their own bias flags, head views,
 ``kv_cache`` layers for the keys and values, ``sdpa``, the output projection), so that per-projection
 biases (Qwen2), fused projections (Phi-3), norms on q and k (Qwen3, Gemma 3) and sliding-window
-caches (Mistral, Gemma 2/3, Phi-3) are exact.
+caches (Mistral, Gemma 2/3, Phi-3) are exact. Mixture-of-experts MLPs (Mixtral, Qwen2/3-MoE, OLMoE,
+DeepSeek) are ``moe`` layers and DeepSeek's attention a ``multi_head_latent_attention`` layer, each named
+as the transformers module it stands for (``mlp``, ``self_attn``); dense first layers are their own block.
 
 Each supported ``model_type`` is one function from the config to a :class:`Decoder` (or, for
 encoders, to YAML text directly): adding a type is adding one function to :data:`IMPORTERS`.

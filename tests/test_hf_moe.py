@@ -66,6 +66,12 @@ SMALL: dict[str, dict[str, Any]] = {
         head_dim=12, decoder_sparse_step=2, norm_topk_prob=True, max_position_embeddings=64,
         rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
     ),
+    # Qwen3-MoE with use_sliding_window: every layer keeps a window of 5 (Qwen3MoeAttention.sliding_window)
+    "qwen3_moe_window": dict(
+        model_type="qwen3_moe", vocab_size=101, hidden_size=32, intermediate_size=40, moe_intermediate_size=16,
+        num_experts=4, num_experts_per_tok=2, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=1,
+        use_sliding_window=True, sliding_window=5, max_position_embeddings=64,
+    ),
     # OLMoE: q_norm over 4*8 and k_norm over 2*8 (the whole projections), every MLP a MoE
     "olmoe": dict(
         model_type="olmoe", vocab_size=101, hidden_size=32, intermediate_size=16, num_experts=8,

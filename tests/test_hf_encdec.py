@@ -220,3 +220,74 @@ def test_bundled_params_equal_transformers_and_the_hub(name):
     total = evaluate(build(load_path(ROOT / "archs" / f"{name}.yaml"))).totals["params"]
     assert total == params(_model(config))
     assert float(f"{total:.3g}") == PUBLISHED[name]
+
+
+@pytest.mark.parametrize("key", KEYS)
+def test_layers_carry_transformers_module_names(key):
+    """Every layer with parameters, and every projection with FLOPs, is named as the transformers module
+    that holds them, with the same parameters and FLOPs (a repeated layer's copy stands for its first)."""
+    import re
+
+    model = hf_model(key)
+    b, s, t = 2, _frames(key, 5), 3
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(**_encoder_inputs(key, b, s), decoder_input_ids=_ids(b, t))
+    owner = type(model).__name__
+    flops = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
+    named = dict(model.named_parameters())
+    checked = 0
+    for node in ours(key, {"B": b, "S": s, "T": t}).nodes:
+        per_copy = {k: node.values[k] // node.count for k in ("params", "flops")}
+        if not any(per_copy.values()):
+            continue
+        path = re.sub(r"\.(\d+)-\d+(?=\.|$)", r".\1", node.path, count=1)
+        if node.tied_to is None:
+            assert per_copy["params"] == sum(p.numel() for n, p in named.items() if n.startswith(f"{path}.")), path
+        if per_copy["flops"] and node.op in ("linear", "conv1d"):  # bmm and sdpa: counted in the attention module
+            assert per_copy["flops"] == flops.get(f"{owner}.{path}", 0), path
+        checked += 1
+    assert checked >= 10
+
+
+# --- CLIP ViT-B/32: both towers and the logits ---------------------------------------------------------
+
+# openai/clip-vit-base-patch32's config.json: the sizes that differ from CLIPTextConfig's and
+# CLIPVisionConfig's defaults (text 512 wide, 8 heads, MLP 2048; vision 768 wide, 12 heads, MLP 3072,
+# patch 32), projection_dim 512
+CLIP_B32 = dict(
+    text_config=dict(hidden_size=512, intermediate_size=2048, num_attention_heads=8, num_hidden_layers=12),
+    vision_config=dict(hidden_size=768, intermediate_size=3072, num_attention_heads=12, num_hidden_layers=12,
+                       patch_size=32, image_size=224),
+    projection_dim=512,
+)  # fmt: skip
+
+
+@functools.cache
+def clip_model() -> torch.nn.Module:
+    cfg = transformers.CLIPConfig(**CLIP_B32)
+    for part in (cfg, cfg.text_config, cfg.vision_config):
+        part._attn_implementation = "eager"
+    with warnings.catch_warnings(), torch.device(META):
+        warnings.simplefilter("ignore")
+        return transformers.CLIPModel(cfg).eval()
+
+
+@functools.cache
+def clip_ours():
+    return build(load_path(ROOT / "archs" / "clip_vit_b_32.yaml"))
+
+
+def test_clip_params_and_buffers_equal_transformers():
+    model = clip_model()
+    totals = evaluate(clip_ours()).totals
+    assert totals["params"] == params(model) == 151_277_313  # the Hub's openai/clip-vit-base-patch32: 151M
+    assert totals["buffers"] == sum(b.numel() for b in model.buffers())
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 77), (3, 2, 12)], ids=["default", "B3-N2-S12"])
+def test_clip_flops_equal_transformers(shape):
+    """B images of 224x224 against N texts of S tokens: both towers and the N x B logits."""
+    b, n, s = shape
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        clip_model()(input_ids=_ids(n, s), pixel_values=torch.zeros(b, 3, 224, 224, device=META))
+    assert evaluate(clip_ours(), {"B": b, "N": n, "S": s}).totals["flops"] == counter.get_total_flops()

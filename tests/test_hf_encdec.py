@@ -209,6 +209,22 @@ PUBLISHED = {
 }
 
 
+# google/flan-t5-base's config.json (the fields that size the model): T5 v1.1's gated GELU and untied head
+FLAN_T5_BASE = dict(
+    architectures=["T5ForConditionalGeneration"], model_type="t5", d_ff=2048, d_kv=64, d_model=768,
+    dense_act_fn="gelu_new", feed_forward_proj="gated-gelu", is_gated_act=True, num_decoder_layers=12, num_heads=12,
+    num_layers=12, relative_attention_max_distance=128, relative_attention_num_buckets=32, tie_word_embeddings=False,
+    vocab_size=32128, decoder_start_token_id=0, eos_token_id=1, pad_token_id=0,
+)  # fmt: skip
+
+
+def test_flan_t5_base_params_equal_transformers():
+    """Gated GELU at full size: three 768 x 2048 matrices per feed-forward block where t5-base has two of
+    768 x 3072, the same 4,718,592 weights, so the same total as t5-base (transformers 5 ties the head)."""
+    total = evaluate(build(load_text(hf.to_yaml(FLAN_T5_BASE, "flan-t5-base/config.json"), "flan.yaml"))).totals
+    assert total["params"] == params(_model(FLAN_T5_BASE)) == 222_903_552
+
+
 @pytest.mark.parametrize("name", list(GEN.HUB))
 def test_bundled_file_is_a_fresh_import_of_its_config(name):
     assert (ROOT / "archs" / f"{name}.yaml").read_text(encoding="utf-8") == GEN.bundled_yaml(name)

@@ -307,3 +307,12 @@ def test_clip_flops_equal_transformers(shape):
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         clip_model()(input_ids=_ids(n, s), pixel_values=torch.zeros(b, 3, 224, 224, device=META))
     assert evaluate(clip_ours(), {"B": b, "N": n, "S": s}).totals["flops"] == counter.get_total_flops()
+
+
+def test_other_heads_are_warned_about(capsys):
+    """A config naming an encoder-only or classification head is costed as the generation model, loudly."""
+    hf.to_yaml(SMALL["t5"] | {"architectures": ["T5EncoderModel"]}, "enc/config.json")
+    hf.to_yaml(SMALL["whisper"] | {"architectures": ["WhisperForAudioClassification"]}, "cls/config.json")
+    err = capsys.readouterr().err
+    assert "'architectures': names T5EncoderModel; symcost writes T5ForConditionalGeneration" in err
+    assert "names WhisperForAudioClassification; symcost writes WhisperForConditionalGeneration" in err

@@ -1174,6 +1174,430 @@ def bert(c: Config, data: dict[str, Any], source: str) -> str:
     return out.text()
 
 
+# --- encoder-decoders: T5 and Whisper ------------------------------------------------------------
+
+_ENCDEC_CACHE_NOTE = (
+    "Two phases share one file. ctx = 0 (prefill, and any plain forward) runs the encoder over its S inputs and "
+    "the decoder over T tokens; each decoder layer projects the encoder output to its cross-attention keys and "
+    "values once and keeps them in the cache (kv_cache layers, past 0) beside its self-attention keys and values. "
+    "ctx > 0 (decode) is a later decoder call: the encoder does not run and the cross-attention reads the kept "
+    "keys and values (cached layers: no projection, no FLOPs), as transformers' EncoderDecoderCache does once "
+    "is_updated is set; self-attention attends over ctx cached tokens and the T new ones. The layers chosen with "
+    "'when' on ctx make a decode graph hold for ctx > 0 only."
+)
+_ENCDEC_PARAMS_NOTE = (
+    "In a decode step the encoder and the cross-attention k and v projections do not run: their parameters are not "
+    "in that step's params or bytes. The model's parameters are the prefill's count."
+)
+
+
+def _encdec_variables(out: _Lines, rows: list[tuple[str, Any, str, int | None]]) -> None:
+    out.add("variables:")
+    for var, default, doc, minimum in rows:
+        out.add(
+            f"{var}: {{default: {_scalar(default)}, "
+            + (f"min: {minimum}, " if minimum is not None else "")
+            + f"doc: {_text(doc)}}}",
+            2,
+        )
+
+
+def _cross_kv(out: _Lines, ind: int, prefix: str, names: dict[str, str], heads: str, head_dim: str,
+              memory_len: str, bias: dict[str, bool], step: bool) -> None:  # fmt: skip
+    """The cross-attention keys and values: projected from the encoder output and appended to the cache
+    (prefill), or read from the cache (decode step)."""
+    for part in ("k", "v"):
+        kept = f"{prefix}.{'keys' if part == 'k' else 'values'}"
+        if step:
+            out.layer(ind, op="cached", name=kept, shape=["B", heads, memory_len, head_dim])
+            continue
+        out.layer(ind, op="linear", name=f"{prefix}.{names[part]}", **{"in": "memory"},
+                  out_features=f"{heads}*{head_dim}", bias=bias[part])  # fmt: skip
+        out.layer(ind, op="view", name=f"{prefix}.{part}_view", shape=["B", -1, heads, head_dim])
+        out.layer(ind, op="transpose", name=f"{prefix}.{part}_heads", dim0=1, dim1=2)
+        out.layer(ind, op="kv_cache", name=kept, past=0)
+
+
+# T5 -------------------------------------------------------------------------------------------------
+
+
+def _t5_attention(out: _Lines, ind: int, prefix: str, x: str, bias_in: str, *, self_cache: bool,
+                  cross: bool, step: bool) -> None:  # fmt: skip
+    """T5Attention with eager scores: q k^T (no 1/sqrt(d) scaling: scaling 1.0), plus the position bias,
+    softmax, times v; q, k, v and o without bias."""
+    layer = out.layer
+    layer(ind, op="linear", name=f"{prefix}.q", **{"in": x}, out_features="n_head*head_dim", bias=False)
+    layer(ind, op="view", name=f"{prefix}.q_view", shape=["B", -1, "n_head", "head_dim"])
+    layer(ind, op="transpose", name=f"{prefix}.q_heads", dim0=1, dim1=2)
+    if cross:
+        _cross_kv(out, ind, prefix, {"k": "k", "v": "v"}, "n_head", "head_dim", "S", {"k": False, "v": False}, step)
+    else:
+        for part in ("k", "v"):
+            layer(ind, op="linear", name=f"{prefix}.{part}", **{"in": x}, out_features="n_head*head_dim", bias=False)
+            layer(ind, op="view", name=f"{prefix}.{part}_view", shape=["B", -1, "n_head", "head_dim"])
+            name = f"{prefix}.{part}_heads"
+            layer(ind, op="transpose", name=name, dim0=1, dim1=2)
+            if self_cache:
+                layer(ind, op="kv_cache", name=f"{prefix}.{'keys' if part == 'k' else 'values'}", past="ctx")
+    keys, values = (f"{prefix}.keys", f"{prefix}.values") if cross or self_cache else (
+        f"{prefix}.k_heads", f"{prefix}.v_heads")  # fmt: skip
+    layer(ind, op="transpose", name=f"{prefix}.keys_t", **{"in": keys}, dim0=2, dim1=3)
+    layer(ind, op="bmm", name=f"{prefix}.scores", **{"in": [f"{prefix}.q_heads", f"{prefix}.keys_t"]})
+    layer(ind, op="mul", name=f"{prefix}.scaling", scalar=1)
+    layer(ind, op="add", name=f"{prefix}.position_bias", **{"in": [f"{prefix}.scaling", bias_in]})
+    layer(ind, op="softmax", name=f"{prefix}.softmax")
+    layer(ind, op="bmm", name=f"{prefix}.weighted", **{"in": [f"{prefix}.softmax", values]})
+    layer(ind, op="transpose", name=f"{prefix}.merge_heads", dim0=1, dim1=2)
+    layer(ind, op="contiguous", name=f"{prefix}.contiguous")
+    layer(ind, op="reshape", name=f"{prefix}.reshape", shape=["B", -1, "n_head*head_dim"])
+    layer(ind, op="linear", name=f"{prefix}.o", out_features="d_model", bias=False)
+
+
+def _t5_ff(out: _Lines, ind: int, index: int, residual: str, act: str, gated: bool) -> None:
+    layer, p = out.layer, f"layer.{index}"
+    layer(ind, op="rmsnorm", name=f"{p}.layer_norm", **{"in": residual})
+    if gated:
+        layer(ind, op="linear", name=f"{p}.DenseReluDense.wi_0", out_features="d_ff", bias=False)
+        layer(ind, op=act, name=f"{p}.DenseReluDense.act")
+        layer(ind, op="linear", name=f"{p}.DenseReluDense.wi_1", **{"in": f"{p}.layer_norm"}, out_features="d_ff",
+              bias=False)  # fmt: skip
+        layer(ind, op="mul", name=f"{p}.DenseReluDense.mul", **{"in": [f"{p}.DenseReluDense.act",
+                                                                       f"{p}.DenseReluDense.wi_1"]})  # fmt: skip
+    else:
+        layer(ind, op="linear", name=f"{p}.DenseReluDense.wi", out_features="d_ff", bias=False)
+        layer(ind, op=act, name=f"{p}.DenseReluDense.act")
+    layer(ind, op="linear", name=f"{p}.DenseReluDense.wo", out_features="d_model", bias=False)
+    layer(ind, op="add", name=f"{p}.add", **{"in": [f"{p}.DenseReluDense.wo", residual]})
+
+
+def _t5_block(out: _Lines, name: str, doc: str, *, decoder: bool, step: bool, act: str, gated: bool) -> None:
+    out.add(f"{name}:", 2)
+    out.add(f"doc: {_text(doc)}", 4)
+    inputs = ["x", "self_bias", "cross_bias"] if decoder else ["x", "self_bias"]
+    if decoder and not step:
+        inputs.insert(1, "memory")
+    out.add(f"inputs: {_scalar(inputs)}", 4)
+    out.add("layers:", 4)
+    ind = 6
+    out.layer(ind, op="rmsnorm", name="layer.0.layer_norm", **{"in": "x"})
+    _t5_attention(out, ind, "layer.0.SelfAttention", "layer.0.layer_norm", "self_bias", self_cache=decoder,
+                  cross=False, step=step)  # fmt: skip
+    out.layer(ind, op="add", name="layer.0.add", **{"in": ["layer.0.SelfAttention.o", "x"]})
+    residual = "layer.0.add"
+    if decoder:
+        out.layer(ind, op="rmsnorm", name="layer.1.layer_norm", **{"in": "layer.0.add"})
+        _t5_attention(out, ind, "layer.1.EncDecAttention", "layer.1.layer_norm", "cross_bias", self_cache=False,
+                      cross=True, step=step)  # fmt: skip
+        out.layer(ind, op="add", name="layer.1.add", **{"in": ["layer.1.EncDecAttention.o", "layer.0.add"]})
+        residual = "layer.1.add"
+    _t5_ff(out, ind, 2 if decoder else 1, residual, act, gated)
+
+
+def t5(c: Config, data: dict[str, Any], source: str) -> str:
+    """T5ForConditionalGeneration (T5, T5 v1.1, FLAN-T5): RMS-style T5LayerNorm, relative position bias
+    tables in the first layer of each stack, no bias anywhere, ReLU or gated-GELU feed-forward, and the
+    vocabulary head tied to the shared embedding (transformers 5 ties it whatever the config says)."""
+    d = c.size("d_model", 512, "hidden_size")
+    n_head = c.size("num_heads", 8, "num_attention_heads")
+    n_layer = c.size("num_layers", 6, "num_hidden_layers")
+    values = dict(
+        vocab=c.size("vocab_size", 32128),
+        d_model=d,
+        n_layer=n_layer,
+        n_dec_layer=c.size("num_decoder_layers", n_layer),
+        n_head=n_head,
+        head_dim=c.size("d_kv", 64, "head_dim"),
+        d_ff=c.size("d_ff", 2048),
+        buckets=c.size("relative_attention_num_buckets", 32),
+    )
+    proj = c.get("feed_forward_proj", "relu")
+    parts = str(proj).split("-")
+    if len(parts) > 2 or (len(parts) == 2 and parts[0] != "gated"):
+        raise ConfigError(f"'feed_forward_proj' must be 'ACT' or 'gated-ACT', got {proj!r}", Location(source))
+    gated = parts[0] == "gated"
+    act_name = "gelu_new" if proj == "gated-gelu" else parts[-1]  # T5Config: gated-gelu is the tanh GELU
+    if act_name not in ACTIVATIONS:
+        raise ConfigError(f"'feed_forward_proj': unknown activation {act_name!r}; symcost knows "
+                          f"{', '.join(ACTIVATIONS)}", Location(source))  # fmt: skip
+    act = ACTIVATIONS[act_name]
+    scaled = data.get("tie_word_embeddings") is not False  # T5Config.scale_decoder_outputs
+    if c.has("quantization_config"):
+        c.warn("quantization_config", "the weights are quantized; symcost counts the dense model")
+    out = _Lines()
+    notes = [
+        _ENCDEC_CACHE_NOTE,
+        _ENCDEC_PARAMS_NOTE,
+        "Relative position bias: the first layer of each stack owns a [buckets, n_head] table "
+        "(relative_attention_bias); its [1, n_head, T, ctx + T] output (decoder) or [1, n_head, S, S] (encoder) is "
+        "added to the scores of every layer of the stack. Cross-attention adds a zero bias built by the decoder's "
+        "first layer (torch.zeros). Attention scores are not scaled by 1/sqrt(head_dim) (T5's scaling 1.0).",
+        "The vocabulary head is tied to 'shared' (transformers 5's T5Config sets tie_word_embeddings true for every "
+        "config); the decoder output is multiplied by d_model**-0.5 before it unless the config says "
+        "tie_word_embeddings false (T5 v1.1, FLAN-T5), as T5Config.scale_decoder_outputs.",
+        "Attention and padding masks are added to the scores without being counted (FlopCounterMode counts 0).",
+    ]
+    _header(
+        out, data, source, "T5ForConditionalGeneration", _name(data, source, "t5"), "t5",
+        f"T5ForConditionalGeneration from config.json: d_model {d}, {n_layer}+{values['n_dec_layer']} layers, "
+        f"{n_head} heads of {values['head_dim']}, d_ff {values['d_ff']} ({proj}), vocab {values['vocab']}",
+        "Encoder-decoder: a shared token embedding; n_layer encoder layers of self-attention and a feed-forward "
+        "block; n_dec_layer decoder layers of causal self-attention with a KV cache, cross-attention over the "
+        "encoder output and a feed-forward block; every sub-block pre-normed with T5LayerNorm and added back; "
+        "the tied vocabulary head.",
+        ["transformers T5ForConditionalGeneration (models/t5/modeling_t5.py): T5Stack, T5Block, T5Attention, "
+         "T5LayerFF", "Raffel et al. 2020, Exploring the Limits of Transfer Learning with a Unified Text-to-Text "
+         "Transformer (T5), section 2.1"],
+        notes,
+    )  # fmt: skip
+    _encdec_variables(out, [
+        ("B", 1, "batch size", None),
+        ("S", 512, "encoder tokens (input_ids)", None),
+        ("T", 512, "decoder tokens in this pass (decoder_input_ids; 1 in decode)", None),
+        ("ctx", 0, "decoder tokens already in the KV cache (0: the encoder runs)", 0),
+        ("vocab", values["vocab"], "vocabulary size (vocab_size)", None),
+        ("d_model", d, "hidden size (d_model)", None),
+        ("n_layer", n_layer, "encoder layers (num_layers)", None),
+        ("n_dec_layer", values["n_dec_layer"], "decoder layers (num_decoder_layers)", None),
+        ("n_head", n_head, "attention heads (num_heads)", None),
+        ("head_dim", values["head_dim"], "width of each head (d_kv)", None),
+        ("d_ff", values["d_ff"], "feed-forward size (d_ff)", None),
+        ("buckets", values["buckets"], "relative position buckets (relative_attention_num_buckets)", None),
+    ])  # fmt: skip
+    out.add("inputs:")
+    out.add("ids: [B, S]", 2)
+    out.add("decoder_ids: [B, T]", 2)
+    out.add("samples: B")
+    out.add("tokens: B*T")
+    out.add("phases:")
+    out.add('prefill: {doc: "the encoder over S tokens and the decoder over T, empty caches", set: {ctx: 0}}', 2)
+    out.add('decode: {doc: "one decoder token per sequence over ctx cached ones and the cached encoder keys and '
+            'values", set: {T: 1, ctx: 511}}', 2)  # fmt: skip
+    out.add("blocks:")
+    _t5_block(out, "encoder_layer", "T5Block of the encoder: self-attention, feed-forward", decoder=False,
+              step=False, act=act, gated=gated)  # fmt: skip
+    _t5_block(out, "decoder_layer", "T5Block of the decoder at ctx = 0: causal self-attention, cross-attention "
+              "projecting the encoder output, feed-forward", decoder=True, step=False, act=act, gated=gated)  # fmt: skip
+    _t5_block(out, "decoder_step", "T5Block of the decoder at ctx > 0: cross-attention reads the cached keys and "
+              "values", decoder=True, step=True, act=act, gated=gated)  # fmt: skip
+    out.add("layers:")
+    layer, enc = out.layer, "ctx == 0"
+    layer(2, op="parameter", name="shared", shape=["vocab", "d_model"])
+    layer(2, op="embedding", name="encoder.embed_tokens", **{"in": "ids"}, num_embeddings="vocab",
+          embedding_dim="d_model", tied="shared", when=enc)  # fmt: skip
+    layer(2, op="constant", name="encoder.relative_position", shape=["S", "S"], when=enc)
+    table = "block.0.layer.0.SelfAttention.relative_attention_bias"
+    layer(2, op="relative_position_bias", name=f"encoder.{table}", **{"in": "encoder.relative_position"},
+          buckets="buckets", heads="n_head", when=enc)  # fmt: skip
+    layer(2, block="encoder_layer", name="encoder.block", **{"in": ["encoder.embed_tokens", f"encoder.{table}"]},
+          repeat="n_layer", when=enc)  # fmt: skip
+    layer(2, op="rmsnorm", name="encoder.final_layer_norm", when=enc)
+    layer(2, op="embedding", name="decoder.embed_tokens", **{"in": "decoder_ids"}, num_embeddings="vocab",
+          embedding_dim="d_model", tied="shared")  # fmt: skip
+    layer(2, op="constant", name="decoder.relative_position", shape=["T", "ctx + T"])
+    layer(2, op="relative_position_bias", name=f"decoder.{table}", **{"in": "decoder.relative_position"},
+          buckets="buckets", heads="n_head")  # fmt: skip
+    layer(2, op="constant", name="decoder.block.0.layer.1.EncDecAttention.position_bias", shape=[1, "n_head", "T", "S"])
+    biases = [f"decoder.{table}", "decoder.block.0.layer.1.EncDecAttention.position_bias"]
+    layer(2, block="decoder_layer", name="decoder.block", **{"in": ["decoder.embed_tokens", "encoder.final_layer_norm",
+          *biases]}, repeat="n_dec_layer", when=enc)  # fmt: skip
+    layer(2, block="decoder_step", name="decoder.block", **{"in": ["decoder.embed_tokens", *biases]},
+          repeat="n_dec_layer", when="ctx > 0")  # fmt: skip
+    layer(2, op="rmsnorm", name="decoder.final_layer_norm")
+    if scaled:
+        layer(2, op="mul", name="decoder.scale_decoder_outputs", scalar=d**-0.5)
+    layer(2, op="linear", name="lm_head", out_features="vocab", bias=False, tied="shared")
+    out.add("outputs: [lm_head]")
+    return out.text()
+
+
+# Whisper ----------------------------------------------------------------------------------------
+
+
+def _whisper_attention(out: _Lines, ind: int, prefix: str, x: str, heads: str, head_dim: str, scale: float, *,
+                       causal: bool, self_cache: bool, cross: bool, step: bool) -> None:  # fmt: skip
+    """WhisperAttention: q_proj scaled by head_dim**-0.5, k_proj unbiased, v_proj and out_proj biased;
+    q k^T, softmax, times v (the eager matmuls FlopCounterMode counts as sdpa does)."""
+    layer = out.layer
+    width = f"{heads}*{head_dim}"
+    layer(ind, op="linear", name=f"{prefix}.q_proj", **{"in": x}, out_features=width)
+    layer(ind, op="mul", name=f"{prefix}.scaling", scalar=scale)
+    layer(ind, op="view", name=f"{prefix}.q_view", shape=["B", -1, heads, head_dim])
+    layer(ind, op="transpose", name=f"{prefix}.q_heads", dim0=1, dim1=2)
+    layer(ind, op="contiguous", name=f"{prefix}.q_contiguous")
+    if cross:
+        _cross_kv(out, ind, prefix, {"k": "k_proj", "v": "v_proj"}, heads, head_dim, "(S - 1)//2 + 1",
+                  {"k": False, "v": True}, step)  # fmt: skip
+        keys, values = f"{prefix}.keys", f"{prefix}.values"
+    else:
+        for part in ("k", "v"):
+            layer(ind, op="linear", name=f"{prefix}.{part}_proj", **{"in": x}, out_features=width, bias=part == "v")
+            layer(ind, op="view", name=f"{prefix}.{part}_view", shape=["B", -1, heads, head_dim])
+            layer(ind, op="transpose", name=f"{prefix}.{part}_heads", dim0=1, dim1=2)
+            layer(ind, op="contiguous", name=f"{prefix}.{part}_contiguous")
+            if self_cache:
+                layer(ind, op="kv_cache", name=f"{prefix}.{'keys' if part == 'k' else 'values'}", past="ctx")
+        keys, values = (f"{prefix}.keys", f"{prefix}.values") if self_cache else (
+            f"{prefix}.k_contiguous", f"{prefix}.v_contiguous")  # fmt: skip
+    layer(ind, op="sdpa", name=f"{prefix}.attention", **{"in": [f"{prefix}.q_contiguous", keys, values]},
+          causal=causal)  # fmt: skip
+    layer(ind, op="transpose", name=f"{prefix}.merge_heads", dim0=1, dim1=2)
+    layer(ind, op="contiguous", name=f"{prefix}.contiguous")
+    layer(ind, op="reshape", name=f"{prefix}.reshape", shape=["B", -1, width])
+    layer(ind, op="linear", name=f"{prefix}.out_proj", out_features="d_model")
+
+
+def _whisper_block(out: _Lines, name: str, doc: str, *, decoder: bool, step: bool, act: str, scale: float) -> None:
+    out.add(f"{name}:", 2)
+    out.add(f"doc: {_text(doc)}", 4)
+    out.add(f"inputs: {_scalar(['x', 'memory'] if decoder and not step else ['x'])}", 4)
+    out.add("layers:", 4)
+    ind, layer = 6, out.layer
+    heads, head_dim, ff = ("n_dec_head", "dec_head_dim", "d_dec_ff") if decoder else ("n_head", "head_dim", "d_ff")
+    layer(ind, op="layernorm", name="self_attn_layer_norm", **{"in": "x"}, normalized_shape="d_model")
+    _whisper_attention(out, ind, "self_attn", "self_attn_layer_norm", heads, head_dim, scale, causal=decoder,
+                       self_cache=decoder, cross=False, step=step)  # fmt: skip
+    layer(ind, op="add", name="add_1", **{"in": ["self_attn.out_proj", "x"]})
+    residual = "add_1"
+    if decoder:
+        layer(ind, op="layernorm", name="encoder_attn_layer_norm", normalized_shape="d_model")
+        _whisper_attention(out, ind, "encoder_attn", "encoder_attn_layer_norm", heads, head_dim, scale, causal=False,
+                           self_cache=False, cross=True, step=step)  # fmt: skip
+        layer(ind, op="add", name="add_2", **{"in": ["encoder_attn.out_proj", "add_1"]})
+        residual = "add_2"
+    layer(ind, op="layernorm", name="final_layer_norm", **{"in": residual}, normalized_shape="d_model")
+    layer(ind, op="linear", name="fc1", out_features=ff)
+    layer(ind, op=act, name="activation_fn")
+    layer(ind, op="linear", name="fc2", out_features="d_model")
+    layer(ind, op="add", name="add_ff", **{"in": ["fc2", residual]})
+
+
+def whisper(c: Config, data: dict[str, Any], source: str) -> str:
+    """WhisperForConditionalGeneration: a two-conv front end over the log-mel frames (the second halves
+    them), learned positions, pre-norm encoder and decoder layers with unbiased k_proj, cross-attention
+    over the encoder output, and proj_out tied to the decoder's token embedding."""
+    d = c.size("d_model", 384, "hidden_size")
+    n_head = c.size("encoder_attention_heads", 6)
+    n_dec_head = c.size("decoder_attention_heads", 6)
+    for key, heads in (("encoder_attention_heads", n_head), ("decoder_attention_heads", n_dec_head)):
+        if d % heads:
+            raise ConfigError(f"d_model {d} must be a multiple of {key} {heads}", Location(source))
+    n_audio = c.size("max_source_positions", 1500)
+    n_text = c.size("max_target_positions", 448)
+    values = dict(
+        n_mels=c.size("num_mel_bins", 80),
+        vocab=c.size("vocab_size", 51865),
+        d_model=d,
+        n_layer=c.size("encoder_layers", 4),
+        n_dec_layer=c.size("decoder_layers", 4),
+        n_head=n_head,
+        n_dec_head=n_dec_head,
+        d_ff=c.size("encoder_ffn_dim", 1536),
+        d_dec_ff=c.size("decoder_ffn_dim", 1536),
+        n_audio_ctx=n_audio,
+        n_text_ctx=n_text,
+    )
+    act = c.activation("activation_function", default="gelu")
+    tie = c.flag("tie_word_embeddings", True)
+    if c.has("quantization_config"):
+        c.warn("quantization_config", "the weights are quantized; symcost counts the dense model")
+    notes = [
+        _ENCDEC_CACHE_NOTE,
+        _ENCDEC_PARAMS_NOTE,
+        "S is the number of log-mel frames: transformers' WhisperEncoder requires S = 2*max_source_positions "
+        "(3000 frames, 30 s of audio): conv2 (stride 2) halves them to the n_audio_ctx positions that the learned "
+        "position table (embed_positions, all of it) is added to. Other S are refused at that add, as "
+        "transformers refuses them.",
+        "The decoder's positions are embed_positions rows ctx .. ctx + T - 1 ([B, T] position ids built in the "
+        "forward). scale_embedding is not applied by transformers' WhisperDecoder.forward and not here.",
+        "Queries are multiplied by head_dim**-0.5 before the scores (WhisperAttention) and the eager attention "
+        "then scales by 1.0: sdpa's per-score multiply stands for that one.",
+    ]
+    out = _Lines()
+    _header(
+        out, data, source, "WhisperForConditionalGeneration", _name(data, source, "whisper"), "whisper",
+        f"WhisperForConditionalGeneration from config.json: d_model {d}, {values['n_layer']}+{values['n_dec_layer']} "
+        f"layers, {n_head}/{n_dec_head} heads, {values['n_mels']} mel bins, vocab {values['vocab']}",
+        "Encoder-decoder speech model: two GELU conv1d layers over the log-mel spectrogram (the second with stride "
+        "2), learned positions, n_layer pre-norm encoder layers (self-attention, GELU MLP); a decoder of token and "
+        "position embeddings, n_dec_layer layers of causal self-attention with a KV cache, cross-attention over the "
+        "encoder output and a GELU MLP; the vocabulary head (proj_out).",
+        ["transformers WhisperForConditionalGeneration (models/whisper/modeling_whisper.py): WhisperEncoder, "
+         "WhisperDecoder, WhisperAttention", "Radford et al. 2022, Robust Speech Recognition via Large-Scale Weak "
+         "Supervision (Whisper), section 2.2 and Table 1"],
+        notes,
+    )  # fmt: skip
+    _encdec_variables(out, [
+        ("B", 1, "batch size", None),
+        ("S", 2 * n_audio, "log-mel frames (input_features' last dim; 2*max_source_positions)", None),
+        ("T", n_text, "decoder tokens in this pass (decoder_input_ids; 1 in decode)", None),
+        ("ctx", 0, f"decoder tokens already in the KV cache (0: the encoder runs; ctx + T <= {n_text})", 0),
+        ("n_mels", values["n_mels"], "mel bins (num_mel_bins)", None),
+        ("vocab", values["vocab"], "vocabulary size (vocab_size)", None),
+        ("d_model", d, "hidden size (d_model)", None),
+        ("n_layer", values["n_layer"], "encoder layers (encoder_layers)", None),
+        ("n_dec_layer", values["n_dec_layer"], "decoder layers (decoder_layers)", None),
+        ("n_head", n_head, "encoder attention heads (encoder_attention_heads)", None),
+        ("n_dec_head", n_dec_head, "decoder attention heads (decoder_attention_heads)", None),
+        ("head_dim", "d_model/n_head", "width of each encoder head", None),
+        ("dec_head_dim", "d_model/n_dec_head", "width of each decoder head", None),
+        ("d_ff", values["d_ff"], "encoder MLP size (encoder_ffn_dim)", None),
+        ("d_dec_ff", values["d_dec_ff"], "decoder MLP size (decoder_ffn_dim)", None),
+        ("n_audio_ctx", n_audio, "encoder positions (max_source_positions)", None),
+        ("n_text_ctx", n_text, "decoder positions (max_target_positions)", None),
+    ])  # fmt: skip
+    out.add("inputs:")
+    out.add("input_features: [B, n_mels, S]", 2)
+    out.add("decoder_ids: [B, T]", 2)
+    out.add("samples: B")
+    out.add("tokens: B*T")
+    out.add("phases:")
+    out.add('prefill: {doc: "the encoder over S mel frames and the decoder over T tokens, empty caches", '
+            'set: {ctx: 0}}', 2)  # fmt: skip
+    out.add('decode: {doc: "one decoder token per sequence over ctx cached ones and the cached encoder keys and '
+            f'values", set: {{T: 1, ctx: {n_text - 1}}}}}', 2)  # fmt: skip
+    out.add("blocks:")
+    _whisper_block(out, "encoder_layer", "WhisperEncoderLayer: self-attention, MLP", decoder=False, step=False,
+                   act=act, scale=(d // n_head) ** -0.5)  # fmt: skip
+    _whisper_block(out, "decoder_layer", "WhisperDecoderLayer at ctx = 0: causal self-attention, cross-attention "
+                   "projecting the encoder output, MLP", decoder=True, step=False, act=act,
+                   scale=(d // n_dec_head) ** -0.5)  # fmt: skip
+    _whisper_block(out, "decoder_step", "WhisperDecoderLayer at ctx > 0: cross-attention reads the cached keys and "
+                   "values", decoder=True, step=True, act=act,
+                   scale=(d // n_dec_head) ** -0.5)  # fmt: skip
+    out.add("layers:")
+    layer, enc, e = out.layer, "ctx == 0", "model.encoder"
+    layer(2, op="conv1d", name=f"{e}.conv1", **{"in": "input_features"}, C_out="d_model", kernel=3, padding=1,
+          when=enc)  # fmt: skip
+    layer(2, op="gelu", name=f"{e}.gelu_1", when=enc)
+    layer(2, op="conv1d", name=f"{e}.conv2", C_out="d_model", kernel=3, stride=2, padding=1, when=enc)
+    layer(2, op="gelu", name=f"{e}.gelu_2", when=enc)
+    layer(2, op="permute", name=f"{e}.permute", dims=[0, 2, 1], when=enc)
+    layer(2, op="constant", name=f"{e}.all_positions", shape=["n_audio_ctx"], when=enc)
+    layer(2, op="embedding", name=f"{e}.embed_positions", **{"in": f"{e}.all_positions"},
+          num_embeddings="n_audio_ctx", embedding_dim="d_model", when=enc)  # fmt: skip
+    layer(2, op="add", name=f"{e}.add", **{"in": [f"{e}.permute", f"{e}.embed_positions"]}, when=enc)
+    layer(2, block="encoder_layer", name=f"{e}.layers", repeat="n_layer", when=enc)
+    layer(2, op="layernorm", name=f"{e}.layer_norm", normalized_shape="d_model", when=enc)
+    dec = "model.decoder"
+    layer(2, op="embedding", name=f"{dec}.embed_tokens", **{"in": "decoder_ids"}, num_embeddings="vocab",
+          embedding_dim="d_model")  # fmt: skip
+    layer(2, op="constant", name=f"{dec}.position_ids", shape=["B", "T"])
+    layer(2, op="embedding", name=f"{dec}.embed_positions", **{"in": f"{dec}.position_ids"},
+          num_embeddings="n_text_ctx", embedding_dim="d_model")  # fmt: skip
+    layer(2, op="add", name=f"{dec}.add", **{"in": [f"{dec}.embed_tokens", f"{dec}.embed_positions"]})
+    layer(2, block="decoder_layer", name=f"{dec}.layers", **{"in": [f"{dec}.add", f"{e}.layer_norm"]},
+          repeat="n_dec_layer", when=enc)  # fmt: skip
+    layer(2, block="decoder_step", name=f"{dec}.layers", **{"in": f"{dec}.add"}, repeat="n_dec_layer",
+          when="ctx > 0")  # fmt: skip
+    layer(2, op="layernorm", name=f"{dec}.layer_norm", normalized_shape="d_model")
+    head: dict[str, Any] = {"op": "linear", "name": "proj_out", "out_features": "vocab", "bias": False}
+    if tie:
+        head["tied"] = f"{dec}.embed_tokens"
+    layer(2, **head)
+    out.add("outputs: [proj_out]")
+    return out.text()
+
+
 # --- the importers -------------------------------------------------------------------------------
 
 #: model_type -> importer: a function of the config to a Decoder, or (for the others) to YAML text.
@@ -1190,6 +1614,7 @@ DECODERS: dict[str, Callable[[Config], Decoder]] = {
     **{"deepseek_v2": deepseek_v2, "deepseek_v3": deepseek_v3},
 }
 OTHERS: dict[str, Callable[[Config, dict[str, Any], str], str]] = {"gpt2": gpt2, "bert": bert}
+OTHERS |= {"t5": t5, "whisper": whisper}  # encoder-decoders
 SUPPORTED = tuple(sorted([*DECODERS, *OTHERS]))
 
 
@@ -1207,6 +1632,8 @@ CLASSES = {
     **{"olmoe": "OlmoeForCausalLM", "deepseek_v2": "DeepseekV2ForCausalLM", "deepseek_v3": "DeepseekV3ForCausalLM"},
     "gpt2": "GPT2LMHeadModel",
     "bert": "BertModel",
+    "t5": "T5ForConditionalGeneration",
+    "whisper": "WhisperForConditionalGeneration",
 }
 
 

@@ -28,6 +28,7 @@ import sympy
 from . import arch as arch_module
 from . import registry
 from .compile import evaluate, keep_free, symbolic_totals
+from .errors import SymcostError
 from .shapes import build
 
 #: Total strides tried for the closed form, smallest first: a model's form holds for H = d*h + r.
@@ -125,7 +126,10 @@ def _holds(
     small = sorted(form.free_symbols, key=lambda s: s.name)
     for step in (0, 1):
         values = {v: defaults[v] + step * divisor for v in free}
-        exact = evaluate(build(loaded, values, numeric=True), values).totals["flops"]
+        try:
+            exact = evaluate(build(loaded, values, numeric=True), values).totals["flops"]
+        except SymcostError:  # a fixed size (Whisper's 3000 mel frames, CLIP's 77 positions): no form
+            return False
         at = {s: (values[v] - r) // divisor for s, v, r in zip(small, free, remainders)}
         if form.xreplace(at) != exact:
             return False

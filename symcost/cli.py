@@ -140,7 +140,8 @@ DtypeOption = Annotated[
     str,
     typer.Option(
         "--dtype",
-        help="Compute and storage dtype: fp64, fp32, tf32, fp16, bf16, fp8, int8, int4. Picks the device's peak and the bytes per value.",
+        help="Compute and storage dtype: fp64, fp32, tf32, fp16, bf16, fp8, int8, int4. Picks the device's peak and the bytes per value "
+        "(the default of --weight-dtype, --act-dtype and --kv-dtype).",
     ),
 ]
 WeightDtypeOption = Annotated[

@@ -142,8 +142,9 @@ class Precision:
         if dtype not in FORMATS or dtype not in _compute_dtypes():
             if dtype in FORMATS:
                 raise UsageError(
-                    f"--dtype {dtype} is a storage format, not a compute dtype: pass it as --weight-dtype "
-                    f"(or --act-dtype, --kv-dtype) and --dtype the dtype the device computes in"
+                    f"--dtype {dtype} is a storage format, not one of the compute dtypes devices have peaks for "
+                    f"({', '.join(_compute_dtypes())}): pass it as --weight-dtype (or --act-dtype, --kv-dtype) "
+                    "and --dtype the dtype the device computes in"
                 )
             dtype_bits(dtype)  # the usual unknown-dtype message
         chosen = cls(dtype, weight or dtype, act or dtype, kv or dtype)

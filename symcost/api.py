@@ -91,14 +91,19 @@ class NetworkCost(_Rendered):
 def evaluate(arch: Any, *, values: Mapping[str, Any] | None = None, depth: int | None = None,
              symbolic: bool = False, free: str | Sequence[str] | None = None, assume: Sequence[str] = (),
              leading: str | None = None, convention: str = "torch", count_elementwise: str = "",
-             dtype: str = "fp32", phase: str = "inference", optimizer: str = "adam", **more: Any) -> NetworkCost:  # fmt: skip
+             dtype: str = "fp32", phase: str = "inference", optimizer: str = "adam", weight_dtype: str | None = None,
+             act_dtype: str | None = None, kv_dtype: str | None = None, **more: Any) -> NetworkCost:  # fmt: skip
     """An architecture's exact counts at one point: ``symcost eval ARCH`` without ``--device``.
+    ``weight_dtype``, ``act_dtype`` and ``kv_dtype`` store each apart from ``dtype`` (``--weight-dtype``...;
+    :mod:`symcost.precision`).
 
     >>> evaluate("resnet50", H=320, W=320).totals["macs"]
     8343142400
+    >>> evaluate("llama3_8b", dtype="bf16", weight_dtype="q4_k_m").totals["model_bytes"]  # 8,030,261,248 x 4.5 / 8
+    4517021952
     """
     options = Options(convention=convention, count_elementwise=count_elementwise, dtype=dtype, phase=phase,
-                      optimizer=optimizer)  # fmt: skip
+                      optimizer=optimizer, weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype)  # fmt: skip
     return _network(arch, {**(values or {}), **more}, options, depth=depth, symbolic=symbolic, free=free,
                     assume=assume, leading=leading, target_latency=None)  # fmt: skip
 
@@ -109,7 +114,8 @@ def estimate(arch: Any, device: str, *, dtype: str = "fp32", phase: str = "infer
              device_files: Sequence[str] = (), target_latency: Any = None, depth: int | None = None,
              symbolic: bool = False, free: str | Sequence[str] | None = None, assume: Sequence[str] = (),
              leading: str | None = None, convention: str = "torch", count_elementwise: str = "",
-             optimizer: str = "adam", **more: Any) -> NetworkCost:  # fmt: skip
+             optimizer: str = "adam", weight_dtype: str | None = None, act_dtype: str | None = None,
+             kv_dtype: str | None = None, **more: Any) -> NetworkCost:  # fmt: skip
     """An architecture's counts and roofline latency on a device: ``symcost eval ARCH --device``.
 
     >>> e = estimate("resnet50", device="a100", dtype="bf16")
@@ -119,7 +125,7 @@ def estimate(arch: Any, device: str, *, dtype: str = "fp32", phase: str = "infer
     options = Options(convention=convention, count_elementwise=count_elementwise, device=device,
                       device_files=tuple(device_files), dtype=dtype, efficiency=efficiency,
                       memory_efficiency=memory_efficiency, overlap=overlap, waves=waves, phase=phase,
-                      optimizer=optimizer)  # fmt: skip
+                      optimizer=optimizer, weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype)  # fmt: skip
     return _network(arch, {**(values or {}), **more}, options, depth=depth, symbolic=symbolic, free=free,
                     assume=assume, leading=leading, target_latency=target_latency)  # fmt: skip
 
@@ -148,15 +154,17 @@ def _network(arch: Any, values: Mapping[str, Any], options: Options, *, depth: i
     result = evaluation.evaluate(built, given, counting)
     shaping = _closed_form_shaping(built, list(assume), leading)
     dtype = options.dtype
+    precision = setting.precision
     if options.device is None:
-        data = report.eval_data(result, dtype=dtype, depth=depth, symbolic=shaping(closed, result))
+        data = report.eval_data(result, dtype=dtype, depth=depth, symbolic=shaping(closed, result), precision=precision)
         if setting.training:
             data["training"] = report.training_data(result, dtype, options.optimizer)
         return _network_cost(result, data, options.phase)
     from . import roofline
 
     chosen, roof = setting.device, setting.roof
-    est = roofline.estimate(result, chosen, roof, dtype, training=setting.training, waves=options.waves)
+    est = roofline.estimate(result, chosen, roof, dtype, training=setting.training, waves=options.waves,
+                            precision=precision)  # fmt: skip
     performance = roofline.summary(result, est, phase=options.phase, target_latency=target,
                                    optimizer=options.optimizer)  # fmt: skip
     memory_efficiency = options.memory_efficiency if options.memory_efficiency is not None else options.efficiency
@@ -164,11 +172,15 @@ def _network(arch: Any, values: Mapping[str, Any], options: Options, *, depth: i
                       "overlap": options.overlap, "waves": options.waves}  # fmt: skip
     symbolic_layers = None
     if nodes is not None and closed is not None:
-        extra, symbolic_layers = roofline.symbolic_estimate(nodes, roof, dtype, training=setting.training)
+        from .metrics import layer_bytes
+
+        node_bytes = layer_bytes(built, nodes, symbolic_values, setting)
+        extra, symbolic_layers = roofline.symbolic_estimate(nodes, roof, dtype, training=setting.training,
+                                                            node_bytes=node_bytes)  # fmt: skip
         closed.update(extra)
     data = report.eval_data(
         result, dtype=dtype, depth=depth, symbolic=shaping(closed, result), estimate=est, performance=performance,
-        device=report.device_data(roof, chosen, dtype, device_options),
+        device=report.device_data(roof, chosen, dtype, device_options), precision=precision,
     )  # fmt: skip
     data["_estimate"] = est  # per-layer exact times, for the roofline plot
     if symbolic_layers is not None:

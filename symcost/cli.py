@@ -140,7 +140,29 @@ DtypeOption = Annotated[
     str,
     typer.Option(
         "--dtype",
-        help="Compute and storage dtype: fp64, fp32, tf32, fp16, bf16, fp8, int8, int4. Picks the device's peak and the bytes per value.",
+        help="Compute and storage dtype: fp64, fp32, tf32, fp16, bf16, fp8, int8, int4. Picks the device's peak and the bytes per value "
+        "(the default of --weight-dtype, --act-dtype and --kv-dtype).",
+    ),
+]
+WeightDtypeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--weight-dtype",
+        metavar="FORMAT",
+        help="Store the weights apart from --dtype: a dtype, fp8_e4m3, fp8_e5m2, fp4, nvfp4, mxfp4, or a GGUF "
+        "type (q8_0, q6_k, q5_k_m, q4_k_m, q4_0, ...). Model size and weight reads follow it; the peak stays --dtype's.",
+    ),
+]
+ActDtypeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--act-dtype", metavar="FORMAT", help="Store the activations apart from --dtype (any --weight-dtype format)."
+    ),
+]
+KvDtypeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--kv-dtype", metavar="FORMAT", help="Store the KV cache apart from --dtype (fp8, int8, int4, q8_0, ...)."
     ),
 ]
 EfficiencyOption = Annotated[
@@ -207,6 +229,9 @@ SHARED_OPTIONS: dict[str, tuple[Any, Any, str]] = {
     "waves": (WavesOption, False, "waves"),
     "phase": (PhaseOption, "inference", "phase"),
     "optimizer": (OptimizerOption, "adam", "optimizer"),
+    "weight_dtype": (WeightDtypeOption, None, "weight_dtype"),
+    "act_dtype": (ActDtypeOption, None, "act_dtype"),
+    "kv_dtype": (KvDtypeOption, None, "kv_dtype"),
 }
 SharedOptions = Any
 
@@ -390,7 +415,8 @@ def eval_(
         values = _bound(arch_, _values(set_, bindings))
         common = dict(values=values, depth=depth, symbolic=symbolic, free=free, assume=assume or (), leading=leading,
                       convention=options.convention, count_elementwise=options.count_elementwise, dtype=options.dtype,
-                      phase=options.phase, optimizer=options.optimizer)  # fmt: skip
+                      phase=options.phase, optimizer=options.optimizer, weight_dtype=options.weight_dtype,
+                      act_dtype=options.act_dtype, kv_dtype=options.kv_dtype)  # fmt: skip
         if options.device is None:
             for flag, given in (("--efficiency", options.efficiency != 1.0),
                                 ("--memory-efficiency", options.memory_efficiency is not None),
@@ -424,6 +450,9 @@ def roofline(
     memory_efficiency: MemoryEfficiencyOption = None,
     waves: WavesOption = False,
     phase: PhaseOption = "inference",
+    weight_dtype: WeightDtypeOption = None,
+    act_dtype: ActDtypeOption = None,
+    kv_dtype: KvDtypeOption = None,
     depth: Annotated[
         int, typer.Option("--depth", "-d", min=1, help="Colour and label points by their block, K levels deep.")
     ] = 1,
@@ -446,7 +475,8 @@ def roofline(
         # the same pipeline and checks as eval --device
         result = api.estimate(arch_, device, values=_bound(arch_, _values(set_, bindings)), dtype=dtype, phase=phase,
                               efficiency=efficiency, memory_efficiency=memory_efficiency, waves=waves,
-                              device_files=tuple(device_file or ()))  # fmt: skip
+                              device_files=tuple(device_file or ()), weight_dtype=weight_dtype, act_dtype=act_dtype,
+                              kv_dtype=kv_dtype)  # fmt: skip
         written = plot.roofline(result.result, result.roofline, output, depth=depth, phase=phase)
         layers = sum(node.count for node in result.result.nodes)
         typer.echo(f"wrote {written}: {layers} layers of {result.arch} on {result.device['name']} ({dtype})")

@@ -107,7 +107,7 @@ def compare(
                 raise UsageError(f"--free {missing[0]}: '{graph.arch.name}' has no such variable")
             bound = evaluation.keep_free(graph, given, free)
             nodes = evaluation.symbolic_nodes(graph, bound, setting.convention)
-            forms = metrics_module.closed_forms(nodes, closed_names, setting)
+            forms = metrics_module.closed_forms(nodes, closed_names, setting, graph, bound)
             forms_by_graph.append({k: assume(v, assumptions) for k, v in forms.items()})
         # the same name is the same symbol in every file (same assumptions), so ratios simplify
         for name in closed_names:

@@ -199,13 +199,27 @@ class Options:
     waves: bool = False
     phase: str = "inference"
     optimizer: str = "adam"
+    weight_dtype: str | None = None  # storage formats (symcost.precision); None: --dtype
+    act_dtype: str | None = None
+    kv_dtype: str | None = None
+
+    def precision(self) -> Any:
+        """The :class:`~symcost.precision.Precision`: --dtype computes, and stores what is not set apart."""
+        from .precision import Precision
+
+        chosen = Precision.of(self.dtype, self.weight_dtype, self.act_dtype, self.kv_dtype)
+        if self.phase == "train" and not chosen.uniform:
+            raise UsageError(
+                "--weight-dtype, --act-dtype and --kv-dtype cost inference: with --phase train, use --dtype"
+            )
+        return chosen
 
     def setting(self) -> Any:
         """The :class:`~symcost.metrics.Setting`: the options checked, the device's roof built."""
         from . import cost, metrics
 
         counting = counting_(self.convention, self.count_elementwise)
-        cost.dtype_bits(self.dtype)
+        precision = self.precision()
         if self.overlap not in ("max", "none"):
             raise UsageError(f"--overlap must be max or none, got '{self.overlap}'")
         if not 0 <= self.efficiency <= 1 or not 0 <= (self.memory_efficiency or 0) <= 1:
@@ -217,7 +231,8 @@ class Options:
                                 ("--overlap", self.overlap != "max"), ("--waves", self.waves)):  # fmt: skip
                 if given:
                     raise UsageError(f"{flag} needs --device")
-            return metrics.Setting(convention=counting, dtype=self.dtype, training=training, optimizer=self.optimizer)
+            return metrics.Setting(convention=counting, dtype=self.dtype, training=training, optimizer=self.optimizer,
+                                   precision=precision)  # fmt: skip
         from . import devices, roofline
 
         if counting.flops_per_mac != cost.FLOPS_PER_MAC:
@@ -225,7 +240,7 @@ class Options:
         chosen = devices.find(self.device, tuple(self.device_files))
         roof = roofline.roof_for(chosen, self.dtype, efficiency=self.efficiency,
                                  memory_efficiency=self.memory_efficiency, overlap=self.overlap == "max")  # fmt: skip
-        return metrics.Setting(counting, self.dtype, roof, chosen, training, self.optimizer, self.waves)
+        return metrics.Setting(counting, self.dtype, roof, chosen, training, self.optimizer, self.waves, precision)
 
 
 def seconds(text: Any, what: str = "target_latency") -> Fraction | None:

@@ -50,9 +50,9 @@ CLOSED: dict[str, str] = {
     "read": "elements read: inputs, weights, KV cache, every layer",
     "write": "elements written: every layer's output",
     "cache": "KV-cache elements kept between calls",
-    "traffic_bytes": "bytes read and written at --dtype",
-    "model_bytes": "params + buffers at --dtype",
-    "kv_cache_bytes": "KV cache at --dtype",
+    "traffic_bytes": "bytes read and written at --dtype (weights, activations, KV cache at their own formats if set)",
+    "model_bytes": "params + buffers at --dtype (or --weight-dtype)",
+    "kv_cache_bytes": "KV cache at --dtype (or --kv-dtype)",
 }
 #: Metrics that need a device (roofline, seconds); closed forms too, evaluated in float64 by sweeps.
 TIMED: dict[str, str] = {

@@ -79,11 +79,14 @@ def training_state(params: int, dtype: str, optimizer: str) -> dict[str, int]:
     }
 
 
-def needed(result: Any, dtype: str, *, training: bool = False, optimizer: str = "adam") -> dict[str, int]:
+def needed(result: Any, dtype: str, *, training: bool = False, optimizer: str = "adam",
+           precision: Any = None) -> dict[str, int]:  # fmt: skip
     """Bytes a device must hold for one pass of ``result``, by what they are.
 
     Inference: weights (params + buffers), the KV cache, and the activations alive at once.
     Training: :func:`training_state`, buffers, and every layer's output kept for the backward pass.
+    With a mixed :class:`~symcost.precision.Precision` (inference), weights, KV cache and activations
+    each at their own format.
     """
     totals = result.totals
     if training:
@@ -91,6 +94,12 @@ def needed(result: Any, dtype: str, *, training: bool = False, optimizer: str = 
             **training_state(totals["params"], dtype, optimizer),
             "buffers": to_bytes(totals["buffers"], dtype),
             "activations": to_bytes(totals["write"], dtype),
+        }
+    if precision is not None and not precision.uniform:
+        return {
+            "weights": precision.weight_bytes(totals["params"] + totals["buffers"]),
+            "kv_cache": precision.kv_bytes(totals["cache"]),
+            "activations": precision.act_bytes(peak_activations(result)),
         }
     return {
         "weights": to_bytes(totals["params"] + totals["buffers"], dtype),

@@ -56,11 +56,18 @@ class Setting:
     training: bool = False
     optimizer: str = "adam"
     waves: bool = False
+    precision: Any = None  # symcost.precision.Precision; None or uniform: everything at dtype
+
+    @property
+    def mixed(self) -> bool:
+        """Weights, activations or the KV cache stored apart from the compute dtype."""
+        return self.precision is not None and not self.precision.uniform
 
 
-def closed_forms(nodes: list[tuple[str, dict[str, sympy.Expr]]], names: Sequence[str], setting: Setting
-                 ) -> dict[str, sympy.Expr]:  # fmt: skip
-    """Closed forms of the closed and timed metrics in ``names``, from :func:`evaluation.symbolic_nodes`."""
+def closed_forms(nodes: list[tuple[str, dict[str, sympy.Expr]]], names: Sequence[str], setting: Setting,
+                 graph: Any = None, values: Mapping[str, Any] | None = None) -> dict[str, sympy.Expr]:  # fmt: skip
+    """Closed forms of the closed and timed metrics in ``names``, from :func:`evaluation.symbolic_nodes`
+    (of ``graph`` at ``values``, which mixed precision needs to tell weights, activations and cache apart)."""
     from .evaluation import sum_nodes
 
     totals = sum_nodes(nodes)
@@ -71,19 +78,67 @@ def closed_forms(nodes: list[tuple[str, dict[str, sympy.Expr]]], names: Sequence
 
     factor = cost.TRAINING_FACTOR if setting.training else 1
     out: dict[str, sympy.Expr] = _from_totals(totals, names, in_bytes, factor)
+    parts = None
+    if setting.mixed:
+        from . import precision as precision_module
+
+        if graph is None:
+            raise UsageError("mixed precision closed forms need the graph")
+        p = setting.precision
+        from .evaluation import resolve
+
+        parts = precision_module.split_symbolic(graph, nodes, resolve(graph, values or {}, symbolic=True))
+        summed = {k: sympy.Add(*(part[k] for part in parts)) for k in precision_module.PARTS}
+        for name in names:
+            if name == "traffic_bytes":
+                out[name] = precision_module.symbolic_bytes(summed, p) * factor
+            elif name == "model_bytes":
+                out[name] = precision_module.symbolic_class_bytes(totals["params"] + totals["buffers"], p.weight)
+            elif name == "kv_cache_bytes":
+                out[name] = precision_module.symbolic_class_bytes(totals["cache"], p.kv)
     timed = [n for n in names if n in TIMED]
     if timed:
         from .roofline import symbolic_time
 
         per_byte = sympy.Rational(bits, 8)
         terms: dict[str, list[sympy.Expr]] = {"latency": [], "compute": [], "memory": []}
-        for _, per in nodes:
-            times = symbolic_time(per["flops"] * factor, (per["read"] + per["write"]) * per_byte * factor, setting.roof)
+        for i, (_, per) in enumerate(nodes):
+            nbytes = (per["read"] + per["write"]) * per_byte if parts is None else _exact_bytes(parts[i], setting)
+            times = symbolic_time(per["flops"] * factor, nbytes * factor, setting.roof)
             for key in terms:
                 terms[key].append(times[key])
         for name in timed:
             out[name] = sympy.Add(*terms[name.removesuffix("_s")])
     return out
+
+
+def layer_bytes(graph: Any, nodes: list[tuple[str, dict[str, sympy.Expr]]], values: Mapping[str, Any],
+                setting: Setting) -> list[sympy.Expr] | None:  # fmt: skip
+    """Each layer's bytes in closed form at mixed precision (None when everything is at the dtype)."""
+    if not setting.mixed:
+        return None
+    from .evaluation import resolve
+    from .precision import split_symbolic
+
+    subs = resolve(graph, values, symbolic=True)
+    return [_exact_bytes(part, setting) for part in split_symbolic(graph, nodes, subs)]
+
+
+def _exact_bytes(part: Mapping[str, sympy.Expr], setting: Setting) -> sympy.Expr:
+    """A layer's bytes at mixed precision, exactly (a closed form does not round up)."""
+    from .precision import bits
+
+    p = setting.precision
+
+    def r(name: str) -> sympy.Expr:
+        b = bits(name)
+        return sympy.Rational(b.numerator, 8 * b.denominator)
+
+    return (
+        part["weight_read"] * r(p.weight)
+        + (part["act_read"] + part["act_write"]) * r(p.act)
+        + (part["kv_read"] + part["kv_write"]) * r(p.kv)
+    )
 
 
 def _from_totals(totals: Mapping[str, Any], names: Sequence[str], in_bytes: Any, factor: int) -> dict[str, Any]:
@@ -110,17 +165,35 @@ def at_point(graph: Any, values: Mapping[str, Any], names: Sequence[str], settin
     result = evaluation.evaluate(graph, values, setting.convention)
     factor = cost.TRAINING_FACTOR if setting.training else 1
     out: dict[str, Any] = _from_totals(result.totals, names, lambda e: cost.to_bytes(e, setting.dtype), factor)
+    if setting.mixed:
+        from . import precision as precision_module
+
+        p, t = setting.precision, result.totals
+        for name in names:
+            if name == "traffic_bytes":
+                out[name] = p.traffic_bytes(precision_module.totals(result)) * factor
+            elif name == "model_bytes":
+                out[name] = p.weight_bytes(t["params"] + t["buffers"])
+            elif name == "kv_cache_bytes":
+                out[name] = p.kv_bytes(t["cache"])
     estimate = None
     for name in names:
         if name == "memory":
-            need = memory.needed(result, setting.dtype, training=setting.training, optimizer=setting.optimizer)
+            need = memory.needed(result, setting.dtype, training=setting.training, optimizer=setting.optimizer,
+                                 precision=setting.precision)  # fmt: skip
             out[name] = sum(need.values())
         elif name in TIMED:
             if estimate is None:
                 from . import roofline
 
                 estimate = roofline.estimate(
-                    result, setting.device, setting.roof, setting.dtype, training=setting.training, waves=setting.waves
+                    result,
+                    setting.device,
+                    setting.roof,
+                    setting.dtype,
+                    training=setting.training,
+                    waves=setting.waves,
+                    precision=setting.precision,
                 )
             out[name] = {"latency": estimate.latency_s, "compute_s": estimate.compute_s, "memory_s": estimate.memory_s}[
                 name

@@ -384,17 +384,28 @@ def eval_data(
     estimate: Any = None,
     performance: Mapping[str, Any] | None = None,
     device: Mapping[str, Any] | None = None,
+    precision: Any = None,
 ) -> dict[str, Any]:
     """The JSON contract of ``symcost eval``: exact integers, expressions as strings.
+
+    ``precision`` (:class:`~symcost.precision.Precision`, default ``dtype`` for everything) stores the
+    weights, activations and KV cache each at its own format; ``precision`` in the output names the three.
 
     With a device (``estimate``, ``performance``, ``device``): ``totals.latency_s`` and, per layer,
     ``latency_s``, ``compute_s``, ``memory_s``, ``bound``, ``bytes`` and
     ``intensity_flop_per_byte``; seconds and rates are floats (the exact values are Fractions in
     :mod:`symcost.roofline`).
     """
+    from .precision import Precision
+    from .precision import totals as split_totals
+
     totals = dict(result.totals)
     traffic_elements = totals["read"] + totals["write"]
     traffic = cost.to_bytes(traffic_elements, dtype)
+    mixed = precision is not None and not precision.uniform
+    precision = precision if mixed else Precision.of(dtype)
+    if mixed:
+        traffic = precision.traffic_bytes(split_totals(result))
     data: dict[str, Any] = {
         "arch": result.graph.arch.name,
         "path": result.graph.arch.path,
@@ -416,10 +427,10 @@ def eval_data(
             "elementwise_by_category": result.elementwise_by_category(),
             "read_elements": totals["read"],
             "write_elements": totals["write"],
-            "model_bytes": cost.to_bytes(totals["params"] + totals["buffers"], dtype),
-            "params_bytes": cost.to_bytes(totals["params"], dtype),
+            "model_bytes": precision.weight_bytes(totals["params"] + totals["buffers"]),
+            "params_bytes": precision.weight_bytes(totals["params"]),
             "activation_elements": totals["write"],
-            "activation_bytes": cost.to_bytes(totals["write"], dtype),
+            "activation_bytes": precision.act_bytes(totals["write"]),
             "traffic_bytes": traffic,
             # FLOP/byte needs FLOPs: 2 per MAC, whatever the convention's headline counts
             "intensity_flop_per_byte": (
@@ -432,7 +443,8 @@ def eval_data(
         "layers": fold(result, depth, estimate.layers if estimate is not None else None),
     }
     data["totals"]["cache_elements"] = totals["cache"]
-    data["totals"]["kv_cache_bytes"] = cost.to_bytes(totals["cache"], dtype)
+    data["totals"]["kv_cache_bytes"] = precision.kv_bytes(totals["cache"])
+    data["precision"] = precision.data()
     if estimate is not None and performance is not None:
         for row in data["layers"]:
             row["intensity_flop_per_byte"] = row["run_flops"] / row["bytes"] if row["bytes"] else None
@@ -588,7 +600,11 @@ def _performance_lines(d: dict[str, Any]) -> list[str]:  # noqa: PLR0915 - one p
     )
     if p.get("kv_cache_bytes") and phase != "train":
         lines.append(
-            row("KV cache", si(p["kv_cache_bytes"], "B"), f"{format_count(p['kv_cache_bytes'])} bytes as {dtype}")
+            row(
+                "KV cache",
+                si(p["kv_cache_bytes"], "B"),
+                f"{format_count(p['kv_cache_bytes'])} bytes as {(d.get('precision') or {}).get('kv', dtype)}",
+            )
         )
     if "target_latency_s" in p:
         ok = "meets" if p["meets_target"] else "misses"
@@ -649,11 +665,18 @@ def _totals_lines(d: dict[str, Any]) -> list[str]:
         f"  convention '{d['convention']['name']}': {d['convention']['doc']}",
     ]
     dtype = d["dtype"]
+    stored = d.get("precision") or {}
+    weight, act, kv = (stored.get(k, dtype) for k in ("weight", "act", "kv"))
+    mixed = len({dtype, weight, act, kv}) > 1
+    moved = f"weights {weight}, activations {act}, KV cache {kv}" if mixed else dtype
 
     def total(label: str, value: int, extra: str = "") -> str:
         return f"  {label:<24} {format_count(value):>24}  {extra}".rstrip()
 
-    lines.append(total("params", t["params"], f"({si(t['params'])}; {si(t['params_bytes'], 'B')} as {dtype})"))
+    if mixed:
+        lines.append(f"  precision: compute {dtype}; stored: {moved}")
+        lines += [f"    approximated: {note}" for note in stored.get("notes", [])]
+    lines.append(total("params", t["params"], f"({si(t['params'])}; {si(t['params_bytes'], 'B')} as {weight})"))
     lines.append(total("buffers", t["buffers"], "(not trainable: e.g. BatchNorm running statistics)"))
     lines.append(total("MACs", t["macs"], f"({si(t['macs'])})"))
     headline = d["convention"].get("headline", "FLOPs")
@@ -670,20 +693,20 @@ def _totals_lines(d: dict[str, Any]) -> list[str]:
         note = f"symcost's categories: {categories}"
     lines.append(total("elementwise ops", t["elementwise"], f"({note})" if categories else ""))
     lines.append(
-        total("model size (bytes)", t["model_bytes"], f"({si(t['model_bytes'], 'B')}, params + buffers as {dtype})")
+        total("model size (bytes)", t["model_bytes"], f"({si(t['model_bytes'], 'B')}, params + buffers as {weight})")
     )
     lines.append(
         total(
             "layer outputs (elements)",
             t["activation_elements"],
-            f"({si(t['activation_bytes'], 'B')} as {dtype}, every layer's output summed)",
+            f"({si(t['activation_bytes'], 'B')} as {act}, every layer's output summed)",
         )
     )
     if t["cache_elements"]:
-        lines.append(total("KV cache (elements)", t["cache_elements"], f"({si(t['kv_cache_bytes'], 'B')} as {dtype})"))
+        lines.append(total("KV cache (elements)", t["cache_elements"], f"({si(t['kv_cache_bytes'], 'B')} as {kv})"))
     lines.append(total("memory read (elements)", t["read_elements"], "(inputs, weights and KV cache of every layer)"))
     lines.append(total("memory write (elements)", t["write_elements"]))
-    lines.append(total("memory traffic (bytes)", t["traffic_bytes"], f"({si(t['traffic_bytes'], 'B')} as {dtype})"))
+    lines.append(total("memory traffic (bytes)", t["traffic_bytes"], f"({si(t['traffic_bytes'], 'B')} as {moved})"))
     if t["intensity_flop_per_byte"] is not None:
         lines.append(f"  {'arithmetic intensity':<24} {t['intensity_flop_per_byte']:>24.2f}  FLOP/byte")
     return lines

@@ -180,6 +180,7 @@ class Estimate:
     dtype: str
     layers: tuple[LayerTime, ...]  # one per result node, in order
     training: bool  # the layers are a training step's (3 x forward)
+    precision: Any = None  # symcost.precision.Precision when weights, activations or KV cache are stored apart
 
     @property
     def latency_s(self) -> Fraction:
@@ -202,12 +203,14 @@ class Estimate:
 
 
 def estimate(result: Any, device: Device, roof: Roof, dtype: str, *, training: bool = False,
-             waves: bool = False) -> Estimate:  # fmt: skip
+             waves: bool = False, precision: Any = None) -> Estimate:  # fmt: skip
     """Each layer of ``result`` (a :class:`~symcost.compile.Result`) on ``roof``.
 
     ``training`` multiplies each layer's FLOPs and bytes by :data:`~symcost.cost.TRAINING_FACTOR`
     (forward + backward). ``waves`` derates GEMM-class layers by :func:`gemm_utilization`, which
-    needs the device's ``units`` and ``tile``.
+    needs the device's ``units`` and ``tile``. ``precision`` (a mixed
+    :class:`~symcost.precision.Precision`) reads and writes weights, activations and KV cache each at
+    its own format; the peak stays ``dtype``'s.
     """
     from .cost import TRAINING_FACTOR, to_bytes
     from .errors import DeviceError
@@ -219,17 +222,25 @@ def estimate(result: Any, device: Device, roof: Roof, dtype: str, *, training: b
             device.peak_loc,
         )
     factor = TRAINING_FACTOR if training else 1
+    mixed = precision is not None and not precision.uniform
+    if mixed:
+        from .precision import split
+
+        parts = split(result)
     times = []
-    for node in result.nodes:
+    for i, node in enumerate(result.nodes):
         flops = node.values["flops"] * factor
-        # its reads (inputs, weights, KV cache) and writes at the dtype's size
-        nbytes = to_bytes(node.values["read"] + node.values["write"], dtype) * factor
+        # its reads (inputs, weights, KV cache) and writes at the dtype's size, or each at its own
+        if mixed:
+            nbytes = precision.traffic_bytes(parts[i]) * factor
+        else:
+            nbytes = to_bytes(node.values["read"] + node.values["write"], dtype) * factor
         utilization: Fraction | int = 1
         if waves and node.gemm and flops:
             g = node.gemm
             utilization = gemm_utilization(g["batch"], g["M"], g["N"], device.tile, device.units)  # type: ignore[arg-type]
         times.append(layer_time(flops, nbytes, roof, utilization))
-    return Estimate(roof, device, dtype, tuple(times), training)
+    return Estimate(roof, device, dtype, tuple(times), training, precision if mixed else None)
 
 
 def crossover(intensity: sympy.Expr, ridge: Fraction, symbol: sympy.Symbol, limit: int = 2**40) -> int | None:
@@ -275,6 +286,8 @@ def summary(result: Any, est: Estimate, *, phase: str = "inference", target_late
     dtype = est.dtype
     flops = sum(t.flops for t in est.layers)  # the step's: 3 x forward when training
     weights = to_bytes(totals["params"] + totals["buffers"], dtype)
+    if est.precision is not None:
+        weights = est.precision.weight_bytes(totals["params"] + totals["buffers"])
     traffic = sum(t.bytes for t in est.layers)
     latency = est.latency_s
     arch = result.graph.arch
@@ -303,14 +316,16 @@ def summary(result: Any, est: Estimate, *, phase: str = "inference", target_late
         "samples_per_s": samples / latency if samples and latency else None,
         "tokens_per_s": tokens / latency if tokens and latency else None,
     }
-    need = memory.needed(result, dtype, training=est.training, optimizer=optimizer)
+    need = memory.needed(result, dtype, training=est.training, optimizer=optimizer, precision=est.precision)
     if est.training:
         out["optimizer"] = optimizer
     out["memory_needed_bytes"] = need
     out["memory_total_bytes"] = sum(need.values())
     out["capacity_bytes"] = est.device.capacity
     out["fits"] = out["memory_total_bytes"] <= est.device.capacity
-    out["kv_cache_bytes"] = to_bytes(totals["cache"], dtype)
+    out["kv_cache_bytes"] = (
+        to_bytes(totals["cache"], dtype) if est.precision is None else est.precision.kv_bytes(totals["cache"])
+    )
     if target_latency is not None:
         out["target_latency_s"] = target_latency
         out["meets_target"] = latency <= target_latency
@@ -322,21 +337,23 @@ def summary(result: Any, est: Estimate, *, phase: str = "inference", target_late
 
 
 def symbolic_estimate(nodes: list[tuple[Any, dict[str, sympy.Expr]]], roof: Roof, dtype: str, *,
-                      training: bool = False) -> tuple[dict[str, sympy.Expr], list[dict[str, Any]]]:  # fmt: skip
+                      training: bool = False, node_bytes: list[sympy.Expr] | None = None,
+                      ) -> tuple[dict[str, sympy.Expr], list[dict[str, Any]]]:  # fmt: skip
     """Latency and intensity in closed form, and for each layer the value of its one free variable
     (a batch size, a sequence length) from which it is compute-bound.
 
     ``nodes`` comes from :func:`symcost.compile.symbolic_nodes`. Bytes are exact ``elements x
-    bits / 8`` (no rounding up to whole bytes, which a closed form cannot know).
+    bits / 8`` (no rounding up to whole bytes, which a closed form cannot know); ``node_bytes`` gives
+    each layer's bytes instead (mixed precision: :func:`symcost.metrics.layer_bytes`).
     """
     from .cost import TRAINING_FACTOR, dtype_bits
 
     factor = TRAINING_FACTOR if training else 1
     per_byte = sympy.Rational(dtype_bits(dtype), 8)
     latency_terms, flops_terms, bytes_terms, layers = [], [], [], []
-    for path, per in nodes:
+    for i, (path, per) in enumerate(nodes):
         flops = per["flops"] * factor
-        nbytes = (per["read"] + per["write"]) * per_byte * factor
+        nbytes = ((per["read"] + per["write"]) * per_byte if node_bytes is None else node_bytes[i]) * factor
         times = symbolic_time(flops, nbytes, roof)
         latency_terms.append(times["latency"])
         flops_terms.append(flops)

@@ -139,7 +139,7 @@ def solve(
         # ResNet-50) beats compiling it, and leaves numpy unimported (0.1 s of a cold start).
         symbol_of = variables[variable].symbol
         nodes = evaluation.symbolic_nodes(graph, free, setting.convention)
-        forms = metrics_module.closed_forms(nodes, used, setting)
+        forms = metrics_module.closed_forms(nodes, used, setting, graph, free)
         conditions, messages = metrics_module.validity(graph, evaluation.resolve(graph, free, symbolic=True))
 
         def probe(value: int) -> bool:

@@ -188,7 +188,7 @@ def sweep(
     conditions, messages = metrics_module.validity(graph, subs)
     closed_names = [n for n in names if n in metrics_module.CLOSED]
     timed_names = [n for n in names if n in metrics_module.TIMED]
-    forms = metrics_module.closed_forms(nodes, closed_names + timed_names, setting)
+    forms = metrics_module.closed_forms(nodes, closed_names + timed_names, setting, graph, free)
     shape = [len(a.values) for a in axes]
     columns = {}
     for i, axis in enumerate(axes):

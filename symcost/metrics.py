@@ -56,6 +56,7 @@ class Setting:
     training: bool = False
     optimizer: str = "adam"
     waves: bool = False
+    runtime: Any = None  # runtimes.Runtime; None or a bound runtime: the pure roofline
 
 
 def closed_forms(nodes: list[tuple[str, dict[str, sympy.Expr]]], names: Sequence[str], setting: Setting
@@ -117,15 +118,23 @@ def at_point(graph: Any, values: Mapping[str, Any], names: Sequence[str], settin
             out[name] = sum(need.values())
         elif name in TIMED:
             if estimate is None:
-                from . import roofline
-
-                estimate = roofline.estimate(
-                    result, setting.device, setting.roof, setting.dtype, training=setting.training, waves=setting.waves
-                )
+                estimate = timed_estimate(result, setting)
             out[name] = {"latency": estimate.latency_s, "compute_s": estimate.compute_s, "memory_s": estimate.memory_s}[
                 name
             ]
     return out
+
+
+def timed_estimate(result: Any, setting: Setting) -> Any:
+    """The per-layer times under the setting's runtime (:mod:`symcost.latency`), or the pure roofline."""
+    if setting.runtime is None or setting.runtime.bound:
+        from . import roofline
+
+        return roofline.estimate(result, setting.device, setting.roof, setting.dtype, training=setting.training,
+                                 waves=setting.waves)  # fmt: skip
+    from . import latency
+
+    return latency.estimate(result, setting.device, setting.dtype, setting.runtime, training=setting.training)
 
 
 def as_number(value: Any) -> sympy.Expr:

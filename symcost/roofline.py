@@ -180,6 +180,7 @@ class Estimate:
     dtype: str
     layers: tuple[LayerTime, ...]  # one per result node, in order
     training: bool  # the layers are a training step's (3 x forward)
+    runtime: Any = None  # symcost.runtimes.Runtime: None is the pure roofline
 
     @property
     def latency_s(self) -> Fraction:

@@ -187,7 +187,9 @@ def sweep(
     symbols = [variables[a.name].symbol for a in axes]
     conditions, messages = metrics_module.validity(graph, subs)
     closed_names = [n for n in names if n in metrics_module.CLOSED]
-    timed_names = [n for n in names if n in metrics_module.TIMED]
+    # a runtime other than the pure roofline times kernels point by point (its fusion and waves have no closed form)
+    by_point = setting.runtime is not None and not setting.runtime.bound
+    timed_names = [n for n in names if n in metrics_module.TIMED and not by_point]
     forms = metrics_module.closed_forms(nodes, closed_names + timed_names, setting)
     shape = [len(a.values) for a in axes]
     columns = {}
@@ -214,7 +216,7 @@ def sweep(
         failed = np.broadcast_to(run.failed, shape).ravel()
         for index in np.flatnonzero(~valid)[:20]:
             reasons[int(index)] = messages[int(failed[index])]
-    evaluated = [n for n in names if n in metrics_module.EVALUATED]
+    evaluated = [n for n in names if n in metrics_module.EVALUATED or (by_point and n in metrics_module.TIMED)]
     if evaluated:
         if size > MAX_EVALUATED_POINTS:
             raise UsageError(

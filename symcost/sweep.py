@@ -217,6 +217,7 @@ def sweep(
         for index in np.flatnonzero(~valid)[:20]:
             reasons[int(index)] = messages[int(failed[index])]
     evaluated = [n for n in names if n in metrics_module.EVALUATED or (by_point and n in metrics_module.TIMED)]
+    approximate += tuple(n for n in names if by_point and n in metrics_module.TIMED)  # printed as floats
     if evaluated:
         if size > MAX_EVALUATED_POINTS:
             raise UsageError(

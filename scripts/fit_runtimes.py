@@ -55,9 +55,11 @@ def main() -> None:
         fit_stats = calibrate.summary(train, constants)
         exact = calibrate.constants_of(fitted)
         held_stats = calibrate.summary(held, exact) if held else None
-        print(f"{runtime.name}: fitted on {len(train)} rows of {', '.join(names)}: compute {fitted.compute_efficiency}"
-              f" memory {fitted.memory_efficiency} kernel {float(fitted.kernel_s) * 1e6:.3g}us op "
-              f"{float(fitted.op_s) * 1e6:.3g}us; fit {fit_stats}; held out {held_stats}")
+        print(
+            f"{runtime.name}: fitted on {len(train)} rows of {', '.join(names)}: compute {fitted.compute_efficiency}"
+            f" memory {fitted.memory_efficiency} kernel {float(fitted.kernel_s) * 1e6:.3g}us op "
+            f"{float(fitted.op_s) * 1e6:.3g}us; fit {fit_stats}; held out {held_stats}"
+        )
         if args.write:
             write(runtime, fitted, held_stats, names)
 
@@ -80,11 +82,15 @@ def write(runtime: runtimes.Runtime, fitted: runtimes.Runtime, held: dict | None
     put("overhead", "op_us", f"{float(fitted.op_s) * 1e6:.3g}")
     text = re.sub(r"^validation:\n(?:  .*\n)*", "", text, flags=re.M)
     if held:
-        how = (f"fitted by scripts/fit_runtimes.py on the calibration rows of {', '.join(names)}; "
-               f"measured on the {held['measurements']} held-out rows of {runtime.name}")
-        block = (f"validation:\n  error_pct: {held['error_pct']}\n  measurements: {held['measurements']}\n"
-                 f"  median_ratio: {held['median_ratio']}\n  within_25_pct: {held['within_25_pct']}\n"
-                 f"  within_2x_pct: {held['within_2x_pct']}\n  how: \"{how}\"\n")
+        how = (
+            f"fitted by scripts/fit_runtimes.py on the calibration rows of {', '.join(names)}; "
+            f"measured on the {held['measurements']} held-out rows of {runtime.name}"
+        )
+        block = (
+            f"validation:\n  error_pct: {held['error_pct']}\n  measurements: {held['measurements']}\n"
+            f"  median_ratio: {held['median_ratio']}\n  within_25_pct: {held['within_25_pct']}\n"
+            f'  within_2x_pct: {held["within_2x_pct"]}\n  how: "{how}"\n'
+        )
         text = re.sub(r"^sources:", block + "sources:", text, count=1, flags=re.M)
     path.write_text(text, encoding="utf-8")
 

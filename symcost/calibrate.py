@@ -216,7 +216,11 @@ def to_yaml(runtime: Runtime, fitted: dict[str, Any] | None = None) -> str:
     if runtime.bound:
         lines.append("bound: true")
     lines.append(f"fuse: [{', '.join(runtime.fuse)}]")
-    lines += ["overhead:", f"  kernel_us: {_number(runtime.kernel_s * 10**6)}", f"  op_us: {_number(runtime.op_s * 10**6)}"]
+    lines += [
+        "overhead:",
+        f"  kernel_us: {_number(runtime.kernel_s * 10**6)}",
+        f"  op_us: {_number(runtime.op_s * 10**6)}",
+    ]
     lines += ["compute:", f"  efficiency: {_number(runtime.compute_efficiency)}",
               f"  half_flops: {_number(runtime.half_flops)}", f"  waves: {'true' if runtime.waves else 'false'}"]  # fmt: skip
     lines += ["memory:", f"  efficiency: {_number(runtime.memory_efficiency)}"]

@@ -744,7 +744,6 @@ def import_hf(
         typer.echo(f"wrote {output}" if output else text, nl=bool(output))
 
 
-
 @list_app.command("runtimes")
 def list_runtimes() -> None:
     """List the runtimes: fusion rules, efficiencies, overheads and the held-out error of each.
@@ -768,8 +767,12 @@ def list_runtimes() -> None:
 
 @app.command()
 def calibrate(
-    measurements: Annotated[str, typer.Argument(help="CSV: model, set, phase, dtype, measured_ms[, device, runtime, split].")],
-    runtime: Annotated[str, typer.Option("--runtime", metavar="NAME", help="The runtime whose constants are fitted.")] = "",
+    measurements: Annotated[
+        str, typer.Argument(help="CSV: model, set, phase, dtype, measured_ms[, device, runtime, split].")
+    ],
+    runtime: Annotated[
+        str, typer.Option("--runtime", metavar="NAME", help="The runtime whose constants are fitted.")
+    ] = "",
     runtime_file: RuntimeFileOption = None,
     device: Annotated[
         str | None, typer.Option("--device", metavar="NAME", help="The device of rows without a 'device' column.")
@@ -780,8 +783,12 @@ def calibrate(
     ] = None,
     fit: Annotated[
         str | None,
-        typer.Option("--fit", metavar="NAMES", help="The constants to fit: compute, memory, kernel, op (default: "
-                     "compute,memory,kernel, and op for a runtime with a per-op cost)."),
+        typer.Option(
+            "--fit",
+            metavar="NAMES",
+            help="The constants to fit: compute, memory, kernel, op (default: "
+            "compute,memory,kernel, and op for a runtime with a per-op cost).",
+        ),
     ] = None,
     split: Annotated[
         str | None, typer.Option("--split", metavar="NAME", help="Use only the rows whose 'split' column is NAME.")
@@ -803,6 +810,7 @@ def calibrate(
         _, text = calibrate_module.run(measurements, runtime=chosen, device=device, output=output, free=free,
                                        split=split, device_files=tuple(device_file or ()))  # fmt: skip
         typer.echo(text)
+
 
 def main() -> None:
     """Console-script entry point."""

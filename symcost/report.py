@@ -564,8 +564,11 @@ def _performance_lines(d: dict[str, Any]) -> list[str]:  # noqa: PLR0915 - one p
 
     by_bound = ", ".join(f"{n} {b}" for b, n in sorted(p["layers_by_bound"].items()))
     lines.append(
-        row(f"{label} (phase {phase})", exact(p["latency_s"]),
-            f"sum over layers of {overlap}; layers: {by_bound}" + (f"; expected error{error}" if error else ""))
+        row(
+            f"{label} (phase {phase})",
+            exact(p["latency_s"]),
+            f"sum over layers of {overlap}; layers: {by_bound}" + (f"; expected error{error}" if error else ""),
+        )
     )
     lines.append(row("  in compute-bound layers", exact(p["compute_bound_s"])))
     lines.append(row("  in memory-bound layers", exact(p["memory_bound_s"])))

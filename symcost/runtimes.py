@@ -87,7 +87,8 @@ def _fraction(value: Any, what: str, loc: Location | None, *, low: int = 0, high
         raise DeviceError(f"{what} must be a number, got {value!r}", loc)
     exact = Fraction(value) if isinstance(value, int) else Fraction(getattr(value, "text", repr(value)))
     if exact < low or (high is not None and exact > high):
-        raise DeviceError(f"{what} must be in [{low}, {high if high is not None else '∞'}), got {value}", loc)
+        bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise DeviceError(f"{what} must be {bounds}, got {value}", loc)
     return exact
 
 

@@ -54,6 +54,7 @@ class Row:
     kernels: int
     ops: int
     where: str
+    regime: str = ""  # the CSV's optional 'regime' column
 
 
 def read_rows(path: str, *, device: str | None, runtime: Runtime, split: str | None = None,
@@ -114,6 +115,7 @@ def read_rows(path: str, *, device: str | None, runtime: Runtime, split: str | N
             kernels=sum(t["kernels"] for _, t in terms),
             ops=sum(t["ops"] for _, t in terms),
             where=where,
+            regime=raw.get("regime") or "",
         ))  # fmt: skip
     return rows, skipped
 
@@ -223,6 +225,8 @@ def to_yaml(runtime: Runtime, fitted: dict[str, Any] | None = None) -> str:
     ]
     lines += ["compute:", f"  efficiency: {_number(runtime.compute_efficiency)}",
               f"  half_flops: {_number(runtime.half_flops)}", f"  waves: {'true' if runtime.waves else 'false'}"]  # fmt: skip
+    if runtime.tiles:
+        lines.append(f"  tiles: [{', '.join(f'[{r}, {c}]' for r, c in runtime.tiles)}]")
     lines += ["memory:", f"  efficiency: {_number(runtime.memory_efficiency)}"]
     lines += ["l2:", f"  fraction: {_number(runtime.l2_fraction)}"]
     if runtime.validation:

@@ -170,7 +170,9 @@ def kernel_terms(result: Any, device: Device, dtype: str, runtime: Runtime, *, t
         utilization = Fraction(1)
         if waves and gemm and head.gemm and flops:
             g = head.gemm
-            utilization = gemm_utilization(g["batch"], g["M"], g["N"], device.tile, device.units)  # type: ignore[arg-type]
+            # the library picks, among its tiles, the one that fills the device best
+            utilization = max(gemm_utilization(g["batch"], g["M"], g["N"], tile, device.units)  # type: ignore[arg-type]
+                              for tile in runtime.tiles or (device.tile,))  # fmt: skip
         extra = runtime.half_flops * copies * factor if gemm and flops else 0
         working = bool(flops or nbytes)
         out.append((members, {

@@ -67,6 +67,7 @@ class Runtime:
     compute_efficiency: Fraction = Fraction(1)  # of the dtype's peak, on GEMM-class kernels
     half_flops: Fraction = Fraction(0)  # a kernel of this many FLOPs reaches half the efficiency
     waves: bool = False  # tile and wave quantization on GEMM-class kernels
+    tiles: tuple[tuple[int, int], ...] = ()  # the GEMM tiles a library chooses from (default: the device's)
     memory_efficiency: Fraction = Fraction(1)  # of the bandwidth
     l2_fraction: Fraction = Fraction(0)  # a producer's output up to this share of L2 is read from L2
     validation: dict[str, Any] = field(default_factory=dict)
@@ -108,7 +109,7 @@ def load_data(top: Any, path: str) -> Runtime:
                 f"unknown fusion rule '{rule}'{did_you_mean(rule, FUSION_RULES)}; known: {', '.join(FUSION_RULES)}", loc
             )
     sections = {}
-    for key, allowed in (("overhead", {"kernel_us", "op_us"}), ("compute", {"efficiency", "half_flops", "waves"}),
+    for key, allowed in (("overhead", {"kernel_us", "op_us"}), ("compute", {"efficiency", "half_flops", "waves", "tiles"}),
                          ("memory", {"efficiency"}), ("l2", {"fraction"})):  # fmt: skip
         section = mapping_at(top.get(key), f"'{key}'", top.loc_of(key) if key in top else top.loc, DeviceError,
                              optional=True)  # fmt: skip
@@ -129,6 +130,17 @@ def load_data(top: Any, path: str) -> Runtime:
     waves = sections["compute"].get("waves", False)
     if not isinstance(waves, bool):
         raise DeviceError("compute waves must be true or false", sections["compute"].loc_of("waves"))
+    tiles = []
+    raw_tiles = sections["compute"].get("tiles", [])
+    if not isinstance(raw_tiles, list) or not all(
+        isinstance(t, list)
+        and len(t) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in t)
+        for t in raw_tiles
+    ):
+        raise DeviceError("compute tiles must be a list of [rows, cols] pairs of whole numbers",
+                          sections["compute"].loc_of("tiles"))  # fmt: skip
+    tiles = [(t[0], t[1]) for t in raw_tiles]
     validation: dict[str, Any] = {}
     if "validation" in top:
         raw = mapping_at(top["validation"], "'validation'", top.loc_of("validation"), DeviceError)
@@ -150,6 +162,7 @@ def load_data(top: Any, path: str) -> Runtime:
         compute_efficiency=compute_eff,
         half_flops=number("compute", "half_flops", 0),
         waves=waves,
+        tiles=tuple(tiles),
         memory_efficiency=memory_eff,
         l2_fraction=number("l2", "fraction", 0, high=1),
         validation=validation,

@@ -552,7 +552,7 @@ def _performance_lines(d: dict[str, Any]) -> list[str]:  # noqa: PLR0915 - one p
                     f"kernel latency = {overlap}")  # fmt: skip
         lines[4] = (f"  an estimate for {runtime} ({dev['runtime_summary']}), not a bound and not a measurement: "
                     f"expected error {dev['expected_error']}")  # fmt: skip
-    error = "" if bound else f" (±{dev['validation']['error_pct']}%)" if dev.get("validation") else ""
+    error = "" if bound else f"±{dev['validation']['error_pct']}%" if dev.get("validation") else ""
     label = {"prefill": "time to first token", "decode": "time per output token", "train": "training step"}
     label = label.get(phase, "latency")
 
@@ -567,19 +567,33 @@ def _performance_lines(d: dict[str, Any]) -> list[str]:  # noqa: PLR0915 - one p
         row(
             f"{label} (phase {phase})",
             exact(p["latency_s"]),
-            f"sum over layers of {overlap}; layers: {by_bound}" + (f"; expected error{error}" if error else ""),
+            f"sum over layers of {overlap}; layers: {by_bound}" + (f"; expected error {error}" if error else ""),
         )
     )
     lines.append(row("  in compute-bound layers", exact(p["compute_bound_s"])))
     lines.append(row("  in memory-bound layers", exact(p["memory_bound_s"])))
     if p["tokens_per_s"] is not None:
-        lines.append(row("throughput", f"{p['tokens_per_s']:,.1f}", f"tokens/s ({p['tokens']} per pass){error}"))
+        lines.append(
+            row(
+                "throughput",
+                f"{p['tokens_per_s']:,.1f}",
+                f"tokens/s ({p['tokens']} per pass)" + (f", {error}" if error else ""),
+            )
+        )
     elif p["samples_per_s"] is not None:
-        lines.append(row("throughput", f"{p['samples_per_s']:,.1f}", f"samples/s ({p['samples']} per pass){error}"))
+        lines.append(
+            row(
+                "throughput",
+                f"{p['samples_per_s']:,.1f}",
+                f"samples/s ({p['samples']} per pass)" + (f", {error}" if error else ""),
+            )
+        )
     if phase == "train":
         extra = f"{format_count(p['flops'])} = {cost.TRAINING_FACTOR} x forward; optimizer {p.get('optimizer')}"
         lines.append(row("FLOPs per step", si(p["flops"], "FLOP"), extra))
     at = " (at the --efficiency peak)" if derated else ""
+    if not bound:
+        at = " (at the runtime's compute efficiency)"
     lines.append(row("FLOPs / peak", exact(p["flops_lower_bound_s"]), f"the whole-model compute bound{at}"))
     lines.append(
         row(

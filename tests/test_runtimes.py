@@ -165,7 +165,8 @@ def test_only_roofline_says_lower_bound_and_others_print_their_error():
         r = runtimes.find(name)
         if r.validation:
             assert f"±{r.validation['error_pct']}%, held out on {r.validation['measurements']} measurements" in text
-            assert f"samples/s (1 per pass) (±{r.validation['error_pct']}%)" in text
+            assert f"samples/s (1 per pass), ±{r.validation['error_pct']}%" in text
+            assert f"expected error ±{r.validation['error_pct']}%" in text
 
 
 def test_cli_and_api_agree():

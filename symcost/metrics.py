@@ -137,6 +137,14 @@ def timed_estimate(result: Any, setting: Setting) -> Any:
     return latency.estimate(result, setting.device, setting.dtype, setting.runtime, training=setting.training)
 
 
+def runtime_note(setting: Setting, names: Sequence[str]) -> str:
+    """The line a table of timed metrics carries: the runtime they assume and its expected error."""
+    runtime = setting.runtime
+    if runtime is None or runtime.bound or not any(n in TIMED for n in names):
+        return ""  # the pure roofline prints as it always has
+    return f"{', '.join(n for n in names if n in TIMED)} under runtime {runtime.name}: expected error {runtime.error_text()}"
+
+
 def as_number(value: Any) -> sympy.Expr:
     """An int or Fraction as an exact sympy number."""
     if isinstance(value, Fraction):

@@ -96,6 +96,7 @@ class Sweep:
     mode: str  # how the exact metrics were computed: int64 or object
     approximate: tuple[str, ...] = ()  # metrics computed in float64
     fixed: Mapping[str, Any] = field(default_factory=dict)  # the other variables' values
+    runtime_note: str = ""  # the runtime the timed metrics assume, and its expected error
 
     @property
     def size(self) -> int:
@@ -238,7 +239,7 @@ def sweep(
         out.update(arrays)
     ordered = {n: out[n] for n in names}
     return Sweep(graph.arch.name, tuple(axes), ordered, valid, reasons, run.mode if exact else "float64",
-                 approximate, fixed)  # fmt: skip
+                 approximate, fixed, metrics_module.runtime_note(setting, names))  # fmt: skip
 
 
 # ---- the whole-network function: symcost.sweep(...) -------------------------------------

@@ -228,3 +228,16 @@ def test_calibrate_command_writes_atomically_and_prints_residuals(tmp_path):
     assert runtimes.load_path(out).name == "eager"
     bad = invoke("calibrate", str(path), "--runtime", "roofline")
     assert bad.exit_code == 1 and "no constants to fit" in bad.stderr
+
+
+def test_sweep_and_compare_say_which_runtime_their_latency_assumes():
+    sweep = invoke("sweep", "resnet50", "--over", "N=1,2", "--device", "a100", "--dtype", "fp16", "--metric", "latency")
+    expected = f"latency under runtime {runtimes.DEFAULT}: expected error {runtimes.find().error_text()}"
+    assert sweep.exit_code == 0 and expected in sweep.stdout
+    compare = invoke("compare", "resnet18", "resnet50", "--device", "a100", "--dtype", "fp16", "--metric", "latency")
+    assert compare.exit_code == 0 and expected in compare.stdout
+    # the pure roofline prints as it always has: no runtime line
+    bound = invoke(
+        "sweep", "resnet50", "--over", "N=1,2", "--device", "a100", "--runtime", "roofline", "--metric", "latency"
+    )
+    assert "runtime" not in bound.stdout

@@ -115,8 +115,10 @@ def estimate(arch: Any, device: str, *, dtype: str = "fp32", phase: str = "infer
              symbolic: bool = False, free: str | Sequence[str] | None = None, assume: Sequence[str] = (),
              leading: str | None = None, convention: str = "torch", count_elementwise: str = "",
              optimizer: str = "adam", weight_dtype: str | None = None, act_dtype: str | None = None,
-             kv_dtype: str | None = None, **more: Any) -> NetworkCost:  # fmt: skip
-    """An architecture's counts and roofline latency on a device: ``symcost eval ARCH --device``.
+             kv_dtype: str | None = None, runtime: str | None = None, runtime_file: str | None = None,
+             **more: Any) -> NetworkCost:  # fmt: skip
+    """An architecture's counts and latency on a device under a runtime (``runtime="roofline"``: the
+    pure roofline bound): ``symcost eval ARCH --device``.
 
     >>> e = estimate("resnet50", device="a100", dtype="bf16")
     >>> e.performance["phase"], e.totals["flops"]
@@ -125,7 +127,8 @@ def estimate(arch: Any, device: str, *, dtype: str = "fp32", phase: str = "infer
     options = Options(convention=convention, count_elementwise=count_elementwise, device=device,
                       device_files=tuple(device_files), dtype=dtype, efficiency=efficiency,
                       memory_efficiency=memory_efficiency, overlap=overlap, waves=waves, phase=phase,
-                      optimizer=optimizer, weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype)  # fmt: skip
+                      optimizer=optimizer, weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype,
+                      runtime=runtime, runtime_file=runtime_file)  # fmt: skip
     return _network(arch, {**(values or {}), **more}, options, depth=depth, symbolic=symbolic, free=free,
                     assume=assume, leading=leading, target_latency=target_latency)  # fmt: skip
 
@@ -160,18 +163,24 @@ def _network(arch: Any, values: Mapping[str, Any], options: Options, *, depth: i
         if setting.training:
             data["training"] = report.training_data(result, dtype, options.optimizer)
         return _network_cost(result, data, options.phase)
-    from . import roofline
+    from . import metrics, roofline
 
     chosen, roof = setting.device, setting.roof
-    est = roofline.estimate(result, chosen, roof, dtype, training=setting.training, waves=options.waves,
-                            precision=precision)  # fmt: skip
+    est = metrics.timed_estimate(result, setting)
+    roof = est.roof
     performance = roofline.summary(result, est, phase=options.phase, target_latency=target,
                                    optimizer=options.optimizer)  # fmt: skip
     memory_efficiency = options.memory_efficiency if options.memory_efficiency is not None else options.efficiency
     device_options = {"efficiency": options.efficiency, "memory_efficiency": memory_efficiency,
                       "overlap": options.overlap, "waves": options.waves}  # fmt: skip
+    if setting.runtime is not None:
+        device_options["runtime"] = setting.runtime.name
+        device_options["runtime_summary"] = setting.runtime.summary
+        device_options["bound"] = setting.runtime.bound
+        device_options["expected_error"] = setting.runtime.error_text()
+        device_options["validation"] = dict(setting.runtime.validation)
     symbolic_layers = None
-    if nodes is not None and closed is not None:
+    if nodes is not None and closed is not None and (setting.runtime is None or setting.runtime.bound):
         from .metrics import layer_bytes
 
         node_bytes = layer_bytes(built, nodes, symbolic_values, setting)

@@ -17,7 +17,7 @@ from pathlib import Path
 from .errors import FormulaError, UsageError, did_you_mean
 
 _PACKAGE = Path(__file__).resolve().parent
-KINDS = ("formulas", "archs", "devices")
+KINDS = ("formulas", "archs", "devices", "runtimes")
 
 
 def data_dir(kind: str) -> Path:

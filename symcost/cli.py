@@ -189,6 +189,19 @@ WavesOption = Annotated[
     bool,
     typer.Option("--waves", help="Derate GEMM-class layers by tile and wave quantization against the device's SMs."),
 ]
+RuntimeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--runtime",
+        metavar="NAME",
+        help="How the network runs (`symcost list runtimes`): eager, compiled, tensorrt, onnxruntime, vllm, "
+        "tensorrt-llm, llama.cpp, or roofline (the pure lower bound). Default: tensorrt.",
+    ),
+]
+RuntimeFileOption = Annotated[
+    str | None,
+    typer.Option("--runtime-file", metavar="FILE", help="Your own runtime YAML (what `symcost calibrate` writes)."),
+]
 OptimizerOption = Annotated[str, typer.Option("--optimizer", help="With --phase train: adam, sgd (momentum) or none.")]
 PhaseOption = Annotated[
     str,
@@ -232,6 +245,8 @@ SHARED_OPTIONS: dict[str, tuple[Any, Any, str]] = {
     "weight_dtype": (WeightDtypeOption, None, "weight_dtype"),
     "act_dtype": (ActDtypeOption, None, "act_dtype"),
     "kv_dtype": (KvDtypeOption, None, "kv_dtype"),
+    "runtime": (RuntimeOption, None, "runtime"),
+    "runtime_file": (RuntimeFileOption, None, "runtime_file"),
 }
 SharedOptions = Any
 
@@ -421,7 +436,9 @@ def eval_(
             for flag, given in (("--efficiency", options.efficiency != 1.0),
                                 ("--memory-efficiency", options.memory_efficiency is not None),
                                 ("--overlap", options.overlap != "max"), ("--waves", options.waves),
-                                ("--target-latency", target_latency is not None)):  # fmt: skip
+                                ("--target-latency", target_latency is not None),
+                                ("--runtime", options.runtime is not None),
+                                ("--runtime-file", options.runtime_file is not None)):  # fmt: skip
                 if given:
                     raise UsageError(f"{flag} needs --device")
             result = api.evaluate(arch_, **common)
@@ -429,7 +446,7 @@ def eval_(
             result = api.estimate(arch_, options.device, device_files=options.device_files,
                                   efficiency=options.efficiency, memory_efficiency=options.memory_efficiency,
                                   overlap=options.overlap, waves=options.waves, target_latency=target_latency,
-                                  **common)  # fmt: skip
+                                  runtime=options.runtime, runtime_file=options.runtime_file, **common)  # fmt: skip
         typer.echo(result.render(fmt))
 
 
@@ -456,6 +473,8 @@ def roofline(
     depth: Annotated[
         int, typer.Option("--depth", "-d", min=1, help="Colour and label points by their block, K levels deep.")
     ] = 1,
+    runtime: RuntimeOption = None,
+    runtime_file: RuntimeFileOption = None,
 ) -> None:
     """Draw the device's roofline and every layer as a point (arithmetic intensity vs attained FLOP/s).
 
@@ -476,7 +495,7 @@ def roofline(
         result = api.estimate(arch_, device, values=_bound(arch_, _values(set_, bindings)), dtype=dtype, phase=phase,
                               efficiency=efficiency, memory_efficiency=memory_efficiency, waves=waves,
                               device_files=tuple(device_file or ()), weight_dtype=weight_dtype, act_dtype=act_dtype,
-                              kv_dtype=kv_dtype)  # fmt: skip
+                              kv_dtype=kv_dtype, runtime=runtime, runtime_file=runtime_file)  # fmt: skip
         written = plot.roofline(result.result, result.roofline, output, depth=depth, phase=phase)
         layers = sum(node.count for node in result.result.nodes)
         typer.echo(f"wrote {written}: {layers} layers of {result.arch} on {result.device['name']} ({dtype})")
@@ -752,6 +771,74 @@ def import_hf(
 
         text = hf.write(config, output)
         typer.echo(f"wrote {output}" if output else text, nl=bool(output))
+
+
+@list_app.command("runtimes")
+def list_runtimes() -> None:
+    """List the runtimes: fusion rules, efficiencies, overheads and the held-out error of each.
+
+    Example: symcost list runtimes
+    """
+    with _user_errors():
+        from . import runtimes
+
+        for r in runtimes.bundled():
+            fuse = ", ".join(r.fuse) or "none"
+            default = "  (default)" if r.name == runtimes.DEFAULT else ""
+            typer.echo(f"{r.name:<13} {r.summary}{default}")
+            if r.bound:
+                typer.echo(f"{'':<13} a lower bound: no fusion, no overhead, the full peaks")
+                continue
+            typer.echo(f"{'':<13} fuse: {fuse}; compute {float(r.compute_efficiency):.2f}, memory "
+                       f"{float(r.memory_efficiency):.2f} of peak; {float(r.kernel_s) * 1e6:.3g} µs/kernel, "
+                       f"{float(r.op_s) * 1e6:.3g} µs/op; error {r.error_text()}")  # fmt: skip
+
+
+@app.command()
+def calibrate(
+    measurements: Annotated[
+        str, typer.Argument(help="CSV: model, set, phase, dtype, measured_ms[, device, runtime, split].")
+    ],
+    runtime: Annotated[
+        str, typer.Option("--runtime", metavar="NAME", help="The runtime whose constants are fitted.")
+    ] = "",
+    runtime_file: RuntimeFileOption = None,
+    device: Annotated[
+        str | None, typer.Option("--device", metavar="NAME", help="The device of rows without a 'device' column.")
+    ] = None,
+    device_file: DeviceFileOption = None,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", metavar="FILE", help="Write the fitted runtime file here.")
+    ] = None,
+    fit: Annotated[
+        str | None,
+        typer.Option(
+            "--fit",
+            metavar="NAMES",
+            help="The constants to fit: compute, memory, kernel, op (default: "
+            "compute,memory,kernel, and op for a runtime with a per-op cost).",
+        ),
+    ] = None,
+    split: Annotated[
+        str | None, typer.Option("--split", metavar="NAME", help="Use only the rows whose 'split' column is NAME.")
+    ] = None,
+) -> None:
+    """Fit a runtime's efficiencies and overheads to measured latencies (least squares on log
+    latency) and print the residuals; the fitted file works with --runtime-file.
+
+    Example:
+
+      symcost calibrate measurements.csv --device a100 --runtime compiled -o fitted.yaml
+    """
+    with _user_errors():
+        from . import calibrate as calibrate_module
+        from . import runtimes
+
+        chosen = runtimes.find(runtime or None, runtime_file)
+        free = tuple(n.strip() for n in fit.split(",") if n.strip()) if fit else None
+        _, text = calibrate_module.run(measurements, runtime=chosen, device=device, output=output, free=free,
+                                       split=split, device_files=tuple(device_file or ()))  # fmt: skip
+        typer.echo(text)
 
 
 def main() -> None:

@@ -41,6 +41,7 @@ class Comparison:
     rows: list[dict[str, Any]]
     free: list[str] = field(default_factory=list)
     closed: list[dict[str, Any]] = field(default_factory=list)  # {metric, forms: [expr], ratios: [expr]}
+    runtime_note: str = ""  # the runtime the timed metrics assume, and its expected error
 
     def _repr_html_(self) -> str:  # Jupyter: what --format html prints
         return self.render("html")
@@ -97,9 +98,12 @@ def compare(
         [{s.name: int(v) for s, v in u.items()} for u in used],
         rows,
         list(free),
+        runtime_note=metrics_module.runtime_note(setting, names),
     )
     if free:
-        closed_names = [n for n in names if n in metrics_module.CLOSED or n in metrics_module.TIMED]
+        # closed forms of the timed metrics exist for the pure roofline only (fusion and waves have none)
+        timed = setting.runtime is None or setting.runtime.bound
+        closed_names = [n for n in names if n in metrics_module.CLOSED or (timed and n in metrics_module.TIMED)]
         forms_by_graph = []
         for graph, given in zip(graphs, values):
             missing = [f for f in free if f not in graph.arch.variables]

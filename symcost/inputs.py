@@ -202,6 +202,8 @@ class Options:
     weight_dtype: str | None = None  # storage formats (symcost.precision); None: --dtype
     act_dtype: str | None = None
     kv_dtype: str | None = None
+    runtime: str | None = None  # a bundled runtime's name (default: runtimes.DEFAULT)
+    runtime_file: str | None = None
 
     def precision(self) -> Any:
         """The :class:`~symcost.precision.Precision`: --dtype computes, and stores what is not set apart."""
@@ -228,7 +230,9 @@ class Options:
         if self.device is None:
             for flag, given in (("--efficiency", self.efficiency != 1.0),
                                 ("--memory-efficiency", self.memory_efficiency is not None),
-                                ("--overlap", self.overlap != "max"), ("--waves", self.waves)):  # fmt: skip
+                                ("--overlap", self.overlap != "max"), ("--waves", self.waves),
+                                ("--runtime", self.runtime is not None),
+                                ("--runtime-file", self.runtime_file is not None)):  # fmt: skip
                 if given:
                     raise UsageError(f"{flag} needs --device")
             return metrics.Setting(convention=counting, dtype=self.dtype, training=training, optimizer=self.optimizer,
@@ -240,7 +244,24 @@ class Options:
         chosen = devices.find(self.device, tuple(self.device_files))
         roof = roofline.roof_for(chosen, self.dtype, efficiency=self.efficiency,
                                  memory_efficiency=self.memory_efficiency, overlap=self.overlap == "max")  # fmt: skip
-        return metrics.Setting(counting, self.dtype, roof, chosen, training, self.optimizer, self.waves, precision)
+        return metrics.Setting(counting, self.dtype, roof, chosen, training, self.optimizer, self.waves, precision,
+                               self.chosen_runtime())  # fmt: skip
+
+    def chosen_runtime(self) -> Any:
+        """The :class:`~symcost.runtimes.Runtime`: ``--efficiency``, ``--memory-efficiency``, ``--overlap
+        none`` and ``--waves`` derate the pure roofline, so without ``--runtime`` they choose it."""
+        from . import runtimes
+
+        derating = [flag for flag, given in (("--efficiency", self.efficiency != 1.0),
+                                             ("--memory-efficiency", self.memory_efficiency is not None),
+                                             ("--overlap", self.overlap != "max"), ("--waves", self.waves)) if given]  # fmt: skip
+        if derating and self.runtime is None and self.runtime_file is None:
+            return runtimes.find("roofline")
+        chosen = runtimes.find(self.runtime, self.runtime_file)
+        if derating and not chosen.bound:
+            raise UsageError(f"{derating[0]} derates the roofline; runtime '{chosen.name}' states its own "
+                             "efficiencies (edit them in a --runtime-file, or give --runtime roofline)")  # fmt: skip
+        return chosen
 
 
 def seconds(text: Any, what: str = "target_latency") -> Fraction | None:

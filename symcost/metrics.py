@@ -57,6 +57,7 @@ class Setting:
     optimizer: str = "adam"
     waves: bool = False
     precision: Any = None  # symcost.precision.Precision; None or uniform: everything at dtype
+    runtime: Any = None  # runtimes.Runtime; None or a bound runtime: the pure roofline
 
     @property
     def mixed(self) -> bool:
@@ -184,21 +185,32 @@ def at_point(graph: Any, values: Mapping[str, Any], names: Sequence[str], settin
             out[name] = sum(need.values())
         elif name in TIMED:
             if estimate is None:
-                from . import roofline
-
-                estimate = roofline.estimate(
-                    result,
-                    setting.device,
-                    setting.roof,
-                    setting.dtype,
-                    training=setting.training,
-                    waves=setting.waves,
-                    precision=setting.precision,
-                )
+                estimate = timed_estimate(result, setting)
             out[name] = {"latency": estimate.latency_s, "compute_s": estimate.compute_s, "memory_s": estimate.memory_s}[
                 name
             ]
     return out
+
+
+def timed_estimate(result: Any, setting: Setting) -> Any:
+    """The per-layer times under the setting's runtime (:mod:`symcost.latency`), or the pure roofline."""
+    if setting.runtime is None or setting.runtime.bound:
+        from . import roofline
+
+        return roofline.estimate(result, setting.device, setting.roof, setting.dtype, training=setting.training,
+                                 waves=setting.waves, precision=setting.precision)  # fmt: skip
+    from . import latency
+
+    return latency.estimate(result, setting.device, setting.dtype, setting.runtime, training=setting.training,
+                            precision=setting.precision)  # fmt: skip
+
+
+def runtime_note(setting: Setting, names: Sequence[str]) -> str:
+    """The line a table of timed metrics carries: the runtime they assume and its expected error."""
+    runtime = setting.runtime
+    if runtime is None or runtime.bound or not any(n in TIMED for n in names):
+        return ""  # the pure roofline prints as it always has
+    return f"{', '.join(n for n in names if n in TIMED)} under runtime {runtime.name}: expected error {runtime.error_text()}"
 
 
 def as_number(value: Any) -> sympy.Expr:

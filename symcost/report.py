@@ -545,15 +545,26 @@ def _performance_lines(d: dict[str, Any]) -> list[str]:  # noqa: PLR0915 - one p
     )
     used = f"; used at {si(dev['used_flop_per_s'], unit)} and {si(dev['used_bytes_per_s'], 'B/s')}" if derated else ""
     overlap = "max(compute, memory)" if dev["overlap"] == "max" else "compute + memory"
+    unverified = "" if dev["verified"] else "  [figures not verified: see its file]"
+    runtime = dev.get("runtime")
+    bound = runtime is None or dev.get("bound", False)
+    title = "Roofline" if bound else f"Runtime {runtime}"
     lines = [
         "",
-        f"Roofline on {dev['name']} ({dev['summary']}){'' if dev['verified'] else '  [figures not verified: see its file]'}",
+        f"{title} on {dev['name']} ({dev['summary']}){unverified}",
         f"  {dtype} peak {si(dev['peak_flop_per_s'], unit)}, bandwidth {si(dev['bandwidth_bytes_per_s'], 'B/s')}{used}",
         f"  ridge point {dev['ridge_flop_per_byte']:.1f} FLOP/byte: a layer below it is memory-bound; "
         f"layer latency = {overlap}" + ("; tile/wave quantization on" if dev.get("waves") else ""),
         "  an estimate from the roofline model (a lower bound at these efficiencies), not a measurement",
         "",
     ]
+    if not bound:
+        overlap = "max(compute, memory) + overhead"
+        lines[3] = (f"  ridge point {dev['ridge_flop_per_byte']:.1f} FLOP/byte at the runtime's efficiencies; "
+                    f"kernel latency = {overlap}")  # fmt: skip
+        lines[4] = (f"  an estimate for {runtime} ({dev['runtime_summary']}), not a bound and not a measurement: "
+                    f"expected error {dev['expected_error']}")  # fmt: skip
+    error = "" if bound else f"±{dev['validation']['error_pct']}%" if dev.get("validation") else ""
     label = {"prefill": "time to first token", "decode": "time per output token", "train": "training step"}
     label = label.get(phase, "latency")
 
@@ -565,18 +576,36 @@ def _performance_lines(d: dict[str, Any]) -> list[str]:  # noqa: PLR0915 - one p
 
     by_bound = ", ".join(f"{n} {b}" for b, n in sorted(p["layers_by_bound"].items()))
     lines.append(
-        row(f"{label} (phase {phase})", exact(p["latency_s"]), f"sum over layers of {overlap}; layers: {by_bound}")
+        row(
+            f"{label} (phase {phase})",
+            exact(p["latency_s"]),
+            f"sum over layers of {overlap}; layers: {by_bound}" + (f"; expected error {error}" if error else ""),
+        )
     )
     lines.append(row("  in compute-bound layers", exact(p["compute_bound_s"])))
     lines.append(row("  in memory-bound layers", exact(p["memory_bound_s"])))
     if p["tokens_per_s"] is not None:
-        lines.append(row("throughput", f"{p['tokens_per_s']:,.1f}", f"tokens/s ({p['tokens']} per pass)"))
+        lines.append(
+            row(
+                "throughput",
+                f"{p['tokens_per_s']:,.1f}",
+                f"tokens/s ({p['tokens']} per pass)" + (f", {error}" if error else ""),
+            )
+        )
     elif p["samples_per_s"] is not None:
-        lines.append(row("throughput", f"{p['samples_per_s']:,.1f}", f"samples/s ({p['samples']} per pass)"))
+        lines.append(
+            row(
+                "throughput",
+                f"{p['samples_per_s']:,.1f}",
+                f"samples/s ({p['samples']} per pass)" + (f", {error}" if error else ""),
+            )
+        )
     if phase == "train":
         extra = f"{format_count(p['flops'])} = {cost.TRAINING_FACTOR} x forward; optimizer {p.get('optimizer')}"
         lines.append(row("FLOPs per step", si(p["flops"], "FLOP"), extra))
     at = " (at the --efficiency peak)" if derated else ""
+    if not bound:
+        at = " (at the runtime's compute efficiency)"
     lines.append(row("FLOPs / peak", exact(p["flops_lower_bound_s"]), f"the whole-model compute bound{at}"))
     lines.append(
         row(

@@ -73,7 +73,8 @@ def _sweep_note(s: Any) -> str:
         parts.append(f"exact integers (evaluated point by point): {', '.join(per_point)}")
     if s.approximate:
         parts.append(f"float64, approximate: {', '.join(s.approximate)}")
-    return "; ".join(parts)
+    note = "; ".join(parts)
+    return f"{note}\n{s.runtime_note}" if getattr(s, "runtime_note", "") else note
 
 
 def sweep_data(s: Any) -> dict[str, Any]:
@@ -289,6 +290,8 @@ def render_comparison(c: Any, fmt: str) -> str:
     values = "; ".join(f"{terminal_text(a)}: " + ", ".join(f"{k}={v}" for k, v in vals.items())
                        for a, vals in zip(c.archs, c.values))  # fmt: skip
     lines += ["", f"at {values}"]
+    if getattr(c, "runtime_note", ""):
+        lines.append(c.runtime_note)
     if c.free:
         lines += ["", f"Closed forms (free: {', '.join(c.free)})"]
         labels = [terminal_text(label) for label in (*c.archs, *(f"{a} / {c.archs[0]}" for a in others))]

@@ -181,6 +181,7 @@ class Estimate:
     layers: tuple[LayerTime, ...]  # one per result node, in order
     training: bool  # the layers are a training step's (3 x forward)
     precision: Any = None  # symcost.precision.Precision when weights, activations or KV cache are stored apart
+    runtime: Any = None  # symcost.runtimes.Runtime: None is the pure roofline
 
     @property
     def latency_s(self) -> Fraction:

@@ -96,6 +96,7 @@ class Sweep:
     mode: str  # how the exact metrics were computed: int64 or object
     approximate: tuple[str, ...] = ()  # metrics computed in float64
     fixed: Mapping[str, Any] = field(default_factory=dict)  # the other variables' values
+    runtime_note: str = ""  # the runtime the timed metrics assume, and its expected error
 
     @property
     def size(self) -> int:
@@ -187,7 +188,9 @@ def sweep(
     symbols = [variables[a.name].symbol for a in axes]
     conditions, messages = metrics_module.validity(graph, subs)
     closed_names = [n for n in names if n in metrics_module.CLOSED]
-    timed_names = [n for n in names if n in metrics_module.TIMED]
+    # a runtime other than the pure roofline times kernels point by point (its fusion and waves have no closed form)
+    by_point = setting.runtime is not None and not setting.runtime.bound
+    timed_names = [n for n in names if n in metrics_module.TIMED and not by_point]
     forms = metrics_module.closed_forms(nodes, closed_names + timed_names, setting, graph, free)
     shape = [len(a.values) for a in axes]
     columns = {}
@@ -214,7 +217,8 @@ def sweep(
         failed = np.broadcast_to(run.failed, shape).ravel()
         for index in np.flatnonzero(~valid)[:20]:
             reasons[int(index)] = messages[int(failed[index])]
-    evaluated = [n for n in names if n in metrics_module.EVALUATED]
+    evaluated = [n for n in names if n in metrics_module.EVALUATED or (by_point and n in metrics_module.TIMED)]
+    approximate += tuple(n for n in names if by_point and n in metrics_module.TIMED)  # printed as floats
     if evaluated:
         if size > MAX_EVALUATED_POINTS:
             raise UsageError(
@@ -235,7 +239,7 @@ def sweep(
         out.update(arrays)
     ordered = {n: out[n] for n in names}
     return Sweep(graph.arch.name, tuple(axes), ordered, valid, reasons, run.mode if exact else "float64",
-                 approximate, fixed)  # fmt: skip
+                 approximate, fixed, metrics_module.runtime_note(setting, names))  # fmt: skip
 
 
 # ---- the whole-network function: symcost.sweep(...) -------------------------------------

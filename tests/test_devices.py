@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from symcost import devices
+from symcost import devices, runtimes
 from symcost.errors import DeviceError
 from tests.helpers import invoke
 
@@ -118,7 +118,7 @@ def test_device_file_round_trip(tmp_path):
     for name in ("my_npu", "npu"):
         result = invoke("eval", "seed_conv", "--device", name, "--device-file", str(path), "--dtype", "int8")
         assert result.exit_code == 0, result.stderr
-        assert "Roofline on my_npu" in result.stdout
+        assert f"Runtime {runtimes.DEFAULT} on my_npu" in result.stdout
 
 
 def test_missing_peak_for_the_asked_dtype_is_located(tmp_path):

@@ -25,6 +25,7 @@ def test_wheel_ships_the_catalog_and_loads_from_it(tmp_path):
         assert "symcost/_data/formulas/conv2d.yaml" in names
         assert "symcost/_data/archs/resnet50.yaml" in names
         assert "symcost/_data/devices/a100.yaml" in names
+        assert "symcost/_data/runtimes/tensorrt.yaml" in names
         assert "symcost/py.typed" in names
         archive.extractall(tmp_path / "site")
     # Run from an empty folder with only the unpacked wheel on the path: no checkout to fall back on.
@@ -38,6 +39,8 @@ def test_wheel_ships_the_catalog_and_loads_from_it(tmp_path):
         "print(evaluate(build(load_path(r.data_dir('archs') / 'resnet50.yaml'))).totals['flops'])\n"
         "from symcost import devices\n"
         "print(devices.find('a100').peak('bf16'), devices.find('a100').path)\n"
+        "from symcost import runtimes\n"
+        "print(runtimes.find().path)\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(tmp_path / "site")}
     done = subprocess.run(
@@ -49,7 +52,8 @@ def test_wheel_ships_the_catalog_and_loads_from_it(tmp_path):
             [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120
         )
     assert done.returncode == 0, done.stderr
-    folder, flops, resnet, peak, device_path = done.stdout.split()
+    folder, flops, resnet, peak, device_path, runtime_path = done.stdout.split()
+    assert runtime_path == "runtimes/tensorrt.yaml"  # the default runtime, from the wheel's data
     assert Path(folder).is_relative_to(tmp_path / "site")
     assert int(flops) == 43_352_064  # 2 * 112*112*64*3*3*3
     assert int(resnet) == 8_178_368_512  # torchvision's 4.089 GMACs, as FLOPs

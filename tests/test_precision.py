@@ -146,8 +146,10 @@ def test_cli_and_api_agree_and_json_carries_the_three(tiny):
 
 def test_the_peak_is_the_compute_dtype_s():
     """--dtype picks the device's peak; the storage formats move bytes only."""
-    a = symcost.estimate("llama3_8b", device="h100", dtype="bf16", phase="decode")
-    b = symcost.estimate("llama3_8b", device="h100", dtype="bf16", phase="decode", weight_dtype="int4")
+    # the pure roofline: latency is bytes over bandwidth, with no per-kernel overhead to blur the ratio
+    a = symcost.estimate("llama3_8b", device="h100", dtype="bf16", phase="decode", runtime="roofline")
+    b = symcost.estimate("llama3_8b", device="h100", dtype="bf16", phase="decode", weight_dtype="int4",
+                         runtime="roofline")  # fmt: skip
     assert a.device["peak_flop_per_s"] == b.device["peak_flop_per_s"]
     # decode is memory-bound: int4 weights move about a quarter of the bf16 bytes, so the latency drops
     assert b.performance["latency_s"] < a.performance["latency_s"] / 3
@@ -179,3 +181,23 @@ def test_bad_formats_are_refused():
         symcost.evaluate("resnet18", weight_dtype="q4_km")
     with pytest.raises(UsageError, match="--phase train"):
         symcost.evaluate("resnet18", phase="train", weight_dtype="int4")
+
+
+def test_runtimes_price_each_storage_format():
+    """A non-roofline runtime fuses kernels; mixed precision still reads weights at their format. Fusion
+    and L2 save activations only, so int4 weights save the same bytes under tensorrt as under the pure
+    roofline (each layer or kernel rounds its bytes up once: at most one byte apart per row)."""
+
+    def saved(runtime: str) -> tuple[int, int]:
+        common = dict(device="h100", dtype="bf16", phase="decode", runtime=runtime)
+        a = symcost.estimate("llama3_8b", **common)
+        b = symcost.estimate("llama3_8b", weight_dtype="int4", **common)
+        rows = sum(1 for t in b.roofline.layers if t.bound != "fused")
+        return sum(t.bytes for t in a.roofline.layers) - sum(t.bytes for t in b.roofline.layers), rows
+
+    roof, roof_rows = saved("roofline")
+    fused, fused_rows = saved("tensorrt")
+    # 7 linear weights of 32 layers and the head are read whole, the embedding one row: 1.5 bytes saved each
+    assert roof > 7_000_000_000
+    assert fused_rows < roof_rows
+    assert abs(roof - fused) <= roof_rows + fused_rows

@@ -49,7 +49,9 @@ def seed_device(tmp_path):
 def test_seed_compute_bound_case(seed_device):
     # seed_fc is FC 100 -> 50: 10,000 FLOPs per sample. N = 10^8 samples: 10^12 FLOPs.
     # At 10 TFLOP/s: 10^12 / 10^13 = 0.1 s (seed 000's formula, FLOPs / peak).
-    result = invoke("eval", "seed_fc", "--set", "N=100000000", "--device", seed_device, "--format", "json")
+    result = invoke(
+        "eval", "seed_fc", "--set", "N=100000000", "--device", seed_device, "--runtime", "roofline", "--format", "json"
+    )
     data = json.loads(result.stdout)
     assert data["totals"]["flops"] == 10**12
     assert data["performance"]["flops_lower_bound_s"] == 0.1
@@ -64,14 +66,27 @@ def test_seed_bandwidth_case(tmp_path, seed_device):
     # 100M fp32 params = 400,000,000 bytes, read in 0.1 s: at least 4 GB/s (seed 004).
     path = tmp_path / "big_fc.yaml"
     path.write_text(BIG_FC)
-    result = invoke("eval", str(path), "--device", seed_device, "--target-latency", "0.1", "--format", "json")
+    result = invoke(
+        "eval",
+        str(path),
+        "--device",
+        seed_device,
+        "--runtime",
+        "roofline",
+        "--target-latency",
+        "0.1",
+        "--format",
+        "json",
+    )
     p = json.loads(result.stdout)["performance"]
     assert p["bandwidth_for_weights_bytes_per_s"] == 4e9
     # reading the weights at exactly 4 GB/s takes exactly the 0.1 s
     assert p["weights_lower_bound_s"] == 0.1
     assert p["meets_target"] is False  # the inputs and outputs also move: 400,080,000 bytes
     assert p["traffic_bytes"] == 4 * (100_000_000 + 10_000 + 10_000)
-    text = invoke("eval", str(path), "--device", seed_device, "--target-latency", "100ms").stdout
+    text = invoke(
+        "eval", str(path), "--device", seed_device, "--runtime", "roofline", "--target-latency", "100ms"
+    ).stdout
     assert "4 GB/s  weights / target" in text
 
 
@@ -126,7 +141,20 @@ def test_llama2_7b_decode_is_memory_bound(name):
 
 
 def test_decode_phase_from_the_cli():
-    result = invoke("eval", "llama", "--device", "a100", "--dtype", "bf16", "--phase", "decode", "--format", "json")
+    result = invoke(
+        "eval",
+        "llama",
+        "--device",
+        "a100",
+        "--dtype",
+        "bf16",
+        "--phase",
+        "decode",
+        "--runtime",
+        "roofline",
+        "--format",
+        "json",
+    )
     data = json.loads(result.stdout)
     assert data["values"]["S"] == 1 and data["values"]["ctx"] == 4095
     p = data["performance"]
@@ -197,7 +225,11 @@ def test_training_memory_and_flops():
 
 
 def test_json_contract_has_latency_and_bounds():
-    data = json.loads(invoke("eval", "resnet50", "--device", "a100", "--dtype", "bf16", "--format", "json").stdout)
+    data = json.loads(
+        invoke(
+            "eval", "resnet50", "--device", "a100", "--dtype", "bf16", "--runtime", "roofline", "--format", "json"
+        ).stdout
+    )
     assert data["totals"]["latency_s"] == pytest.approx(sum(r["latency_s"] for r in data["layers"]), rel=1e-12)
     for row in data["layers"]:
         assert row["bound"] in {"compute", "memory", "balanced", "none"}
@@ -229,7 +261,20 @@ def test_symbolic_latency_equals_the_numbers():
 
 
 def test_free_option_prints_crossovers():
-    result = invoke("eval", "llama", "--device", "a100", "--dtype", "bf16", "--phase", "decode", "--free", "B")
+    result = invoke(
+        "eval",
+        "llama",
+        "--device",
+        "a100",
+        "--dtype",
+        "bf16",
+        "--phase",
+        "decode",
+        "--free",
+        "B",
+        "--runtime",
+        "roofline",
+    )
     assert result.exit_code == 0, result.stderr
     assert "Closed form (free: B)" in result.stdout
     assert "mlp.gate_proj turns compute-bound at B >= " in result.stdout
@@ -246,7 +291,11 @@ def test_waves_derate_gemms():
     # a thin GEMM gets a thin tile (the next power of two): m = 3 -> 4 x 128 tiles, 32 of them
     # in one wave of 108: 3 x 4096 / (108 x 4 x 128) = 12288 / 55296 = 2/9
     assert roofline.gemm_utilization(1, 3, 4096, (128, 128), 108) == Fraction(2, 9)
-    plain = json.loads(invoke("eval", "resnet50", "--device", "a100", "--dtype", "bf16", "--format", "json").stdout)
+    plain = json.loads(
+        invoke(
+            "eval", "resnet50", "--device", "a100", "--dtype", "bf16", "--runtime", "roofline", "--format", "json"
+        ).stdout
+    )
     waved = json.loads(
         invoke("eval", "resnet50", "--device", "a100", "--dtype", "bf16", "--waves", "--format", "json").stdout
     )
@@ -285,6 +334,8 @@ def test_readme_decode_figure():
             "decode",
             "--set",
             "ctx=2047",
+            "--runtime",
+            "roofline",
             "--format",
             "json",
         ).stdout  # fmt: skip

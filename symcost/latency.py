@@ -1,0 +1,230 @@
+"""A network's latency under a runtime: layers fused into kernels, each kernel timed on the device.
+
+For every layer in graph order, the runtime's fusion rules (:data:`symcost.runtimes.FUSION_RULES`)
+either start a new kernel or join the layer to the kernel that produced its input. A kernel then
+takes, per copy,
+
+    max(compute, memory) + kernel overhead (+ per-op dispatch for each of its layers, eager)
+
+where ``compute = (FLOPs + half_flops) / (peak x efficiency x wave utilization)`` for GEMM-class
+kernels (the size curve: a kernel of ``half_flops`` FLOPs runs at half the efficiency) and
+``memory = bytes / (bandwidth x memory efficiency)``. Bytes are the layers' reads and writes at the
+dtype, less what fusion removes, less the input that the previous kernel left in L2 when it fits
+in the runtime's share of the device's L2. Everything is exact (``Fraction`` seconds).
+
+A hand-checked case: a 1x1 convolution (reads 8 inputs and 4 weights, writes 8 outputs: 20
+elements, 40 bytes at fp16) then a ReLU, fused (``epilogue``): the ReLU's read and write vanish.
+
+>>> from symcost import api, runtimes
+>>> from symcost.devices import find as device
+>>> r = api.evaluate(api.load('''
+... name: tiny
+... summary: a 1x1 convolution and a ReLU
+... inputs: {x: [1, 2, 2, 2]}
+... layers:
+...   - {op: conv2d, name: conv, C_out: 2, kernel: 1, bias: false}
+...   - {op: relu, name: act}
+... '''), dtype="fp16").result
+>>> rt = runtimes.load_text("{name: t, summary: t, fuse: [epilogue], overhead: {kernel_us: 1}}")
+>>> est = estimate(r, device("a100"), "fp16", rt)
+>>> [t.bytes for t in est.layers], [t.bound for t in est.layers]
+([40, 0], ['memory', 'fused'])
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from math import prod
+from typing import Any
+
+from .devices import Device
+from .roofline import Estimate, LayerTime, Roof, gemm_utilization
+from .runtimes import Runtime
+
+GEMM_CATEGORIES = {"convolution", "linear", "attention", "recurrent"}
+_UNARY = {"activation"}
+_BINARY = {"add", "sub", "mul"}
+_NORMS = {"layernorm", "rmsnorm", "layernorm_last2", "layernorm_last3", "groupnorm", "layernorm_channels_first"}
+_BATCHNORMS = {"batchnorm1d", "batchnorm2d", "batchnorm3d"}
+
+
+def _category(op: str) -> str:
+    from . import registry
+
+    try:
+        return registry.get(op).category
+    except Exception:  # an op no formula file names (a user's own): never fused
+        return ""
+
+
+def _kind(node: Any) -> str | None:
+    """How a node could fuse: ``bn``, ``unary``, ``binary``, ``norm``, or None (it never does)."""
+    if node.op in _BATCHNORMS:
+        return "bn"
+    if _category(node.op) in _UNARY:
+        return "unary"
+    if node.op in _BINARY:
+        return "binary"
+    if node.op in _NORMS:
+        return "norm"
+    return None
+
+
+def _joins(kind: str | None, head: Any, alone: bool, rules: tuple[str, ...]) -> str | None:
+    """The rule by which a node of ``kind`` joins the kernel headed by ``head`` (None: it does not)."""
+    if kind is None:
+        return None
+    head_category = _category(head.op)
+    if kind == "bn" and "bn_fold" in rules and alone and head_category in {"convolution", "linear"}:
+        return "bn_fold"
+    if kind == "binary" and "residual" not in rules or kind == "norm" and "norm" not in rules:
+        return None
+    if head_category in GEMM_CATEGORIES:
+        return "epilogue" if "epilogue" in rules and kind != "bn" else None
+    return "pointwise" if "pointwise" in rules else None
+
+
+def _elements(node: Any) -> int:
+    """The elements of a node's output, all copies."""
+    return prod(node.output) * node.count
+
+
+def groups(result: Any, runtime: Runtime) -> list[list[tuple[int, str | None]]]:
+    """The kernels: lists of (node index, the rule that fused it; None for the kernel's head).
+
+    A node joins a kernel when one of its inputs is that kernel's last output (the chained
+    tensor), with the same number of copies, and a rule allows it (:data:`FUSION_RULES`):
+    ``bn_fold`` a batch norm into the convolution or linear layer just before it; ``epilogue`` an
+    activation (and, with ``residual``/``norm``, an add or a norm) into a GEMM-class kernel;
+    ``pointwise`` the same into a kernel that is not GEMM-class.
+    """
+    nodes = result.nodes
+    kernel_of: dict[int, int] = {}  # node index -> its kernel's index in `kernels`
+    kernels: list[list[tuple[int, str | None]]] = []
+    for i, node in enumerate(nodes):
+        kind = _kind(node)
+        joined = False
+        for source in node.sources if kind is not None else ():
+            if source < 0 or source not in kernel_of:
+                continue
+            kernel = kernels[kernel_of[source]]
+            head = nodes[kernel[0][0]]
+            if kernel[-1][0] != source or head.count != node.count:
+                continue
+            rule = _joins(kind, head, len(kernel) == 1, runtime.fuse)
+            if rule is None:
+                continue
+            kernel.append((i, rule))
+            kernel_of[i] = kernel_of[source]
+            joined = True
+            break
+        if not joined:
+            kernel_of[i] = len(kernels)
+            kernels.append([(i, None)])
+    return kernels
+
+
+def kernel_terms(result: Any, device: Device, dtype: str, runtime: Runtime, *, training: bool = False,
+                 precision: Any = None) -> list[tuple[list[tuple[int, str | None]], dict[str, Any]]]:  # fmt: skip
+    """Each kernel and its terms at full efficiency: ``compute`` (s, at the peak, waves and size
+    curve included), ``memory`` (s, at the bandwidth), ``kernels`` and ``ops`` (launches and
+    dispatched operations, copies counted), ``flops``, ``bytes``, ``utilization``. A kernel's time
+    is ``max(compute / compute efficiency, memory / memory efficiency) + kernels x kernel overhead +
+    ops x op overhead``; ``symcost calibrate`` fits those constants to these terms.
+
+    With ``precision`` (a mixed :class:`~symcost.precision.Precision`) a kernel's bytes are its
+    members' weights, activations and KV cache each at its own format; what fusion and L2 save are
+    activations, at the activation format."""
+    from .cost import TRAINING_FACTOR, dtype_bits, to_bytes
+
+    mixed = precision is not None and not precision.uniform
+    if mixed:
+        from .precision import bits as format_bits
+        from .precision import split
+
+        parts = split(result)
+        act_bits = format_bits(precision.act)
+
+        def part_bits(i: int) -> Fraction:
+            p = parts[i]
+            return Fraction(p["weight_read"] * format_bits(precision.weight)
+                            + (p["act_read"] + p["act_write"]) * act_bits
+                            + (p["kv_read"] + p["kv_write"]) * format_bits(precision.kv))  # fmt: skip
+    else:
+        act_bits = Fraction(dtype_bits(dtype))
+
+        def part_bits(i: int) -> Fraction:
+            return (nodes[i].values["read"] + nodes[i].values["write"]) * act_bits
+
+    factor = TRAINING_FACTOR if training else 1
+    peak = device.peak(dtype)
+    l2 = Fraction(device.cache or 0) * runtime.l2_fraction
+    waves = runtime.waves and device.units is not None and device.tile is not None
+    nodes = result.nodes
+    out = []
+    previous: list[int] | None = None
+    for members in groups(result, runtime):
+        kernel = [i for i, _ in members]
+        head = nodes[kernel[0]]
+        copies = head.count
+        flops = sum(nodes[i].values["flops"] for i in kernel) * factor
+        moved = part_bits(kernel[0])
+        for i, rule in members[1:]:
+            node = nodes[i]
+            chained = next(nodes[s] for s in node.sources if s >= 0 and s in kernel)
+            if rule != "bn_fold":  # a fused node moves read + write - 2 x the chained tensor
+                moved += max(part_bits(i) - 2 * _elements(chained) * act_bits, 0)
+        # the input the previous kernel just wrote, still in L2 when it fits
+        if l2 and previous is not None and not training:
+            last = nodes[previous[-1]]
+            if previous[-1] in head.sources and last.count == copies and to_bytes(prod(last.output), dtype) <= l2:
+                weights = head.values["params"] + head.values["buffers"]
+                moved -= min(_elements(last), max(head.values["read"] - weights, 0)) * act_bits
+        nbytes = math.ceil(moved / 8) * factor
+        gemm = _category(head.op) in GEMM_CATEGORIES
+        utilization = Fraction(1)
+        if waves and gemm and head.gemm and flops:
+            g = head.gemm
+            # the library picks, among its tiles, the one that fills the device best
+            utilization = max(gemm_utilization(g["batch"], g["M"], g["N"], tile, device.units)  # type: ignore[arg-type]
+                              for tile in runtime.tiles or (device.tile,))  # fmt: skip
+        extra = runtime.half_flops * copies * factor if gemm and flops else 0
+        working = bool(flops or nbytes)
+        out.append((members, {
+            "compute": (Fraction(flops) + extra) / (peak * utilization),
+            "memory": Fraction(nbytes) / device.bandwidth,
+            "kernels": copies * factor if working else 0,
+            "ops": sum(nodes[i].count for i in kernel) * factor,
+            "flops": flops,
+            "bytes": nbytes,
+            "utilization": utilization,
+        }))  # fmt: skip
+        if working:
+            previous = kernel
+    return out
+
+
+def estimate(
+    result: Any, device: Device, dtype: str, runtime: Runtime, *, training: bool = False, precision: Any = None
+) -> Estimate:
+    """Each layer of ``result`` under ``runtime``: one :class:`LayerTime` per node, in order. A
+    kernel's time is on its head's row; the layers fused into it show bound ``fused`` and 0 s."""
+    roof = Roof(device.peak(dtype) * runtime.compute_efficiency, device.bandwidth * runtime.memory_efficiency)
+    times: list[LayerTime | None] = [None] * len(result.nodes)
+    for members, t in kernel_terms(result, device, dtype, runtime, training=training, precision=precision):
+        compute = t["compute"] / runtime.compute_efficiency
+        memory = t["memory"] / runtime.memory_efficiency
+        overhead = runtime.kernel_s * t["kernels"] + runtime.op_s * t["ops"]
+        latency = max(compute, memory) + overhead
+        if compute > memory:
+            bound = "compute"
+        elif memory > compute:
+            bound = "memory"
+        else:
+            bound = "overhead" if overhead else "none"
+        times[members[0][0]] = LayerTime(t["flops"], t["bytes"], compute, memory, latency, bound, t["utilization"])
+        for i, _ in members[1:]:
+            times[i] = LayerTime(0, 0, Fraction(0), Fraction(0), Fraction(0), "fused")
+    mixed = precision if precision is not None and not precision.uniform else None
+    return Estimate(roof, device, dtype, tuple(t for t in times if t is not None), training, mixed, runtime)

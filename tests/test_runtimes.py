@@ -1,0 +1,243 @@
+"""Runtimes as data (symcost/runtimes.py), the kernel-level latency they feed (symcost/latency.py),
+and `symcost calibrate` (symcost/calibrate.py).
+
+The byte counts below are worked by hand from the formulas' read/write conventions, never taken
+from symcost's output.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import functools
+import json
+from fractions import Fraction
+
+import pytest
+from typer.testing import CliRunner
+
+from symcost import api, calibrate, latency, roofline, runtimes
+from symcost.cli import app
+from symcost.devices import find as device
+from symcost.errors import DeviceError
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+# conv 1x1 (2 -> 2 channels, no bias) -> batch norm -> ReLU -> add(x) on a 1x2x2x2 input: 8 elements per
+# activation. Per layer, elements read + written (the formulas' conventions):
+#   conv: 8 input + 4 weights read, 8 written = 20
+#   bn:   8 input + 8 (weight, bias, running mean, running var: 2 each) read, 8 written = 24
+#   relu: 8 read, 8 written = 16
+#   add:  8 + 8 read, 8 written = 24
+# Every layer its own kernel (roofline, eager): 84 elements, 4 kernels.
+# tensorrt (bn_fold, epilogue, pointwise, residual): one kernel, 20 + 0 (folded) + (16 - 2 x 8 = 0)
+#   + (24 - 2 x 8 = 8, the skip operand) = 28 elements.
+# compiled (pointwise, residual, norm; no epilogue into the conv): conv 20, then bn + relu + add in one
+#   pointwise kernel: 24 + 0 + 8 = 32; 52 elements in 2 kernels.
+BLOCK = """
+name: tiny_block
+summary: conv, batch norm, ReLU and a residual add on a 1x2x2x2 input
+inputs: {x: [1, 2, 2, 2]}
+layers:
+  - {op: conv2d, name: conv, C_out: 2, kernel: 1, bias: false}
+  - {op: batchnorm2d, name: bn}
+  - {op: relu, name: act}
+  - {op: add, name: add, in: [x, act]}
+"""
+
+
+@functools.cache
+def block_result():
+    return api.evaluate(api.load(BLOCK), dtype="fp16").result
+
+
+def test_bundled_runtimes_validate_and_only_roofline_is_a_bound():
+    found = {r.name: r for r in runtimes.bundled()}
+    assert {"roofline", "eager", "compiled", "tensorrt", "onnxruntime", "vllm", "tensorrt-llm", "llama.cpp"} <= set(
+        found
+    )
+    assert [n for n, r in found.items() if r.bound] == ["roofline"]
+    assert runtimes.DEFAULT in found and not found[runtimes.DEFAULT].bound
+    for r in found.values():
+        assert 0 < r.compute_efficiency <= 1 and 0 < r.memory_efficiency <= 1
+        assert set(r.fuse) <= set(runtimes.FUSION_RULES)
+        if r.validation:  # the held-out figures carry their provenance
+            assert r.validation["measurements"] > 0 and "held-out" in r.validation["how"]
+
+
+@pytest.mark.parametrize(
+    ("body", "where", "message"),
+    [
+        ("name: x\nsummary: s\nfuse: [bn_fold, fold_everything]\n", ":3:", "unknown fusion rule 'fold_everything'"),
+        ("name: x\nsummary: s\ncompute: {efficiency: 1.5}\n", ":3:", "compute efficiency must be between 0 and 1"),
+        ("name: x\nsummary: s\nmemory: {efficency: 0.5}\n", ":3:", "memory: unknown key 'efficency'"),
+        ("name: x\nsummary: s\nbound: true\nfuse: [epilogue]\n", ":3:", "must be the pure roofline"),
+        ("name: x\nsummary: s\noverhead: {kernel_us: fast}\n", ":3:", "overhead kernel_us must be a number"),
+        ("name: x\nsummary: s\nspeed: 3\n", ":3:", "runtime: unknown key 'speed'"),
+    ],
+)
+def test_a_bad_runtime_file_is_one_located_error(tmp_path, body, where, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(body)
+    with pytest.raises(DeviceError):
+        runtimes.load_path(path)
+    result = invoke("eval", "seed_conv", "--device", "a100", "--runtime-file", str(path))
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {path}{where}") and message in lines[0], lines
+
+
+def _bytes_and_kernels(runtime: runtimes.Runtime) -> tuple[int, int]:
+    terms = latency.kernel_terms(block_result(), device("a100"), "fp16", runtime)
+    return sum(t["bytes"] for _, t in terms), sum(t["kernels"] for _, t in terms)
+
+
+def _rules_of(name: str) -> runtimes.Runtime:
+    """A bundled runtime's fusion rules without its L2 reuse (tested apart below)."""
+    return dataclasses.replace(runtimes.find(name), l2_fraction=Fraction(0))
+
+
+def test_fusion_rules_change_bytes_as_stated():
+    def only(*rules: str) -> runtimes.Runtime:
+        return runtimes.Runtime(name="t", summary="t", fuse=rules)
+
+    assert _bytes_and_kernels(only()) == (2 * 84, 4)
+    assert _bytes_and_kernels(_rules_of("eager")) == (2 * 84, 4)
+    assert _bytes_and_kernels(only("bn_fold", "epilogue", "pointwise", "residual")) == (2 * 28, 1)
+    assert _bytes_and_kernels(_rules_of("tensorrt")) == (2 * 28, 1)
+    assert _bytes_and_kernels(only("pointwise", "residual", "norm")) == (2 * 52, 2)
+    assert _bytes_and_kernels(_rules_of("compiled")) == (2 * 52, 2)
+    # bn_fold alone removes bn's 24; with epilogue the ReLU joins the conv (16 - 2 x 8 = 0)
+    assert _bytes_and_kernels(only("bn_fold")) == (2 * 60, 3)
+    assert _bytes_and_kernels(only("bn_fold", "epilogue")) == (2 * 44, 2)
+    # without residual the add stays a kernel of its own (24 elements)
+    assert _bytes_and_kernels(only("bn_fold", "epilogue", "pointwise")) == (2 * 44, 2)
+
+
+def test_an_input_the_previous_kernel_left_in_l2_is_not_read_again():
+    # bn_fold: kernels conv+bn (20 elements), relu (16), add (24). With L2 reuse, the ReLU reads the conv
+    # kernel's 8 outputs from L2 and the add the ReLU's 8: 60 - 16 = 44 elements. The A100's 40 MB L2 holds
+    # them at any fraction; a fraction of 0 turns the reuse off.
+    rules = runtimes.Runtime(name="t", summary="t", fuse=("bn_fold",))
+    assert _bytes_and_kernels(rules) == (2 * 60, 3)
+    assert _bytes_and_kernels(dataclasses.replace(rules, l2_fraction=Fraction(1, 2))) == (2 * 44, 3)
+
+
+def test_a_kernel_time_is_max_of_compute_and_memory_plus_overhead():
+    rt = runtimes.Runtime(name="t", summary="t", fuse=("bn_fold", "epilogue", "residual"), kernel_s=Fraction(1, 10**6),
+                          compute_efficiency=Fraction(1, 2), memory_efficiency=Fraction(4, 5))  # fmt: skip
+    est = latency.estimate(block_result(), device("a100"), "fp16", rt)
+    # one kernel: 28 elements = 56 bytes at 0.8 x 2.039 TB/s; 8 outputs x 2 inputs = 16 MACs = 32 FLOPs
+    # at 0.5 x 312 TFLOP/s
+    memory = Fraction(56) / (Fraction(4, 5) * 2039 * 10**9)
+    compute = Fraction(32) / (Fraction(1, 2) * 312 * 10**12)
+    assert est.latency_s == max(memory, compute) + Fraction(1, 10**6)
+    assert [t.bound for t in est.layers] == ["memory", "fused", "fused", "fused"]
+
+
+def test_roofline_runtime_reproduces_the_pure_roofline_exactly():
+    # docs/analysis.md's hand-worked figure: Llama-2-7B decode at ctx 4095 on an A100, bf16, moves
+    # 15,372,106,242 bytes at 2.039 TB/s = 7,686,053,121 / 1,019,500,000,000 s
+    e = api.estimate("llama", device="a100", dtype="bf16", phase="decode", runtime="roofline")
+    assert e.roofline.latency_s == Fraction(7_686_053_121, 1_019_500_000_000)
+    a100 = device("a100")
+    plain = roofline.estimate(e.result, a100, roofline.roof_for(a100, "bf16"), "bf16")
+    assert plain.layers == e.roofline.layers
+    # --efficiency (and --waves) derate the roofline: without --runtime they choose it
+    derated = api.estimate("llama", device="a100", dtype="bf16", phase="decode", efficiency=0.5)
+    assert derated.roofline.latency_s == 2 * plain.latency_s
+    with pytest.raises(Exception, match="derates the roofline"):
+        api.estimate("llama", device="a100", dtype="bf16", phase="decode", efficiency=0.5, runtime="tensorrt")
+
+
+def test_only_roofline_says_lower_bound_and_others_print_their_error():
+    bound = invoke("eval", "resnet50", "--device", "a100", "--dtype", "fp16", "--runtime", "roofline").stdout
+    assert "a lower bound" in bound and "expected error" not in bound
+    for name in ("tensorrt", "eager"):
+        text = invoke("eval", "resnet50", "--device", "a100", "--dtype", "fp16", "--runtime", name).stdout
+        assert "lower bound" not in text
+        assert f"Runtime {name} on a100" in text and "expected error" in text
+        r = runtimes.find(name)
+        if r.validation:
+            assert f"±{r.validation['error_pct']}%, held out on {r.validation['measurements']} measurements" in text
+            assert f"samples/s (1 per pass), ±{r.validation['error_pct']}%" in text
+            assert f"expected error ±{r.validation['error_pct']}%" in text
+
+
+def test_cli_and_api_agree():
+    data = json.loads(invoke("eval", "resnet50", "--device", "a100", "--dtype", "fp16", "--runtime", "eager",
+                             "--format", "json").stdout)  # fmt: skip
+    e = api.estimate("resnet50", device="a100", dtype="fp16", runtime="eager")
+    assert data["performance"]["latency_s"] == float(e.roofline.latency_s)
+    assert data["device"]["runtime"] == "eager" and data["device"]["bound"] is False
+    options = api.Options(device="a100", dtype="fp16", runtime="eager")
+    sweep = api.sweep("resnet50", ["N=1,2"], "latency", options=options)
+    assert float(sweep.metrics["latency"][0]) == float(e.roofline.latency_s)
+
+
+def _synthetic_csv(path, truth: runtimes.Runtime) -> None:
+    """Latencies the kernel model gives at known constants: what calibrate must recover."""
+    points = [("seed_conv", "N=1"), ("seed_conv", "N=64"), ("resnet18", "N=1"), ("resnet18", "N=32"),
+              ("mobilenet_v2", "N=1"), ("mobilenet_v2", "N=128")]  # fmt: skip
+    with open(path, "w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["id", "model", "set", "phase", "dtype", "device", "runtime", "measured_ms"])
+        for i, (model, values) in enumerate(points):
+            e = api.estimate(model, device="a100", dtype="fp16", values={"N": int(values.split("=")[1])})
+            terms = latency.kernel_terms(e.result, device("a100"), "fp16", truth)
+            seconds = sum(max(t["compute"] / truth.compute_efficiency, t["memory"] / truth.memory_efficiency)
+                          for _, t in terms) + truth.kernel_s * sum(t["kernels"] for _, t in terms)  # fmt: skip
+            writer.writerow([f"S{i}", model, values, "-", "fp16", "a100", truth.name, repr(float(seconds) * 1000)])
+
+
+def test_calibrate_recovers_known_constants(tmp_path):
+    truth = runtimes.Runtime(name="tensorrt", summary="t", fuse=runtimes.find("tensorrt").fuse, waves=True,
+                             compute_efficiency=Fraction(45, 100), memory_efficiency=Fraction(7, 10),
+                             kernel_s=Fraction(6, 10**6))  # fmt: skip
+    path = tmp_path / "measured.csv"
+    _synthetic_csv(path, truth)
+    start = runtimes.Runtime(name="tensorrt", summary="t", fuse=truth.fuse, waves=True)  # efficiencies 1, no overhead
+    fitted, report = calibrate.run(str(path), runtime=start, output=str(tmp_path / "fitted.yaml"))
+    assert abs(float(fitted.compute_efficiency) - 0.45) < 0.01
+    assert abs(float(fitted.memory_efficiency) - 0.70) < 0.01
+    assert abs(float(fitted.kernel_s) * 1e6 - 6) < 0.1
+    assert "median 1.0" in report
+    # the fitted file works with --runtime-file, and says what it was fitted on
+    again = runtimes.load_path(tmp_path / "fitted.yaml")
+    assert (again.compute_efficiency, again.memory_efficiency, again.kernel_s) == (
+        fitted.compute_efficiency, fitted.memory_efficiency, fitted.kernel_s)  # fmt: skip
+    text = invoke("eval", "resnet18", "--device", "a100", "--dtype", "fp16", "--runtime-file",
+                  str(tmp_path / "fitted.yaml")).stdout  # fmt: skip
+    assert "Runtime tensorrt on a100" in text
+
+
+def test_calibrate_command_writes_atomically_and_prints_residuals(tmp_path):
+    truth = runtimes.find("eager")
+    path = tmp_path / "m.csv"
+    _synthetic_csv(path, truth)
+    out = tmp_path / "eager_fitted.yaml"
+    result = invoke("calibrate", str(path), "--runtime", "eager", "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert "meas/pred" in result.stdout and "S0 seed_conv N=1 fp16 a100" in result.stdout
+    assert out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".symcost-")]
+    assert runtimes.load_path(out).name == "eager"
+    bad = invoke("calibrate", str(path), "--runtime", "roofline")
+    assert bad.exit_code == 1 and "no constants to fit" in bad.stderr
+
+
+def test_sweep_and_compare_say_which_runtime_their_latency_assumes():
+    sweep = invoke("sweep", "resnet50", "--over", "N=1,2", "--device", "a100", "--dtype", "fp16", "--metric", "latency")
+    expected = f"latency under runtime {runtimes.DEFAULT}: expected error {runtimes.find().error_text()}"
+    assert sweep.exit_code == 0 and expected in sweep.stdout
+    compare = invoke("compare", "resnet18", "resnet50", "--device", "a100", "--dtype", "fp16", "--metric", "latency")
+    assert compare.exit_code == 0 and expected in compare.stdout
+    # the pure roofline prints as it always has: no runtime line
+    bound = invoke(
+        "sweep", "resnet50", "--over", "N=1,2", "--device", "a100", "--runtime", "roofline", "--metric", "latency"
+    )
+    assert "runtime" not in bound.stdout

@@ -199,8 +199,13 @@ def from_torch(module: Any, inputs: Mapping[str, Sequence[Any]], example: Mappin
     extra = sorted(set(example) - set(variables))
     if extra:
         raise UsageError(f"--set names {', '.join(extra)}, which no --input shape uses")
-    tracer = _Tracer(torch, module, specs, {v: example[v] for v in variables}, dict(dtypes or {}))
+    values = {v: example[v] for v in variables}
+    tracer = _Tracer(torch, module, specs, values, dict(dtypes or {}))
     tracer.run()
+    if any(tracer.example[v] != value for v, value in tracer.specialized.items()):
+        # torch fixed a size that was traced at 2 for an example of 1: trace at the example itself
+        tracer = _Tracer(torch, module, specs, values, dict(dtypes or {}), exact=True)
+        tracer.run()
     if tracer.unknown and not allow_unknown:
         lines = [f"  {op} at {path or '(top level)'}: {count}x" for (op, path), count in tracer.unknown.items()]
         raise ImporterError(
@@ -310,7 +315,7 @@ class _Unsupported(Exception):
 
 class _Tracer:
     def __init__(self, torch: Any, module: Any, specs: dict[str, tuple[Any, ...]], example: dict[str, int],
-                 dtypes: dict[str, str]) -> None:  # fmt: skip
+                 dtypes: dict[str, str], exact: bool = False) -> None:  # fmt: skip
         self.torch = torch
         self.module = module
         self.specs = specs
@@ -334,6 +339,7 @@ class _Tracer:
         self.sym_names: dict[Any, str] = {}
         self.syms: dict[str, Any] = {}
         self.specialized: dict[str, int] = {}
+        self.exact = exact
 
     # ---- running -------------------------------------------------------------------------
     def run(self) -> None:
@@ -349,7 +355,7 @@ class _Tracer:
         # A size of 1 invites torch to specialize (broadcasting, contiguity): trace at 2 instead; the
         # formulas are the same closed forms, and the file's defaults stay the user's values.
         for var, value in self.example.items():
-            point = 2 if value == 1 else value
+            point = 2 if value == 1 and not self.exact else value
             sym = env.create_symbol(point, source(var), dynamic_dim=DimDynamic.DYNAMIC, do_not_specialize_zero_one=True)
             self.syms[var] = env.create_symintnode(sym, hint=point, source=source(var))
             self.sym_names[sym] = var
@@ -437,13 +443,22 @@ class _Tracer:
         key = _key(func)
         self.depth += 1
         try:
+            noted: dict[str, Any] = {}
+            out = _same_shape(self.torch, key, args, kwargs)
+            if key in ("lstm", "gru"):
+                out = _rnn_output(self.torch, key, args)
+            if key in ("F.pad", "pad"):
+                out = _pad_output(self.torch, args, kwargs)
             if key == "F.interpolate":
                 args, kwargs = _interpolate_by_size(self.torch, args, kwargs)
-            out = _same_shape(self.torch, key, args, kwargs)
+                noted = {"_symcost_scale": kwargs.pop("_symcost_scale", None)}
+                if noted["_symcost_scale"] is not None:
+                    x = args[0]
+                    out = x.new_empty([*x.shape[:2], *kwargs["size"]])
             if out is None:
                 out = func(*args, **kwargs)
             if _tensors(out):
-                self.record(key, args, kwargs, out)
+                self.record(key, args, {**kwargs, **noted}, out)
         finally:
             self.depth -= 1
         return out
@@ -540,7 +555,7 @@ class _Tracer:
         self.layers.append(layer)
         outs = out if isinstance(out, list | tuple) else [out]
         for k, t in enumerate(outs):
-            if t is None or not isinstance(t, self.torch.Tensor):
+            if t is None or not isinstance(t, self.torch.Tensor | _Placeholder):
                 continue
             self.refs[id(t)] = ("layer", index, k if pieces else None)
             self.keep.append(t)
@@ -565,7 +580,7 @@ class _Tracer:
 
         seen: set[str] = set()
         for var, value in self.specialized.items():
-            self.constraints.append(f"{var} = {self.example[var]}: the forward only runs at this size (torch fixed it)")
+            self.constraints.append(f"{var} = {value}: the forward only runs at this size (torch fixed it)")
             seen.add(var)
         for guard in self.env.guards:
             e = self.env.simplify(guard.expr)
@@ -755,6 +770,33 @@ def _same_shape(torch: Any, key: str, args: Any, kwargs: Mapping[str, Any]) -> A
     return torch.empty_like(x)
 
 
+def _rnn_output(torch: Any, key: str, args: Any) -> Any:
+    """torch.lstm / torch.gru's outputs made from their sizes: run on fake tensors, torch unrolls the steps
+    in Python, which fixes the batch and the length to the example's."""
+    if len(args) < 9 or isinstance(args[3], torch.Tensor):
+        return None
+    x, hx, weights, has_biases, layers, _, _, bidirectional, batch_first = args[:9]
+    hidden = weights[1].shape[1]
+    dirs = 2 if bidirectional else 1
+    y = x.new_empty([*x.shape[:2], hidden * dirs])
+    batch = x.shape[0] if batch_first else x.shape[1]
+    h = x.new_empty([layers * dirs, batch, hidden])
+    return (y, h, x.new_empty([layers * dirs, batch, hidden])) if key == "lstm" else (y, h)
+
+
+def _pad_output(torch: Any, args: Any, kwargs: Mapping[str, Any]) -> Any:
+    """F.pad's output made from its sizes: torch's own kernel asks for concrete sizes, which would fix
+    every symbolic size to the example's."""
+    a = _bind(args, kwargs, [("input", None), ("pad", None), ("mode", "constant"), ("value", None)])
+    x, amounts = a["input"], list(a["pad"] or [])
+    if not isinstance(x, torch.Tensor) or len(amounts) % 2 or len(amounts) // 2 > x.dim():
+        return None
+    sizes = list(x.shape)
+    for pair in range(len(amounts) // 2):
+        sizes[x.dim() - 1 - pair] = sizes[x.dim() - 1 - pair] + amounts[2 * pair] + amounts[2 * pair + 1]
+    return x.new_empty(sizes)
+
+
 def _interpolate_by_size(torch: Any, args: Any, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     """F.interpolate with an integer scale_factor, run with the size it gives: the same output, without
     torch's float arithmetic on the sizes (which would fix the symbolic sizes to the example's)."""
@@ -940,7 +982,8 @@ def _layer_norm(tr: _Tracer, c: _Call) -> None:
     op = {1: "layernorm", 2: "layernorm_last2", 3: "layernorm_last3"}.get(k)
     if op is None:
         raise _Unsupported(f"layer_norm over {k} dims")
-    attrs: dict[str, Any] = {}
+    shape = [tr.dim(d) for d in a["normalized_shape"]]
+    attrs: dict[str, Any] = {"normalized_shape": shape[0] if k == 1 else shape}
     if a["weight"] is None:
         attrs["elementwise_affine"] = False
     elif a["bias"] is None:
@@ -1460,7 +1503,7 @@ def _rnn(tr: _Tracer, c: _Call, op: str) -> None:
         attrs: dict[str, Any] = {"hidden_size": hidden}
         if not has_biases:
             attrs["bias"] = False
-        tr.emit(op, [current], target, base=op if layers == 1 else f"{op}.{layer}", attrs=attrs, params=list(w))
+        tr.emit(op, [current], target, base=op if layers == 1 else f"l{layer}", attrs=attrs, params=list(w))
         current = target
     if not batch_first:
         tr.emit("transpose", [current], out, base="seq_first", attrs={"dim0": 0, "dim1": 1})

@@ -431,6 +431,9 @@ def eval_data(
         },
         "layers": fold(result, depth, estimate.layers if estimate is not None else None),
     }
+    if totals.get("unknown"):
+        data["totals"]["unknown_layers"] = totals["unknown"]
+        data["unknown"] = [r.path for r in result.nodes if r.op == "unknown"]
     data["totals"]["cache_elements"] = totals["cache"]
     data["totals"]["kv_cache_bytes"] = cost.to_bytes(totals["cache"], dtype)
     if estimate is not None and performance is not None:
@@ -649,6 +652,9 @@ def _totals_lines(d: dict[str, Any]) -> list[str]:
         f"  convention '{d['convention']['name']}': {d['convention']['doc']}",
     ]
     dtype = d["dtype"]
+    if t.get("unknown_layers"):
+        lines.append(f"  WARNING: {t['unknown_layers']} layer(s) of unknown cost (op 'unknown', no formula) count 0 in "
+                     "every total below: the totals are lower bounds")  # fmt: skip
 
     def total(label: str, value: int, extra: str = "") -> str:
         return f"  {label:<24} {format_count(value):>24}  {extra}".rstrip()
@@ -731,6 +737,8 @@ def _eval_markdown(d: dict[str, Any]) -> str:
     lines.append(
         f"| **total** | | | **{format_count(t['params'])}** | **{format_count(t['macs'])}** | **{format_count(t['flops'])}** |"
     )
+    if t.get("unknown_layers"):
+        lines += ["", f"**WARNING: {t['unknown_layers']} layer(s) of unknown cost count 0: the totals are lower bounds.**"]
     if "symbolic" in d:
         lines += ["", "| total | closed form |", "|---|---|"]
         lines += [f"| {k} | {markdown_code(v)} |" for k, v in d["symbolic"].items()]

@@ -441,6 +441,11 @@ class _Tracer:
         if self.depth:
             return func(*args, **kwargs)
         key = _key(func)
+        first = args[0] if args else None
+        if _mutates(key, kwargs) and isinstance(first, self.torch.Tensor) and type(first).__name__ != "FakeTensor":
+            # an update of the module's own state (BatchNorm's num_batches_tracked += 1 in training mode): the
+            # real tensor is never written, and a state update is no cost of the forward
+            return first
         self.depth += 1
         try:
             noted: dict[str, Any] = {}
@@ -476,12 +481,11 @@ class _Tracer:
     def unknown_op(self, key: str, args: Any, out: Any) -> None:
         path = self.stack[-1][0]
         self.unknown[(key, path)] += 1
-        inputs = [t for t in _tensors(args) if id(t) in self.refs]
-        outs = _tensors(out)
-        shapes = [[self.dim(s) for s in t.shape] for t in outs]
-        attrs: dict[str, Any] = {"torch_op": key, "shapes": shapes}
-        self.emit("unknown", inputs, outs if len(outs) > 1 else outs[0] if outs else None, base=_base(key),
-                  attrs=attrs, allow_param=False)  # fmt: skip
+        inputs = [t for t in _tensors(args) if id(t) in self.refs][:1]
+        for k, t in enumerate(_tensors(out)):
+            shape = [self.dim(s) for s in t.shape]
+            note = f"UNKNOWN COST: {key} (no formula; counted as 0)" + (f", output {k}" if k else "")
+            self.emit("unknown", inputs if k == 0 else [], t, base=_base(key), attrs={"shape": shape}, comment=note)
 
     # ---- references ----------------------------------------------------------------------
     def src(self, t: Any) -> Any:
@@ -530,7 +534,7 @@ class _Tracer:
 
     def emit(self, op: str, inputs: Sequence[Any], out: Any, *, base: str | None = None,
              attrs: Mapping[str, Any] | None = None, params: Sequence[Any] = (), buffers: Sequence[Any] = (),
-             pieces: bool = False, allow_param: bool = True, comment: str = "") -> int:  # fmt: skip
+             pieces: bool = False, comment: str = "") -> int:  # fmt: skip
         """One layer: ``inputs`` (torch tensors) in the formula's order, ``out`` its output(s)."""
         refs = [self.src(t) for t in inputs]
         path, call, _ = self.stack[-1]
@@ -731,6 +735,12 @@ def _key(func: Any) -> str:
     if module.startswith("torch.nn.functional"):
         return f"F.{name}"
     return name
+
+
+def _mutates(key: str, kwargs: Mapping[str, Any]) -> bool:
+    """An in-place call (``add_``, ``+=``, ``x[i] = v``) or one that writes an ``out=`` tensor."""
+    inplace = key.endswith("_") and not key.startswith("__")
+    return inplace or key.startswith("__i") or key == "__setitem__" or kwargs.get("out") is not None
 
 
 def _base(key: str) -> str:

@@ -214,7 +214,7 @@ def test_layers_are_named_by_module_path():
     text = imported("functional").to_yaml()
     assert "{name: stem, op: conv2d, in: x, C_out: 16, kernel: 3, padding: 1}" in text
     assert "{name: head, op: linear, out_features: 10}" in text
-    assert "op: view, shape: [\"N\", -1]" in text  # x.view(x.size(0), -1): the batch stays a variable
+    assert 'op: view, shape: ["N", -1]' in text  # x.view(x.size(0), -1): the batch stays a variable
     encoder = imported("encoder").to_yaml()
     assert "name: encoder.layers.0.self_attn.attention, op: multi_head_attention" in encoder
     assert "name: encoder.layers.1.linear1, op: linear" in encoder
@@ -360,14 +360,14 @@ def test_the_users_module_is_not_changed():
 # ---- the command -------------------------------------------------------------------------------
 
 
-MODEL_FILE = '''
+MODEL_FILE = """
 import torch
 from torch import nn
 
 
 def build():
     return nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(), nn.LazyLinear(4))
-'''
+"""
 
 
 def test_cli_writes_the_yaml(tmp_path):
@@ -377,7 +377,7 @@ def test_cli_writes_the_yaml(tmp_path):
                     "H=32", "W=32", "-o", str(out))  # fmt: skip
     assert result.exit_code == 0, result.stderr
     text = out.read_text()
-    assert "{name: \"0\", op: conv2d, in: x, C_out: 8, kernel: 3, stride: 2, padding: 1}" in text
+    assert '{name: "0", op: conv2d, in: x, C_out: 8, kernel: 3, stride: 2, padding: 1}' in text
     r = symcost.evaluate(str(out), N=2, H=64, W=64)
     # 2 * N * 8 * 32 * 32 outputs * (27 MACs + 0) ... = FlopCounterMode's 2*macs; bias adds are not FLOPs
     assert r.totals["flops"] == 2 * 2 * 8 * 32 * 32 * 27

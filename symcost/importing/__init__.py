@@ -25,4 +25,6 @@ def missing_extra(extra: str, package: str) -> ImporterError:
     >>> str(missing_extra("torch", "torch"))
     'symcost import torch needs torch, which is not installed: pip install "symcost[torch]"'
     """
-    return ImporterError(f'symcost import {extra} needs {package}, which is not installed: pip install "symcost[{extra}]"')
+    return ImporterError(
+        f'symcost import {extra} needs {package}, which is not installed: pip install "symcost[{extra}]"'
+    )

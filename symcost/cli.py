@@ -724,7 +724,6 @@ def import_hf(
         typer.echo(f"wrote {output}" if output else text, nl=bool(output))
 
 
-
 @import_app.command("torch")
 def import_torch(
     target: Annotated[
@@ -732,8 +731,12 @@ def import_torch(
     ],
     input_: Annotated[
         list[str],
-        typer.Option("--input", "-i", metavar="NAME=[d0,d1,...]",
-                     help="An input of forward, in order: x=[N,3,H,W]; names are variables; :int64 for token ids."),
+        typer.Option(
+            "--input",
+            "-i",
+            metavar="NAME=[d0,d1,...]",
+            help="An input of forward, in order: x=[N,3,H,W]; names are variables; :int64 for token ids.",
+        ),
     ],  # fmt: skip
     bindings: BindingsArgument = None,
     set_: Annotated[
@@ -770,6 +773,7 @@ def import_torch(
         for op, path, count in imported.unknown:
             typer.echo(f"Warning: unknown cost: {op} at {path or '(top level)'} ({count}x)", err=True)
         typer.echo(f"wrote {output}" if output else imported.to_yaml(), nl=bool(output))
+
 
 def main() -> None:
     """Console-script entry point."""

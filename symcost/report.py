@@ -738,7 +738,10 @@ def _eval_markdown(d: dict[str, Any]) -> str:
         f"| **total** | | | **{format_count(t['params'])}** | **{format_count(t['macs'])}** | **{format_count(t['flops'])}** |"
     )
     if t.get("unknown_layers"):
-        lines += ["", f"**WARNING: {t['unknown_layers']} layer(s) of unknown cost count 0: the totals are lower bounds.**"]
+        lines += [
+            "",
+            f"**WARNING: {t['unknown_layers']} layer(s) of unknown cost count 0: the totals are lower bounds.**",
+        ]
     if "symbolic" in d:
         lines += ["", "| total | closed form |", "|---|---|"]
         lines += [f"| {k} | {markdown_code(v)} |" for k, v in d["symbolic"].items()]

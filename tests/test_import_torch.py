@@ -240,8 +240,10 @@ def test_closed_form_keeps_the_symbols():
 
 
 def _cnn(arch: str) -> nn.Module:
-    from tests import test_archs_cnn
+    from tests import test_archs_cnn, test_zoo_convnets
 
+    if arch in test_zoo_convnets.CASES:
+        return test_zoo_convnets.reference(arch)
     return test_archs_cnn.reference(arch)
 
 
@@ -250,11 +252,13 @@ def imported_cnn(arch: str) -> Any:
     return from_torch(_cnn(arch), {"x": ("N", 3, "H", "W")}, {"N": 1, "H": 224, "W": 224}, name=arch)
 
 
-@pytest.mark.parametrize("arch", ["resnet50", "mobilenet_v2", "vgg16_bn"])
+@pytest.mark.parametrize("arch", ["resnet50", "mobilenet_v2", "vgg16_bn", "convnext_tiny", "regnet_y_400mf"])
 def test_imported_cnn_equals_bundled_closed_form(arch):
+    """Every closed form, memory traffic and elementwise counts included: the files name the same ops."""
     ours = closed(imported_cnn(arch).arch, ["N", "H", "W"])
     bundled = closed(load_path(ARCHS / f"{arch}.yaml"), ["N", "H", "W"])
-    for key in ("flops", "macs", "params", "buffers", "elementwise.norm", "elementwise.pool"):
+    assert set(ours) == set(bundled)
+    for key in bundled:
         assert sympy.expand(ours[key] - bundled[key]) == 0, key
 
 
@@ -408,3 +412,58 @@ def test_from_torch_is_the_facade():
     assert arch.to_yaml().startswith("# Imported by `symcost import torch`")
     assert symcost.evaluate(arch, H=64, W=64).totals["flops"] == 2 * 62 * 62 * 8 * 27
     assert math.prod([1]) == 1
+
+
+# ---- Hugging Face transformers, from small configs on meta ---------------------------------------
+
+#: family -> (config class, model class, config, the bundled file and its variables at that config,
+#: ops without a formula that the import keeps as `unknown` layers)
+HF: dict[str, tuple[str, str, dict[str, int], str, dict[str, int], set[str]]] = {
+    "gpt2": ("GPT2Config", "GPT2LMHeadModel", dict(n_layer=2, n_embd=64, n_head=4, vocab_size=100, n_positions=64),
+             "gpt2", dict(vocab=100, n_positions=64, d_model=64, n_layer=2, n_head=4, d_ff=256, ctx=0), set()),
+    "bert": ("BertConfig", "BertModel", dict(num_hidden_layers=2, hidden_size=64, num_attention_heads=4,
+                                             intermediate_size=128, vocab_size=100, max_position_embeddings=64),
+             "bert_base", dict(vocab=100, max_positions=64, d_model=64, n_layer=2, n_head=4, d_ff=128), {"gather"}),
+    "llama": ("LlamaConfig", "LlamaForCausalLM", dict(num_hidden_layers=2, hidden_size=64, num_attention_heads=4,
+                                                      num_key_value_heads=2, intermediate_size=128, vocab_size=100),
+              "llama", dict(vocab=100, d_model=64, n_layer=2, n_head=4, n_kv_head=2, d_ff=128, ctx=0), {"cos", "sin"}),
+}  # fmt: skip
+HF_POINTS = [{"B": 2, "S": 16}, {"B": 1, "S": 7}, {"B": 3, "S": 33}]
+
+
+@functools.cache
+def hf(family: str) -> tuple[nn.Module, Any]:
+    import warnings
+
+    transformers = pytest.importorskip("transformers")
+    config_cls, model_cls, config, *_ = HF[family]
+    with warnings.catch_warnings(), META:
+        warnings.simplefilter("ignore")
+        model = getattr(transformers, model_cls)(
+            getattr(transformers, config_cls)(**config, attn_implementation="sdpa")
+        )
+    model = model.eval()
+    imported = from_torch(model, {"ids": ("B", "S")}, HF_POINTS[0], dtypes={"ids": "int64"}, name=family,
+                          allow_unknown=True)  # fmt: skip
+    return model, imported
+
+
+@pytest.mark.parametrize("family", list(HF))
+def test_hf_model_equals_torch_at_three_points(family):
+    model, result = hf(family)
+    assert {op for op, _, _ in result.unknown} == HF[family][5]  # the rotary table's cos/sin, BERT's gather
+    check_points(model, result, {"ids": ("B", "S")}, HF_POINTS, {"ids": "int64"})
+
+
+@pytest.mark.parametrize("family", list(HF))
+def test_hf_model_equals_bundled_closed_form(family):
+    """flops, macs and params equal the hand-written file's closed forms in B and S. Buffers are torch's:
+    HF's position-id and rotary-frequency buffers, which the hand-written files leave out."""
+    model, result = hf(family)
+    *_, arch, values, _ = HF[family]
+    ours = closed(result.arch, ["B", "S"])
+    graph = build(load_path(ARCHS / f"{arch}.yaml"))
+    bundled = symbolic_totals(graph, keep_free(graph, values, ["B", "S"]))
+    for key in ("flops", "macs", "params"):
+        assert sympy.expand(ours[key] - bundled[key]) == 0, key
+    assert ours["buffers"] == sum(b.numel() for b in model.buffers())

@@ -467,3 +467,25 @@ def test_hf_model_equals_bundled_closed_form(family):
     for key in ("flops", "macs", "params"):
         assert sympy.expand(ours[key] - bundled[key]) == 0, key
     assert ours["buffers"] == sum(b.numel() for b in model.buffers())
+
+
+def test_core_install_is_free_of_torch():
+    """torch is the `torch` extra: no core dependency, and neither `import symcost`, its facade nor the CLI's
+    start-up imports it (only `symcost import torch` does)."""
+    import subprocess
+    import sys
+    import tomllib
+
+    from .torch_reference import ARCHS as archs
+
+    project = tomllib.loads((archs.parent / "pyproject.toml").read_text())["project"]
+    assert not [d for d in project["dependencies"] if d.startswith("torch")]
+    assert project["optional-dependencies"]["torch"] == ["torch==2.13.0"]
+    script = (
+        "import sys, symcost, symcost.api, symcost.cli, symcost.importing\n"
+        "symcost.from_torch\n"
+        "print('torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

@@ -234,8 +234,7 @@ def write(target: str, inputs: Sequence[str], values: Mapping[str, int], output:
     module = load_factory(target)
     if not _is_module(module):
         raise UsageError(f"{target} returned {type(module).__name__}, not an nn.Module")
-    factory = target.rpartition(":")[2]
-    imported = from_torch(module, specs, values, dtypes=dtypes, name=factory, allow_unknown=allow_unknown,
+    imported = from_torch(module, specs, values, dtypes=dtypes, allow_unknown=allow_unknown,
                           source=target)  # fmt: skip
     if output is not None:
         Path(output).write_text(imported.yaml, encoding="utf-8")
@@ -1015,8 +1014,14 @@ def _conv(tr: _Tracer, c: _Call, transposed: bool) -> None:
     tr.emit(op, [x], c.out, base=op, attrs=attrs, params=[w, a["bias"]])
 
 
-_handles("conv1d", "conv2d", "conv3d")(lambda tr, c: _conv(tr, c, False))
-_handles("conv_transpose1d", "conv_transpose2d", "conv_transpose3d")(lambda tr, c: _conv(tr, c, True))
+@_handles("conv1d", "conv2d", "conv3d")
+def _convolution(tr: _Tracer, c: _Call) -> None:
+    _conv(tr, c, False)
+
+
+@_handles("conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
+def _transposed_convolution(tr: _Tracer, c: _Call) -> None:
+    _conv(tr, c, True)
 
 
 @_handles("linear")
@@ -1626,8 +1631,14 @@ def _rnn(tr: _Tracer, c: _Call, op: str) -> None:
         tr.emit("transpose", [current], out, base="seq_first", attrs={"dim0": 0, "dim1": 1})
 
 
-_handles("lstm")(lambda tr, c: _rnn(tr, c, "lstm"))
-_handles("gru")(lambda tr, c: _rnn(tr, c, "gru"))
+@_handles("lstm")
+def _lstm(tr: _Tracer, c: _Call) -> None:
+    _rnn(tr, c, "lstm")
+
+
+@_handles("gru")
+def _gru(tr: _Tracer, c: _Call) -> None:
+    _rnn(tr, c, "gru")
 
 
 @_handles("zeros", "ones", "full", "empty", "arange", "zeros_like", "ones_like", "empty_like", "full_like", "tensor",
@@ -1703,6 +1714,8 @@ def _einsum(tr: _Tracer, c: _Call) -> None:
 
 
 def _module_formula(op: str, **fixed: Any) -> Callable[[_Tracer, Any, Any, Any], None]:
+    _PENDING_WRITES.append(op)
+
     def handler(tr: _Tracer, module: Any, args: Any, output: Any) -> None:
         x = args[0]
         params = list(module.parameters(recurse=False))
@@ -1714,6 +1727,7 @@ def _module_formula(op: str, **fixed: Any) -> Callable[[_Tracer, Any, Any, Any],
     return handler
 
 
+_PENDING_WRITES: list[str] = []
 _MODULES.update({
     "NewGELUActivation": _module_formula("gelu_tanh"),
     "GELUTanh": _module_formula("gelu_tanh"),
@@ -1729,23 +1743,65 @@ _MODULES.update({
 })  # fmt: skip
 
 
-def supported() -> dict[str, list[str]]:
-    """Every torch call the importer maps, by the formula it becomes (for docs/reference/torch-ops.md)."""
-    probes = {
-        "activations": _ACTIVATIONS,
-        "dropout": _DROPOUTS,
-        "binary": _BINARY,
-        "pooling": {k: v[0] for k, v in _POOLS.items()},
-        "adaptive": _ADAPTIVE,
-    }
-    table: dict[str, list[str]] = {}
-    grouped = {k: v for group in probes.values() for k, v in group.items()}
+#: What each handler writes, for the generated list of supported calls.
+_WRITES = {
+    "_convolution": "conv1d / conv2d / conv3d (padding='same' resolved)",
+    "_transposed_convolution": "conv_transpose1d / 2d / 3d",
+    "_linear": "linear",
+    "_addmm": "linear (a learned weight [in, out] and bias: Hugging Face's Conv1D)",
+    "_matmul": "linear (x @ a learned weight), matmul (2-D), bmm (equal batch dims)",
+    "_batch_norm": "batchnorm1d / 2d / 3d (num_batches_tracked counted with the running stats)",
+    "_layer_norm": "layernorm / layernorm_last2 / layernorm_last3",
+    "_group_norm": "groupnorm",
+    "_rms_norm": "rmsnorm",
+    "_embedding": "embedding",
+    "_gelu": "gelu, gelu_tanh (approximate='tanh')",
+    "_softmax": "softmax / log_softmax / softmin",
+    "_neg": "mul by -1",
+    "_reshape": "view / reshape (sizes as expressions of the variables)",
+    "_flatten": "flatten",
+    "_unflatten": "unflatten",
+    "_permute": "permute",
+    "_transpose": "transpose",
+    "_t": "transpose",
+    "_contiguous": "contiguous",
+    "_cat": "cat / stack (1-D empty tensors dropped, as torch drops them)",
+    "_chunk": "chunk (pieces NAME.0, NAME.1, ...)",
+    "_split": "split (pieces NAME.0, NAME.1, ...)",
+    "_unbind": "unbind",
+    "_unsqueeze": "unsqueeze",
+    "_squeeze": "squeeze",
+    "_expand": "expand",
+    "_expand_as": "expand",
+    "_narrow": "narrow",
+    "_getitem": "select / slice / unsqueeze, one layer per indexed dim (x[:, 0], x[..., 1:3], x[None])",
+    "_pad": "pad",
+    "_reduce": "mean / sum / amax / amin",
+    "_interpolate": "upsample_* (integer scale_factor), interpolate_*_size (size=...)",
+    "_sdpa": "sdpa (no attn_mask)",
+    "_mha": "multi_head_attention, between transposes to batch-first and back",
+    "_lstm": "lstm, one layer per layer of the stack (unidirectional)",
+    "_gru": "gru, one layer per layer of the stack (unidirectional)",
+    "_constant": "constant (dropped when nothing reads it)",
+    "_same_tensor": "nothing: the same tensor (casts, detach, clone)",
+    "_einsum": "permute, reshape, bmm, reshape, permute: two operands, torch's own contraction",
+}
+
+
+def supported() -> list[tuple[str, str]]:
+    """Every torch call the importer maps, and what it writes (for docs/reference/torch-ops.md).
+
+    >>> dict(supported())["conv2d"]
+    "conv1d / conv2d / conv3d (padding='same' resolved)"
+    """
+    grouped = {**_ACTIVATIONS, **_DROPOUTS, **_BINARY, **{k: v[0] for k, v in _POOLS.items()}, **_ADAPTIVE}
+    rows = []
     for key, fn in _HANDLERS.items():
-        formula = grouped.get(key) or fn.__name__.strip("_").replace("lambda", "")
-        table.setdefault(formula, []).append(key)
-    return table
+        rows.append((key, grouped.get(key) or _WRITES[fn.__name__]))
+    rows += [(f"{name} (module)", f"{_MODULE_WRITES.get(name, '')}") for name in _MODULES]
+    return sorted(rows, key=lambda row: row[0].lower().lstrip("_"))
 
 
-_SHAPED.update({"linear": _linear_output, "conv1d": _conv_output, "conv2d": _conv_output, "conv3d": _conv_output,
-                **{k: _binary_output for k in ("add", "__add__", "__radd__", "sub", "__sub__", "mul", "__mul__",
-                                               "__rmul__", "div", "__truediv__")}})  # fmt: skip
+_MODULE_WRITES: dict[str, str] = {}
+
+_MODULE_WRITES.update(zip(_MODULES, _PENDING_WRITES, strict=True))

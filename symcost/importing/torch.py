@@ -25,7 +25,7 @@ after the run).
 >>> imported = from_torch(net, inputs={"x": ("N", 3, "H", "W")}, example={"N": 1, "H": 32, "W": 32})
 >>> print(imported.to_yaml().split("layers:")[1], end="")
 <BLANKLINE>
-  - {name: "0", op: conv2d, C_out: 8, kernel: 3, padding: 1}
+  - {name: "0", op: conv2d, in: x, C_out: 8, kernel: 3, padding: 1}
   - {name: "1", op: relu}
   - {name: "2", op: flatten, start_dim: 1}
 """

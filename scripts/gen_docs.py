@@ -199,7 +199,7 @@ def torch_ops_reference() -> str:
 
     lines = [HEADER.format(source="symcost/importing/torch.py"), "# Torch calls that `symcost import torch` knows", ""]
     lines += [
-        f"The importer ([Bring your own model](../bring-your-own-model.md)) records the calls a module's `forward`",
+        "The importer ([Bring your own model](../bring-your-own-model.md)) records the calls a module's `forward`",
         f"makes, at the level they are written, on torch {TORCH_VERSION}: each row is one call and what it writes.",
         "`F.name` is `torch.nn.functional.name` where that is a Python function; a bare `name` is `torch.name`,",
         "the `Tensor.name` method or the `torch.nn.functional` builtin of that name (`F.conv2d` is `torch.conv2d`);",

@@ -410,6 +410,9 @@ class _Tracer:
         path = self.stack[-1][0] or "(top level)"
         name = type(exc).__name__
         text_ = str(exc).strip().splitlines()[0] if str(exc).strip() else name
+        line = _user_line(exc)
+        if line:
+            path = f"{path} ({line})"
         if "DataDependent" in name or "data-dependent" in text_ or "data dependent" in text_.lower():
             return ImporterError(
                 f"data-dependent control flow at {path}: {text_}\n"
@@ -626,10 +629,10 @@ class _Tracer:
             layer.name = name
 
     def _is_leaf_path(self, path: str) -> bool:
-        for n, m in self.module.named_modules():
-            if n == path:
-                return id(m) in self.leaf or type(m).__name__ in _MODULES
-        return False
+        if not hasattr(self, "_by_path"):
+            self._by_path = dict(self.module.named_modules())
+        m = self._by_path.get(path)
+        return m is not None and (id(m) in self.leaf or type(m).__name__ in _MODULES)
 
     def _ref(self, ref: Any) -> str:
         if ref[0] == "in":
@@ -713,6 +716,19 @@ class _Tracer:
                 layer.tied = moved[layer.tied]
         self.outputs = [(n, fix(r)) for n, r in self.outputs]
         self.layers = layers
+
+
+def _user_line(exc: BaseException) -> str:
+    """The last line of the user's own code in a traceback (not torch's, not symcost's): ``model.py:12``."""
+    import traceback
+
+    found = ""
+    for frame in traceback.extract_tb(exc.__traceback__):
+        file = frame.filename.replace("\\", "/")
+        if "/torch/" in file or "/symcost/" in file or "/transformers/" in file or file.startswith("<"):
+            continue
+        found = f"{Path(file).name}:{frame.lineno}"
+    return found
 
 
 def _source_class(torch: Any) -> Any:

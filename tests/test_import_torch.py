@@ -513,3 +513,13 @@ def test_docstring_examples(module):
 
     failures, tried = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert tried and not failures
+
+
+def test_the_callers_no_grad_changes_nothing():
+    """A CPU module with real weights, imported in no_grad and eval mode (where torch would otherwise take the
+    fused nn.TransformerEncoderLayer kernel): the same file as the meta module's."""
+    _, spec, dtypes, points = MODELS["encoder"]
+    model = Encoder().eval()  # on the CPU: torch takes its fused path for CPU and CUDA tensors only
+    with torch.no_grad():
+        again = from_torch(model, spec, points[0], dtypes=dtypes, name="encoder")
+    assert again.to_yaml() == imported("encoder").to_yaml()

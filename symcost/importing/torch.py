@@ -339,6 +339,7 @@ class _Tracer:
         self.syms: dict[str, Any] = {}
         self.specialized: dict[str, int] = {}
         self.exact = exact
+        self.absorbing: list[Any] = []  # modules costed whole (_MODULES), entered and not yet left
 
     # ---- running -------------------------------------------------------------------------
     def run(self) -> None:
@@ -389,6 +390,8 @@ class _Tracer:
                     self.refs[id(t)] = ("in", key)
                     self.keep.append(t)
                     args.append(t)
+                # (nn.MultiheadAttention's and nn.TransformerEncoderLayer's fused inference kernels are never
+                # taken here: torch leaves them out whenever a torch-function mode is active)
                 with Recorder():
                     try:
                         out = self.module(*args)
@@ -429,16 +432,17 @@ class _Tracer:
         handler = _MODULES.get(type(module).__name__)
         if handler is not None and self.depth == 0:
             self.depth += 1  # the module is one layer: what it calls inside is not recorded
+            self.absorbing.append(module)
 
     def leave(self, module: Any, args: Any, output: Any) -> None:
-        handler = _MODULES.get(type(module).__name__)
-        if handler is not None and self.depth == 1 and self.stack[-1][2] is module:
+        if self.absorbing and self.absorbing[-1] is module:
+            self.absorbing.pop()
             try:
-                handler(self, module, args, output)
+                _MODULES[type(module).__name__](self, module, args, output)
+            except _Unsupported as why:
+                self.unknown_op(f"{type(module).__name__} ({why})", args, output)
             finally:
                 self.depth -= 1
-        elif handler is not None and self.depth > 1:
-            pass
         if len(self.stack) > 1:
             self.stack.pop()
 

@@ -193,10 +193,33 @@ def zoo_reference() -> str:
     return "\n".join(lines)
 
 
+def torch_ops_reference() -> str:
+    """The torch calls `symcost import torch` maps to formulas, from the importer's own op table."""
+    from symcost.importing.torch import TORCH_VERSION, supported
+
+    lines = [HEADER.format(source="symcost/importing/torch.py"), "# Torch calls that `symcost import torch` knows", ""]
+    lines += [
+        "The importer ([Bring your own model](../bring-your-own-model.md)) records the calls a module's `forward`",
+        f"makes, at the level they are written, on torch {TORCH_VERSION}: each row is one call and what it writes.",
+        "`F.name` is `torch.nn.functional.name` where that is a Python function; a bare `name` is `torch.name`,",
+        "the `Tensor.name` method or the `torch.nn.functional` builtin of that name (`F.conv2d` is `torch.conv2d`);",
+        "`__add__`, `__iadd__`, ... are the operators (`a + b`, `a += b`). A row marked *(module)* is a module class",
+        "costed as one layer whatever its forward calls. Any other call that returns a tensor is an error naming it",
+        "(or, with `--allow-unknown`, an `unknown` layer that counts nothing, and every report says so).",
+        "",
+        "| torch call | writes |",
+        "|---|---|",
+    ]
+    for key, writes in supported():
+        lines.append(f"| `{_cell(key)}` | {_cell(writes)} |")
+    return "\n".join(lines) + "\n"
+
+
 PAGES: dict[str, Callable[[], str]] = {
     "docs/reference/formulas.md": formula_reference,
     "docs/reference/cli.md": cli_reference,
     "docs/reference/zoo.md": zoo_reference,
+    "docs/reference/torch-ops.md": torch_ops_reference,
 }
 
 

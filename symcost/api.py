@@ -31,7 +31,7 @@ from .errors import UsageError, did_you_mean
 from .inputs import Options, _names, _value, counting_, free_names, graph, load, parse_assignments, seconds
 
 __all__ = ["NetworkCost", "Derivation", "Options", "compare", "derive", "estimate", "evaluate", "load",
-           "parse_assignments", "solve", "sweep"]  # fmt: skip
+           "parse_assignments", "solve", "sweep", "from_torch"]  # fmt: skip
 
 
 # ---- results --------------------------------------------------------------------------------------
@@ -295,3 +295,26 @@ def derive(name: str, *, values: Mapping[str, Any] | None = None, expand: bool =
 sweep = _sweep.run
 solve = _solve.run
 compare = _compare.run
+
+
+# ---- importers ----------------------------------------------------------------------------------------
+
+
+def from_torch(module: Any, inputs: Mapping[str, Sequence[Any]], example: Mapping[str, int] | None = None, *,
+               dtypes: Mapping[str, str] | None = None, name: str | None = None,
+               allow_unknown: bool = False) -> Any:  # fmt: skip
+    """An ``nn.Module`` as an architecture: ``symcost import torch`` in Python (needs the torch extra).
+
+    ``inputs`` names forward's inputs and their shapes (names are the variables), ``example`` the
+    variables' values for the trace (and their defaults). The result has ``.to_yaml()`` and ``.arch``;
+    :func:`evaluate` and :func:`estimate` take it as an architecture.
+
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU())
+    >>> arch = from_torch(net, inputs={"x": ("N", 3, "H", "W")}, example={"N": 1, "H": 32, "W": 32})
+    >>> evaluate(arch, H=64, W=64).totals["flops"]  # 2 * 62*62 outputs * 8 channels * 27 MACs
+    1660608
+    """
+    from .importing.torch import from_torch as trace
+
+    return trace(module, inputs, example, dtypes=dtypes, name=name, allow_unknown=allow_unknown)

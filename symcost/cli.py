@@ -841,6 +841,57 @@ def calibrate(
         typer.echo(text)
 
 
+@import_app.command("torch")
+def import_torch(
+    target: Annotated[
+        str, typer.Argument(help="FILE.py:FACTORY or package.module:FACTORY: FACTORY() returns an nn.Module.")
+    ],
+    input_: Annotated[
+        list[str],
+        typer.Option(
+            "--input",
+            "-i",
+            metavar="NAME=[d0,d1,...]",
+            help="An input of forward, in order: x=[N,3,H,W]; names are variables; :int64 for token ids.",
+        ),
+    ],  # fmt: skip
+    bindings: BindingsArgument = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", "-s", metavar="NAME=VALUE", help="Each variable's example value: the trace point and default."
+        ),
+    ] = None,
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", metavar="FILE", help="Write the YAML to FILE (default: stdout).")
+    ] = None,
+    allow_unknown: Annotated[
+        bool,
+        typer.Option("--allow-unknown", help="Keep ops with no formula as 'unknown' layers instead of failing."),
+    ] = False,
+) -> None:
+    """Write the architecture YAML of a PyTorch nn.Module, traced on fake tensors (no GPU, no weights
+    read): layers named by module path, the catalog's formulas, the --input dims as variables
+    (see docs/bring-your-own-model.md). Needs the torch extra: pip install "symcost[torch]".
+
+        symcost import torch model.py:build --input "x=[N,3,H,W]" --set N=1 H=224 W=224 -o model.yaml
+
+        symcost eval model.yaml --symbolic --set N=1
+    """
+    with _user_errors():
+        values: dict[str, int] = {}
+        for name, value in parse_assignments(_values(set_, bindings), {}).items():
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise UsageError(f"--set {name}: an example value is a whole number, got {value}")
+            values[name] = value
+        from .importing import torch as importer
+
+        imported = importer.write(target, input_, values, output, allow_unknown=allow_unknown)
+        for op, path, count in imported.unknown:
+            typer.echo(f"Warning: unknown cost: {op} at {path or '(top level)'} ({count}x)", err=True)
+        typer.echo(f"wrote {output}" if output else imported.to_yaml(), nl=bool(output))
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -215,6 +215,9 @@ def evaluate(graph: Graph, values: Mapping[str, Any] | None = None, convention: 
         results.append(
             NodeResult(path, node.op, count, node.copies, output, numbers, node.tied_to, index, node.sources, gemm)
         )
+    unknown = sum(1 for r in results if r.op == "unknown")
+    if unknown:  # layers an importer kept without a formula: every total is a lower bound, and says so
+        totals["unknown"] = unknown
     outputs = {name: tuple(int(at(d)) for d in shape) for name, shape in graph.outputs.items()}
     inputs = {name: tuple(int(at(d)) for d, _ in dims) for name, dims in graph.inputs.items()}
     # a ratio variable (a width multiplier) keeps its exact value: 11/10, not 1

@@ -442,6 +442,9 @@ def eval_data(
         },
         "layers": fold(result, depth, estimate.layers if estimate is not None else None),
     }
+    if totals.get("unknown"):
+        data["totals"]["unknown_layers"] = totals["unknown"]
+        data["unknown"] = [r.path for r in result.nodes if r.op == "unknown"]
     data["totals"]["cache_elements"] = totals["cache"]
     data["totals"]["kv_cache_bytes"] = precision.kv_bytes(totals["cache"])
     data["precision"] = precision.data()
@@ -698,6 +701,9 @@ def _totals_lines(d: dict[str, Any]) -> list[str]:
     weight, act, kv = (stored.get(k, dtype) for k in ("weight", "act", "kv"))
     mixed = len({dtype, weight, act, kv}) > 1
     moved = f"weights {weight}, activations {act}, KV cache {kv}" if mixed else dtype
+    if t.get("unknown_layers"):
+        lines.append(f"  WARNING: {t['unknown_layers']} layer(s) of unknown cost (op 'unknown', no formula) count 0 in "
+                     "every total below: the totals are lower bounds")  # fmt: skip
 
     def total(label: str, value: int, extra: str = "") -> str:
         return f"  {label:<24} {format_count(value):>24}  {extra}".rstrip()
@@ -783,6 +789,11 @@ def _eval_markdown(d: dict[str, Any]) -> str:
     lines.append(
         f"| **total** | | | **{format_count(t['params'])}** | **{format_count(t['macs'])}** | **{format_count(t['flops'])}** |"
     )
+    if t.get("unknown_layers"):
+        lines += [
+            "",
+            f"**WARNING: {t['unknown_layers']} layer(s) of unknown cost count 0: the totals are lower bounds.**",
+        ]
     if "symbolic" in d:
         lines += ["", "| total | closed form |", "|---|---|"]
         lines += [f"| {k} | {markdown_code(v)} |" for k, v in d["symbolic"].items()]

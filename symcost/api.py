@@ -274,3 +274,14 @@ def derive(name: str, *, values: Mapping[str, Any] | None = None, expand: bool =
 sweep = _sweep.run
 solve = _solve.run
 compare = _compare.run
+
+
+def from_onnx(path: Any, **values: int) -> Any:
+    """The architecture of a local ``.onnx`` file (``symcost import onnx``): every function here takes it,
+    and ``.to_yaml()`` is its YAML text. Keyword arguments are the variables' defaults.
+
+    Needs the onnx package (``pip install "symcost[onnx]"``); docs/onnx-import.md has a worked example.
+    """
+    from .importing import onnx as onnx_import
+
+    return onnx_import.load(path, values)

@@ -1,0 +1,1 @@
+"""Importers that write symcost architecture files from models built elsewhere (ONNX files, torch modules)."""

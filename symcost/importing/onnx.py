@@ -96,9 +96,12 @@ def _prod(items: Any) -> Any:
 
 
 def _int(value: Any) -> Any:
-    """A Python int where the value is a number, else the sympy expression."""
-    value = sympy.sympify(value) if not isinstance(value, sympy.Basic) else value  # only numbers reach here
-    return int(value) if value.is_Integer else value
+    """A Python int where the value is a whole number, else the sympy expression (or the float)."""
+    if isinstance(value, sympy.Basic):
+        return int(value) if value.is_Integer else value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else value
+    return int(value)
 
 
 def _show(value: Any) -> Any:

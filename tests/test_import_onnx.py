@@ -374,3 +374,93 @@ def test_operator_reference_is_generated_from_the_code() -> None:
     page = onnx_import.operators_markdown()
     for op in ("Conv", "Gemm", "MatMul", "Resize", "LayerNormalization", "Attention"):
         assert f"| `{op}` |" in page
+
+
+def _torch_equal(model, point, build_torch, params_modules=()) -> None:
+    totals, shapes = _totals(model, point)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        out = build_torch()
+    outs = out if isinstance(out, tuple) else (out,)
+    assert totals["flops"] == counter.get_total_flops()
+    assert totals["params"] == sum(p.numel() for m in params_modules for p in m.parameters())
+    assert shapes == [tuple(o.shape) for o in outs]
+
+
+def test_hand_built_attention_split_embedding_and_norms() -> None:
+    """Gather from a table (embedding), LayerNormalization over the last 2 dims, Split into q, k, v with
+    num_outputs, opset 23's Attention, Softmax over a middle axis, Clip as relu6, Concat with a weight."""
+    d, heads, vocab = 8, 2, 20
+    nodes = [
+        helper.make_node("Gather", ["emb", "ids"], ["e"], name="wte"),
+        helper.make_node("LayerNormalization", ["e", "ln_w", "ln_b"], ["n"], name="ln", axis=-2),
+        helper.make_node("MatMul", ["n", "w_qkv"], ["qkv"], name="qkv"),
+        helper.make_node("Split", ["qkv"], ["q", "k", "v"], name="split", axis=-1, num_outputs=3),
+        helper.make_node("Reshape", ["q", "heads"], ["q4"], name="q4"),
+        helper.make_node("Reshape", ["k", "heads"], ["k4"], name="k4"),
+        helper.make_node("Reshape", ["v", "heads"], ["v4"], name="v4"),
+        helper.make_node("Transpose", ["q4"], ["qt"], name="qt", perm=[0, 2, 1, 3]),
+        helper.make_node("Transpose", ["k4"], ["kt"], name="kt", perm=[0, 2, 1, 3]),
+        helper.make_node("Transpose", ["v4"], ["vt"], name="vt", perm=[0, 2, 1, 3]),
+        helper.make_node("Attention", ["qt", "kt", "vt"], ["a"], name="attn", is_causal=1),
+        helper.make_node("Softmax", ["a"], ["s"], name="softmax", axis=1),
+        helper.make_node("Clip", ["s", "zero", "six"], ["c"], name="relu6"),
+        helper.make_node("Concat", ["c", "extra"], ["y"], name="cat", axis=-1),
+    ]
+    inits = [_init("emb", _f32(vocab, d)), _init("ln_w", _f32(4, d)), _init("ln_b", _f32(4, d)),
+             _init("w_qkv", _f32(d, 3 * d)), _init("heads", np.array([0, 0, heads, d // heads], np.int64)),
+             _init("zero", np.array(0, np.float32)), _init("six", np.array(6, np.float32)),
+             _init("extra", _f32(1, heads, 4, 3))]  # fmt: skip
+    ids = helper.make_tensor_value_info("ids", TensorProto.INT64, [1, "S"])
+    model = _model(nodes, [ids], [_vi("y", None)], inits, opset=23)
+    text = onnx_import.to_yaml(model, "attn.onnx")
+    assert "op: sdpa" in text and "causal: true" in text and "op: layernorm_last2" in text
+    # on the meta device, as the formula twins: FlopCounterMode has no rule for CPU's fused attention kernel
+    meta = torch.device("meta")
+    emb, ln = nn.Embedding(vocab, d, device=meta), nn.LayerNorm([4, d], device=meta)
+    qkv = nn.Linear(d, 3 * d, bias=False, device=meta)
+    extra = nn.Parameter(torch.zeros(1, heads, 4, 3, device=meta))
+
+    def run():
+        n = ln(emb(torch.zeros(1, 4, dtype=torch.long, device=meta)))
+        q, k, v = (t.reshape(1, 4, heads, d // heads).transpose(1, 2) for t in qkv(n).split(d, dim=-1))
+        a = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return torch.cat([nn.functional.relu6(torch.softmax(a, dim=1)), extra], dim=-1)
+
+    holder = nn.Module()
+    holder.extra = extra
+    _torch_equal(model, {"S": 4}, run, (emb, ln, qkv, holder))
+
+
+def test_hand_built_convolutions_pools_and_resize_by_sizes() -> None:
+    """Conv1d with a PRelu, a 3-d conv, GlobalMaxPool, Resize to given sizes, Expand."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w1"], ["a"], name="conv1d", strides=[2], pads=[1, 1], dilations=[2]),
+        helper.make_node("PRelu", ["a", "slope"], ["b"], name="prelu"),
+        helper.make_node("GlobalMaxPool", ["b"], ["c"], name="gmp"),
+        helper.make_node("Unsqueeze", ["c", "ax3"], ["d"], name="unsq"),
+        helper.make_node("Resize", ["d", "", "", "sizes"], ["e"], name="resize", mode="nearest"),
+        helper.make_node("Expand", ["e", "exp"], ["f"], name="expand"),
+        helper.make_node("Unsqueeze", ["f", "ax2"], ["g"], name="unsq5"),
+        helper.make_node("Conv", ["g", "w3", "b3"], ["y"], name="conv3d", pads=[0, 1, 1, 0, 1, 1]),
+    ]
+    inits = [_init("w1", _f32(6, 4, 3)), _init("slope", _f32(6, 1)), _init("ax3", np.array([3], np.int64)),
+             _init("sizes", np.array([2, 6, 5, 7], np.int64)), _init("exp", np.array([2, 6, 5, 7], np.int64)),
+             _init("ax2", np.array([2], np.int64)), _init("w3", _f32(3, 6, 1, 3, 3)), _init("b3", _f32(3))]  # fmt: skip
+    model = _model(nodes, [_vi("x", [2, 4, "L"])], [_vi("y", None)], inits)
+    conv1, prelu = nn.Conv1d(4, 6, 3, stride=2, padding=1, dilation=2, bias=False), nn.PReLU(6)
+    conv3 = nn.Conv3d(6, 3, (1, 3, 3), padding=(0, 1, 1))
+
+    def run():
+        c = nn.functional.adaptive_max_pool1d(prelu(conv1(torch.randn(2, 4, 11))), 1).unsqueeze(3)
+        e = nn.functional.interpolate(c, size=(5, 7), mode="nearest")
+        return conv3(e.expand(2, 6, 5, 7).unsqueeze(2))
+
+    _torch_equal(model, {"L": 11}, run, (conv1, prelu, conv3))
+
+
+def test_huge_files_are_refused(tmp_path, monkeypatch) -> None:
+    path = tmp_path / "big.onnx"
+    path.write_bytes(b"\x00" * 64)
+    monkeypatch.setattr(onnx_import, "MAX_BYTES", 32)
+    with pytest.raises(SymcostError, match="64 bytes: an ONNX file is at most 32"):
+        onnx_import.read_model(path)

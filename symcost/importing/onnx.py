@@ -663,7 +663,8 @@ class _Translator:
         bias = len(node.input) > 2 and node.input[2] != ""
         affine = isinstance(scale, Const) and scale.init is not None and scale.kind == "param"
         dims = _show(list(x.shape[axis:]))
-        spec = {"normalized_shape": dims[0] if n == 1 else dims, "elementwise_affine": affine, "bias": bias and affine}
+        spec = {"normalized_shape": dims[0]} if n == 1 else {}  # layernorm_last2/3 read their dims from x
+        spec.update({"elementwise_affine": affine, "bias": bias and affine})
         inits = [node.input[1] if affine else None, node.input[2] if bias and affine else None]
         self.out(node, self.emit(node, op, [x], x.shape, spec, inits))
 

@@ -464,3 +464,23 @@ def test_huge_files_are_refused(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(onnx_import, "MAX_BYTES", 32)
     with pytest.raises(SymcostError, match="64 bytes: an ONNX file is at most 32"):
         onnx_import.read_model(path)
+
+
+def test_same_and_asymmetric_padding_become_a_pad_layer() -> None:
+    """TensorFlow converters write auto_pad SAME_UPPER and pads that differ between the sides: a pad layer,
+    then the conv or pool with none, as torch computes F.pad then the layer."""
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["a"], name="conv", strides=[2, 2], auto_pad="SAME_UPPER"),
+        helper.make_node("MaxPool", ["a"], ["y"], name="pool", kernel_shape=[2, 2], strides=[2, 2], pads=[0, 0, 1, 1]),
+    ]
+    model = _model(nodes, [_vi("x", [1, 3, "H", "W"])], [_vi("y", None)], [_init("w", _f32(8, 3, 3, 3))])
+    assert "op: pad" in onnx_import.to_yaml(model, "same.onnx")
+    conv = nn.Conv2d(3, 8, 3, stride=2, bias=False)
+    for h, w in ((9, 10), (16, 7), (5, 5)):
+
+        def run(h=h, w=w):
+            th, tw = (max(0, (-(-s // 2) - 1) * 2 + 3 - s) for s in (h, w))
+            x = nn.functional.pad(torch.randn(1, 3, h, w), (tw // 2, tw - tw // 2, th // 2, th - th // 2))
+            return nn.functional.max_pool2d(nn.functional.pad(conv(x), (0, 1, 0, 1)), 2)
+
+        _torch_equal(model, {"H": h, "W": w}, run, (conv,))

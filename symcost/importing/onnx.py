@@ -517,15 +517,37 @@ class _Translator:
 
     # -- layers ---------------------------------------------------------------------------------
 
-    def _pads(self, node: Any, a: dict[str, Any], nd: int) -> list[int]:
+    def _pads(self, node: Any, a: dict[str, Any], x: Act, k: list[int], stride: list[int], dil: list[int],
+              transpose: bool = False) -> tuple[Act, list[Any]]:  # fmt: skip
+        """The input and the padding on each side for a conv or a pool. Pads that differ between the two sides
+        (auto_pad SAME_UPPER/SAME_LOWER, TensorFlow converters' explicit pads) become a ``pad`` layer first."""
+        nd = len(k)
         auto = a.get("auto_pad", b"NOTSET")
         auto = auto.decode() if isinstance(auto, bytes) else auto
-        if auto not in ("NOTSET", "VALID"):
+        if auto in ("SAME_UPPER", "SAME_LOWER") and not transpose:
+            begin, end = [], []
+            for h, s, d, kk in zip(x.shape[2:], stride, dil, k):
+                total = sympy.Max(0, (sympy.ceiling(h / s) - 1) * s + d * (kk - 1) + 1 - h)
+                first = sympy.floor(total / 2) if auto == "SAME_UPPER" else sympy.ceiling(total / 2)
+                begin.append(first)
+                end.append(total - first)
+        elif auto in ("NOTSET", "VALID"):
+            pads = [int(p) for p in a.get("pads", [0] * (2 * nd))] if auto == "NOTSET" else [0] * (2 * nd)
+            begin, end = pads[:nd], pads[nd:]
+        else:
             raise self.fail(node, f"auto_pad {auto} is not supported: export with explicit pads")
-        pads = list(a.get("pads", [0] * (2 * nd))) if auto == "NOTSET" else [0] * (2 * nd)
-        if pads[:nd] != pads[nd:]:
-            raise self.fail(node, f"asymmetric pads {pads} are not supported (symcost's layers pad both sides alike)")
-        return pads[:nd]
+        if all(
+            sympy.simplify((b if isinstance(b, sympy.Basic) else sympy.Integer(b)) - e) == 0 for b, e in zip(begin, end)
+        ):
+            return x, [_int(b) if isinstance(b, int) or b.is_Integer else b for b in begin]
+        if transpose:
+            raise self.fail(node, f"pads {begin} before and {end} after differ: not supported on a ConvTranspose")
+        torch_pad: list[Any] = []
+        for b, e in reversed(list(zip(begin, end))):
+            torch_pad += [b, e]
+        shape = (*x.shape[:2], *(h + b + e for h, b, e in zip(x.shape[2:], begin, end)))
+        padded = self.emit(node, "pad", [x], shape, {"pad": _show(torch_pad)}, suffix="_pad")
+        return padded, [0] * nd
 
     def _conv(self, node: Any, ins: list[Any], transpose: bool) -> None:
         x = self.act(node, node.input[0])
@@ -538,7 +560,7 @@ class _Translator:
         stride = [int(v) for v in a.get("strides", [1] * nd)]
         dil = [int(v) for v in a.get("dilations", [1] * nd)]
         groups = int(a.get("group", 1))
-        pad = self._pads(node, a, nd)
+        x, pad = self._pads(node, a, x, k, stride, dil, transpose)
         bias = len(node.input) > 2 and node.input[2] != ""
         spec: dict[str, Any] = {}
         if transpose:
@@ -974,7 +996,7 @@ class _Translator:
         nd = len(k)
         stride = [int(v) for v in a.get("strides", [1] * nd)]
         dil = [int(v) for v in a.get("dilations", [1] * nd)]
-        pad = self._pads(node, a, nd)
+        x, pad = self._pads(node, a, x, k, stride, dil)
         ceil = bool(a.get("ceil_mode", 0))
         rounding = sympy.ceiling if ceil else sympy.floor
         sizes = [rounding((h + 2 * p - d * (kk - 1) - 1) / s) + 1

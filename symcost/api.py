@@ -276,12 +276,13 @@ solve = _solve.run
 compare = _compare.run
 
 
-def from_onnx(path: Any, **values: int) -> Any:
+def from_onnx(path: Any, *, allow_unknown: bool = False, **values: int) -> Any:
     """The architecture of a local ``.onnx`` file (``symcost import onnx``): every function here takes it,
-    and ``.to_yaml()`` is its YAML text. Keyword arguments are the variables' defaults.
+    and ``.to_yaml()`` is its YAML text. Keyword arguments are the variables' defaults; ``allow_unknown`` keeps
+    operators with no formula as ``unknown`` layers (nothing counted) instead of an error.
 
     Needs the onnx package (``pip install "symcost[onnx]"``); docs/onnx-import.md has a worked example.
     """
     from .importing import onnx as onnx_import
 
-    return onnx_import.load(path, values)
+    return onnx_import.load(path, values, allow_unknown)

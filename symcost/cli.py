@@ -732,6 +732,10 @@ def import_onnx(
     ] = None,
     bindings: BindingsArgument = None,
     set_: SetOption = None,
+    allow_unknown: Annotated[
+        bool,
+        typer.Option("--allow-unknown", help="Keep operators with no formula as 'unknown' layers instead of failing."),
+    ] = False,
 ) -> None:
     """Write the architecture YAML of an ONNX model: one layer per node, named after it, the inputs'
     dim_params as variables, initializers as parameters (see docs/onnx-import.md). Needs the onnx
@@ -746,7 +750,7 @@ def import_onnx(
         from .inputs import parse_assignments
 
         values = parse_assignments(_values(set_, bindings), {})
-        text = onnx_import.write(model, output, values)
+        text = onnx_import.write(model, output, values, allow_unknown)
         typer.echo(f"wrote {output}" if output else text, nl=bool(output))
 
 

@@ -484,3 +484,35 @@ def test_same_and_asymmetric_padding_become_a_pad_layer() -> None:
             return nn.functional.max_pool2d(nn.functional.pad(conv(x), (0, 1, 0, 1)), 2)
 
         _torch_equal(model, {"H": h, "W": w}, run, (conv,))
+
+
+def _has_unknown_formula() -> bool:
+    from symcost import registry
+
+    try:
+        registry.get("unknown")
+    except SymcostError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(
+    not _has_unknown_formula(), reason="the catalog's 'unknown' formula comes with symcost import torch"
+)
+def test_allow_unknown_keeps_shapes_and_counts_nothing() -> None:
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["a"], name="fc"),
+             helper.make_node("Sin", ["a"], ["b"], name="sin"),
+             helper.make_node("TopK", ["b", "k"], ["c", "idx"], name="topk", axis=-1),
+             helper.make_node("Relu", ["c"], ["y"], name="relu")]  # fmt: skip
+    model = _model(nodes, [_vi("x", ["N", 4])], [_vi("y", None)], [_init("w", _f32(4, 6)), _init("k", np.array([3]))])
+    with pytest.raises(SymcostError, match="--allow-unknown keeps them"):
+        onnx_import.to_yaml(model, "unk.onnx")
+    text = onnx_import.to_yaml(model, "unk.onnx", allow_unknown=True)
+    assert "UNKNOWN COSTS: Sin x1, TopK x1" in text
+    assert '{name: sin, op: unknown, in: fc, shape: ["N", 6]}' in text
+    assert '{name: topk, op: unknown, in: sin, shape: ["N", 3]}' in text
+    g = build(load_text(text, "unk.yaml"))
+    r = evaluate(g, {"N": 5})
+    assert r.totals["flops"] == 2 * 5 * 4 * 6  # the MatMul alone: Sin and TopK count nothing
+    n = sympy.Symbol("N", integer=True, positive=True)
+    assert [tuple(int(d.subs({n: 5})) for d in s) for s in g.outputs.values()] == [(5, 3)]

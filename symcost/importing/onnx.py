@@ -182,13 +182,23 @@ _BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}
 _REDUCE = {"ReduceMean": "mean", "ReduceSum": "sum", "ReduceMax": "amax", "ReduceMin": "amin"}
 _ALIAS = ("Identity", "Cast", "CastLike")
 #: Ops that symcost follows only on values known before run time (shapes, constants).
+#: Ops whose output has the broadcast shape of their inputs: an unknown one keeps that shape.
+_ELEMENTWISE = ("Sqrt", "Neg", "Abs", "Floor", "Ceil", "Round", "Sign", "Sin", "Cos", "Tan", "Asin", "Acos", "Atan",
+                "Sinh", "Cosh", "Erf", "Log", "Reciprocal", "Not", "IsNaN", "IsInf", "Pow", "Where", "Equal", "Less",
+                "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Min", "Max", "Mod", "BitShift",
+                "ThresholdedRelu", "Shrink")  # fmt: skip
 _STATIC_ONLY = ("Shape", "Size", "Constant", "ConstantOfShape", "Range", "Equal", "Where", "Not", "Less",
                 "Greater", "Floor", "Ceil", "Sqrt", "Neg", "Abs", "Min", "Max", "Pow")  # fmt: skip
 
 
 class _Translator:
-    def __init__(self, model: Any, source: str, values: dict[str, int] | None = None) -> None:
+    def __init__(self, model: Any, source: str, values: dict[str, int] | None = None,
+                 allow_unknown: bool = False) -> None:  # fmt: skip
         from onnx import numpy_helper
+
+        self.allow_unknown = allow_unknown
+        self.unknown: dict[str, int] = defaultdict(int)  # op type -> nodes kept as unknown layers
+        self.inferred: dict[str, Any] | None = None  # ONNX's own shape inference, run only for unknown ops
 
         self.numpy_helper = numpy_helper
         self.model = model
@@ -313,6 +323,18 @@ class _Translator:
             if node.domain not in ("", "ai.onnx") or node.op_type not in SUPPORTED:
                 key = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
                 unknown[key].append(node.name or "(unnamed)")
+        if unknown and self.allow_unknown:
+            from .. import registry
+            from ..errors import FormulaError
+
+            try:
+                registry.get("unknown")
+            except FormulaError:
+                raise OnnxImportError(
+                    "--allow-unknown needs the catalog's 'unknown' formula, which this installation lacks",
+                    Location(self.source),
+                ) from None
+            return
         if unknown:
             lines = []
             for op, names in sorted(unknown.items()):
@@ -321,7 +343,8 @@ class _Translator:
             raise OnnxImportError(
                 f"{sum(len(v) for v in unknown.values())} nodes use operators symcost has no formula for: "
                 + "; ".join(lines)
-                + " (the supported operators are listed in docs/reference/onnx-ops.md)",
+                + " (the supported operators are listed in docs/reference/onnx-ops.md; --allow-unknown keeps them as"
+                " 'unknown' layers that count nothing)",
                 Location(self.source),
             )
 
@@ -495,15 +518,71 @@ class _Translator:
                 self.env[node.output[0]] = self.shape_of(node, ins[0])
                 return
             if any(isinstance(t, Act) for t in ins):
+                if self.allow_unknown:
+                    self.unknown_node(node, ins)
+                    return
                 raise self.fail(node, "works on a tensor's values at run time; symcost has no formula for it")
             out = _static_eval(self, node, ins)
             for name, value in zip(node.output, out):
                 self.env[name] = value
             return
-        handler = getattr(self, f"op_{node.op_type}", None)
+        handler = getattr(self, f"op_{node.op_type}", None) if node.domain in ("", "ai.onnx") else None
         if handler is None:
+            if self.allow_unknown:
+                self.unknown_node(node, ins)
+                return
             raise self.fail(node, "no translation")
         handler(node, ins)
+
+    def unknown_node(self, node: Any, ins: list[Any]) -> None:
+        """An ``unknown`` layer per output (--allow-unknown): the shape kept, no cost counted. An elementwise op
+        keeps the broadcast shape of its inputs; any other takes ONNX's own shape inference, when that states
+        every dim as a number or as one of the inputs' dim_params."""
+        key = node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+        self.unknown[key] += 1
+        acts = [t for t in ins if isinstance(t, Act)]
+        shapes: list[tuple[Any, ...]] = []
+        if node.op_type in _ELEMENTWISE and len(node.output) == 1 and acts:
+            shape: tuple[Any, ...] = ()
+            for t in ins:
+                if t is not None:
+                    shape = _broadcast(shape, tuple(t.shape))
+            shapes = [shape]
+        else:
+            for name in node.output:
+                dims = self._inferred(name)
+                if dims is None:
+                    raise self.fail(node, "kept as unknown, but its output shape is not known (ONNX's shape "
+                                          "inference does not state it in the inputs' dims)")  # fmt: skip
+                shapes.append(dims)
+        note = f"UNKNOWN COST: {key} (no formula; counted as 0)"
+        for k, (name, shape) in enumerate(zip(node.output, shapes)):
+            spec = {"shape": _show(list(shape)) or [1]}
+            y = self.emit(node, "unknown", acts[:1] if k == 0 else [], shape, spec, suffix="" if k == 0 else f"_{k}")
+            self.layers[-1]["_comment"] = note
+            self.env[name] = y
+
+    def _inferred(self, name: str) -> tuple[Any, ...] | None:
+        if self.inferred is None:
+            import onnx
+
+            try:
+                model = onnx.shape_inference.infer_shapes(self.model)
+            except Exception:  # noqa: BLE001 - inference fails on custom ops in many ways; then nothing is known
+                model = self.model
+            self.inferred = {v.name: v for v in (*model.graph.value_info, *model.graph.output)}
+        info = self.inferred.get(name)
+        if info is None or not info.type.tensor_type.HasField("shape"):
+            return None
+        dims: list[Any] = []
+        for d in info.type.tensor_type.shape.dim:
+            if d.HasField("dim_value"):
+                dims.append(sympy.Integer(d.dim_value))
+            elif d.HasField("dim_param") and d.dim_param in self.symbols:
+                dims.append(self.symbols[d.dim_param])
+            else:
+                return None
+        return tuple(dims)
 
     def shape_of(self, node: Any, t: Any) -> Const:
         shape = list(t.shape)
@@ -1104,7 +1183,11 @@ def _broadcast(a: tuple[Any, ...], b: tuple[Any, ...]) -> tuple[Any, ...]:
     rank = max(len(a), len(b))
     pa = (1,) * (rank - len(a)) + tuple(a)
     pb = (1,) * (rank - len(b)) + tuple(b)
-    return tuple(sympy.Integer(y) if x == 1 else sympy.Integer(x) if isinstance(x, int) else x for x, y in zip(pa, pb))
+
+    def sym(v: Any) -> Any:
+        return sympy.Integer(v) if isinstance(v, int) else v
+
+    return tuple(sym(y) if x == 1 else sym(x) for x, y in zip(pa, pb))
 
 
 # --- static evaluation (shapes and constants) ---------------------------------------------------
@@ -1325,9 +1408,11 @@ SUPPORTED = frozenset(OPERATORS)
 # --- the YAML -----------------------------------------------------------------------------------
 
 
-def to_yaml(model: Any, source: str = "model.onnx", values: dict[str, int] | None = None) -> str:
-    """The architecture YAML of an ONNX ModelProto; ``values`` are the variables' defaults."""
-    t = _Translator(model, source, values)
+def to_yaml(model: Any, source: str = "model.onnx", values: dict[str, int] | None = None,
+            allow_unknown: bool = False) -> str:  # fmt: skip
+    """The architecture YAML of an ONNX ModelProto; ``values`` are the variables' defaults; ``allow_unknown``
+    keeps nodes with no formula as ``unknown`` layers (shape kept, nothing counted) instead of an error."""
+    t = _Translator(model, source, values, allow_unknown)
     t.run()
     out = Lines()
     stem = re.sub(r"[^A-Za-z0-9_.-]", "_", Path(source).stem) or "model"
@@ -1338,6 +1423,10 @@ def to_yaml(model: Any, source: str = "model.onnx", values: dict[str, int] | Non
     out.add(f"summary: {text(f'{stem}, imported from ONNX (opset {t.opset})')}")
     out.add("sources:")
     out.add(f"- {text(f'{Path(source).name}' + (f', exported by {producer}' if producer else ''))}", 2)
+    if t.unknown:
+        ops = ", ".join(f"{op} x{count}" for op, count in sorted(t.unknown.items()))
+        out.add("notes:")
+        out.add(f"- {text(f'UNKNOWN COSTS: {ops} have no formula; their layers are unknown and count nothing')}", 2)
     if t.variables:
         out.add("variables:")
         for name, doc in t.variables.items():
@@ -1349,6 +1438,9 @@ def to_yaml(model: Any, source: str = "model.onnx", values: dict[str, int] | Non
         out.add(f"{name}: {scalar([_show(s) for s in shape])}", 2)
     out.add("layers:")
     for layer in t.layers:
+        comment = layer.pop("_comment", None)
+        if comment:
+            out.add(f"# {comment}", 2)
         out.layer(2, **layer)
     outputs = []
     for o in t.graph.output:
@@ -1372,19 +1464,19 @@ class Imported:
         return self.yaml
 
 
-def load(path: str | os.PathLike[str], values: dict[str, int] | None = None) -> Imported:
+def load(path: str | os.PathLike[str], values: dict[str, int] | None = None, allow_unknown: bool = False) -> Imported:
     """Import a local ``.onnx`` file: the architecture and its YAML."""
     from ..arch import load_text
 
     model = read_model(path)
-    text_ = to_yaml(model, str(path), values)
+    text_ = to_yaml(model, str(path), values, allow_unknown)
     return Imported(text_, str(path), load_text(text_, str(path)))
 
 
 def write(path: str | os.PathLike[str], output: str | os.PathLike[str] | None = None,
-          values: dict[str, int] | None = None) -> str:  # fmt: skip
+          values: dict[str, int] | None = None, allow_unknown: bool = False) -> str:  # fmt: skip
     """Import ``path`` and write the YAML to ``output`` (if given); return the text."""
-    text_ = to_yaml(read_model(path), str(path), values)
+    text_ = to_yaml(read_model(path), str(path), values, allow_unknown)
     if output is not None:
         Path(output).write_text(text_, encoding="utf-8")
     return text_

@@ -256,6 +256,12 @@ class _Translator:
     def layer_name(self, node: Any, suffix: str = "") -> str:
         raw = node.name or ""
         segments = [seg for seg in raw.split("/") if seg]
+        scopes = _name_scopes(node)
+        if raw.startswith("node_") and any(p.key == "pkg.torch.onnx.name_scopes" for p in node.metadata_props):
+            raw = raw[len("node_") :]  # the dynamo exporter's prefix on every node name
+            segments = [raw]
+        if scopes:  # torch's dynamo exporter: the module path in the node's metadata, the call last
+            segments, raw = [*scopes, raw], "/" + "/".join([*scopes, raw])
         if raw.startswith("/") and len(segments) >= 2:  # torch's TorchScript exporter: /layer1/layer1.0/conv1/Conv
             path = ""
             for seg in segments[:-1]:
@@ -628,6 +634,14 @@ class _Translator:
         padded = self.emit(node, "pad", [x], shape, {"pad": _show(torch_pad)}, suffix="_pad")
         return padded, [0] * nd
 
+    def _learned(self, node: Any, index: int) -> bool:
+        """Whether input ``index`` is a learned initializer: a bias the exporter computes (torch's dynamo
+        exporter without its optimizer writes zeros for a conv with bias=False) is not a parameter."""
+        if len(node.input) <= index or not node.input[index]:
+            return False
+        t = self.get(node.input[index])
+        return isinstance(t, Const) and t.init is not None and t.kind == "param"
+
     def _conv(self, node: Any, ins: list[Any], transpose: bool) -> None:
         x = self.act(node, node.input[0])
         w = self.weight(node, node.input[1], "weight")
@@ -640,7 +654,7 @@ class _Translator:
         dil = [int(v) for v in a.get("dilations", [1] * nd)]
         groups = int(a.get("group", 1))
         x, pad = self._pads(node, a, x, k, stride, dil, transpose)
-        bias = len(node.input) > 2 and node.input[2] != ""
+        bias = self._learned(node, 2)
         spec: dict[str, Any] = {}
         if transpose:
             if "output_shape" in a:
@@ -709,7 +723,7 @@ class _Translator:
         if not isinstance(b, Const) or not b.init:
             raise self.fail(node, "B is computed at run time: symcost reads Gemm's B from an initializer")
         out_f, in_f = (b.shape[0], b.shape[1]) if a.get("transB", 0) else (b.shape[1], b.shape[0])
-        bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
+        bias = node.input[2] if self._learned(node, 2) else None
         if bias is not None:
             c = self.get(bias)
             if not isinstance(c, Const) or c.numel != out_f:
@@ -761,7 +775,7 @@ class _Translator:
             raise self.fail(node, f"normalizing the last {n} dims is not supported (1 to 3 are)")
         op = "layernorm" if n == 1 else f"layernorm_last{n}"
         scale = self.get(node.input[1])
-        bias = len(node.input) > 2 and node.input[2] != ""
+        bias = self._learned(node, 2)
         affine = isinstance(scale, Const) and scale.init is not None and scale.kind == "param"
         dims = _show(list(x.shape[axis:]))
         spec = {"normalized_shape": dims[0]} if n == 1 else {}  # layernorm_last2/3 read their dims from x
@@ -1160,6 +1174,16 @@ class _Translator:
 
 for _onnx_op, _formula in _ACTIVATIONS.items():
     setattr(_Translator, f"op_{_onnx_op}", lambda self, node, ins, _f=_formula: self._unary(node, _f))
+
+
+def _name_scopes(node: Any) -> list[str]:
+    """The module path torch's dynamo exporter records on a node (``['', 'layer1', 'layer1.0', 'conv1',
+    'conv2d']``), without the call's own name; [] when there is none. Read with a regex, never evaluated."""
+    for prop in getattr(node, "metadata_props", []):
+        if prop.key == "pkg.torch.onnx.name_scopes":
+            items = re.findall(r"'((?:[^'\\]|\\.)*)'", prop.value)
+            return [item for item in items[:-1] if item]
+    return []
 
 
 def _objects(array: Any) -> Any:

@@ -525,3 +525,9 @@ def test_allow_unknown_keeps_shapes_and_counts_nothing() -> None:
     assert r.totals["flops"] == 2 * 5 * 4 * 6  # the MatMul alone: Sin and TopK count nothing
     n = sympy.Symbol("N", integer=True, positive=True)
     assert [tuple(int(d.subs({n: 5})) for d in s) for s in g.outputs.values()] == [(5, 3)]
+
+
+def test_module_docstring_example_runs() -> None:
+    import doctest
+
+    assert doctest.testmod(onnx_import).failed == 0

@@ -416,9 +416,10 @@ class _Translator:
             if numel <= 4096:
                 values = _objects(self.numpy_helper.to_array(t))
             kind = self.kinds.get(name)
-            if kind is None:
-                kind = "param" if numel > 1 or t.data_type in (1, 10, 11, 16) and "." in name else "constant"
             is_int = t.data_type in (2, 3, 4, 5, 6, 7, 12, 13)
+            floating = t.data_type in (1, 10, 11, 16)
+            if kind is None:  # no exporter metadata: a float tensor of more elements than a scalar, or a named one
+                kind = "param" if floating and (numel > 1 or "." in name) else "constant"
             const = Const(shape, values, name, kind, is_int)
             self.env[name] = const
             return const

@@ -215,11 +215,19 @@ def torch_ops_reference() -> str:
     return "\n".join(lines) + "\n"
 
 
+def onnx_ops_reference() -> str:
+    """The ONNX operators `symcost import onnx` reads, from symcost/importing/onnx.py's table."""
+    from symcost.importing import onnx as onnx_import
+
+    return HEADER.format(source="symcost/importing/onnx.py") + onnx_import.operators_markdown()
+
+
 PAGES: dict[str, Callable[[], str]] = {
     "docs/reference/formulas.md": formula_reference,
     "docs/reference/cli.md": cli_reference,
     "docs/reference/zoo.md": zoo_reference,
     "docs/reference/torch-ops.md": torch_ops_reference,
+    "docs/reference/onnx-ops.md": onnx_ops_reference,
 }
 
 

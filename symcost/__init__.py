@@ -22,9 +22,9 @@ from typing import Any
 
 __version__ = "0.1.0"
 __all__ = ["formulas", "get_formula", "__version__", "load", "evaluate", "estimate", "derive", "sweep", "solve",
-           "compare", "Options", "from_torch"]  # fmt: skip
+           "compare", "Options", "from_torch", "from_onnx"]  # fmt: skip
 #: The whole-network functions (symcost.api); ``sweep``, ``solve`` and ``compare`` are their modules, callable.
-_API = {"load", "evaluate", "estimate", "derive", "Options", "NetworkCost", "Derivation", "from_torch"}
+_API = {"load", "evaluate", "estimate", "derive", "Options", "NetworkCost", "Derivation", "from_torch", "from_onnx"}
 
 
 def get_formula(name: str) -> Any:

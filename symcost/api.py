@@ -318,3 +318,15 @@ def from_torch(module: Any, inputs: Mapping[str, Sequence[Any]], example: Mappin
     from .importing.torch import from_torch as trace
 
     return trace(module, inputs, example, dtypes=dtypes, name=name, allow_unknown=allow_unknown)
+
+
+def from_onnx(path: Any, *, allow_unknown: bool = False, **values: int) -> Any:
+    """The architecture of a local ``.onnx`` file (``symcost import onnx``): every function here takes it,
+    and ``.to_yaml()`` is its YAML text. Keyword arguments are the variables' defaults; ``allow_unknown`` keeps
+    operators with no formula as ``unknown`` layers (nothing counted) instead of an error.
+
+    Needs the onnx package (``pip install "symcost[onnx]"``); docs/onnx-import.md has a worked example.
+    """
+    from .importing import onnx as onnx_import
+
+    return onnx_import.load(path, values, allow_unknown)

@@ -892,6 +892,36 @@ def import_torch(
         typer.echo(f"wrote {output}" if output else imported.to_yaml(), nl=bool(output))
 
 
+@import_app.command("onnx")
+def import_onnx(
+    model: Annotated[str, typer.Argument(help="An .onnx file (its weights inside it, not in external data).")],
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", metavar="FILE", help="Write the YAML to FILE (default: stdout).")
+    ] = None,
+    bindings: BindingsArgument = None,
+    set_: SetOption = None,
+    allow_unknown: Annotated[
+        bool,
+        typer.Option("--allow-unknown", help="Keep operators with no formula as 'unknown' layers instead of failing."),
+    ] = False,
+) -> None:
+    """Write the architecture YAML of an ONNX model: one layer per node, named after it, the inputs'
+    dim_params as variables, initializers as parameters (see docs/onnx-import.md). Needs the onnx
+    package: pip install "symcost[onnx]".
+
+        symcost import onnx model.onnx -o model.yaml --set N=1 H=224 W=224
+
+        symcost eval model.yaml --symbolic --set N=1
+    """
+    with _user_errors():
+        from .importing import onnx as onnx_import
+        from .inputs import parse_assignments
+
+        values = parse_assignments(_values(set_, bindings), {})
+        text = onnx_import.write(model, output, values, allow_unknown)
+        typer.echo(f"wrote {output}" if output else text, nl=bool(output))
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

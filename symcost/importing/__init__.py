@@ -5,6 +5,8 @@ Each importer is a module of its own, imported only by the command that uses it,
 
 - :mod:`symcost.importing.torch`: an ``nn.Module`` traced on fake tensors (``symcost import torch``,
   :func:`symcost.from_torch`); needs the ``torch`` extra (``pip install "symcost[torch]"``).
+- :mod:`symcost.importing.onnx`: a local ``.onnx`` file (``symcost import onnx``,
+  :func:`symcost.from_onnx`); needs the ``onnx`` extra (``pip install "symcost[onnx]"``).
 
 What every importer returns is an :class:`Imported`-like object: ``.to_yaml()`` (the text a person
 reads and edits) and ``.arch`` (the loaded architecture, which every symcost function accepts).

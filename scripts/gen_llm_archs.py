@@ -11,10 +11,11 @@ generates each file afresh and compares, so a file cannot drift from its config 
 The stored configs are the published ``config.json`` of each Hub repository below, written out as JSON
 (no network is used; ``_name_or_path`` and remote-code ``auto_map`` entries, which name files rather than
 sizes, are left out, and so are T5's ``task_specific_params`` (prompt prefixes) and Whisper's
-``suppress_tokens``, ``begin_suppress_tokens`` and ``forced_decoder_ids`` (token ids)). ``archs/configs/README.md``
-names, for each file, the public copy it was compared with field by field. ``gemma3_4b.json`` is the ``text_config`` of google/gemma-3-4b-pt (a
-Gemma3ForConditionalGeneration whose text tower is a gemma3_text model) with the Gemma3TextConfig
-defaults it relies on written out (8 heads, 4 KV heads of 256, vocab 262,208, ...).
+``suppress_tokens`` and ``forced_decoder_ids`` (token ids)). ``archs/configs/README.md`` names, for each
+file, the public copy it was compared with field by field and the fields no copy could confirm.
+``gemma3_4b.json`` is the ``text_config`` of google/gemma-3-4b-pt (a Gemma3ForConditionalGeneration whose
+text tower is a gemma3_text model) with the Gemma3TextConfig defaults it relies on written out (8 heads,
+4 KV heads of 256, vocab 262,208, ...).
 """
 
 from __future__ import annotations

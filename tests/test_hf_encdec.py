@@ -189,7 +189,8 @@ def test_bad_feed_forward_proj_is_refused():
 
 # (archs/NAME.yaml is written by scripts/gen_llm_archs.py; tests/test_llm_bundled.py checks it is a fresh
 # generation.) The Hub's published totals (each model page's safetensors parameter count, Hub repo in
-# scripts/gen_llm_archs.py ENCDEC), to the digits the page shows: T5 60.5M and 223M; Whisper 37.8M, 72.6M, 242M, 764M and 1.54B.
+# scripts/gen_llm_archs.py ENCDEC), to the digits the page shows: T5 60.5M and 223M; Whisper 37.8M, 72.6M,
+# 242M, 764M and 1.54B.
 PUBLISHED = {
     "t5_small": 60.5e6,
     "t5_base": 223e6,

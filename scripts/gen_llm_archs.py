@@ -1,4 +1,4 @@
-"""Write the bundled language models ``archs/NAME.yaml`` from their published configs ``archs/configs/NAME.json``.
+"""Write the bundled Hub models ``archs/NAME.yaml`` from their published configs ``archs/configs/NAME.json``.
 
     python scripts/gen_llm_archs.py           # rewrite every archs/NAME.yaml listed in HUB
     python scripts/gen_llm_archs.py --check   # exit 1, naming the stale files, if any is out of date
@@ -6,13 +6,16 @@
 Each bundled file is ``symcost import hf`` of the stored config with three changes a catalog needs:
 its ``name`` is the file's stem (the importer names a model after its folder), its ``summary`` starts
 with the Hub model it is, and a comment above says where the config comes from. ``tests/test_llm_bundled.py``
-imports each config afresh and compares, so a file cannot drift from its config or from the importer.
+generates each file afresh and compares, so a file cannot drift from its config or from the importer.
 
 The stored configs are the published ``config.json`` of each Hub repository below, written out as JSON
 (no network is used; ``_name_or_path`` and remote-code ``auto_map`` entries, which name files rather than
-sizes, are left out). ``gemma3_4b.json`` is the ``text_config`` of google/gemma-3-4b-pt (a
-Gemma3ForConditionalGeneration whose text tower is a gemma3_text model) with the Gemma3TextConfig
-defaults it relies on written out (8 heads, 4 KV heads of 256, vocab 262,208, ...).
+sizes, are left out, and so are T5's ``task_specific_params`` (prompt prefixes) and Whisper's
+``suppress_tokens`` and ``forced_decoder_ids`` (token ids)). ``archs/configs/README.md`` names, for each
+file, the public copy it was compared with field by field and the fields no copy could confirm.
+``gemma3_4b.json`` is the ``text_config`` of google/gemma-3-4b-pt (a Gemma3ForConditionalGeneration whose
+text tower is a gemma3_text model) with the Gemma3TextConfig defaults it relies on written out (8 heads,
+4 KV heads of 256, vocab 262,208, ...).
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ sys.path.insert(0, str(ROOT))
 
 from symcost import hf  # noqa: E402
 
-#: bundled name -> (Hugging Face Hub repository of the config, the model's own name)
-HUB: dict[str, str] = {
+#: bundled name -> Hugging Face Hub repository of the config, by kind of model (the tests pick theirs);
+#: every archs/configs/NAME.json is listed once, in HUB
+DENSE: dict[str, str] = {
     "mistral_7b": "mistralai/Mistral-7B-v0.1",
     "qwen2_5_0_5b": "Qwen/Qwen2.5-0.5B",
     "qwen2_5_1_5b": "Qwen/Qwen2.5-1.5B",
@@ -48,6 +52,22 @@ HUB: dict[str, str] = {
     "llama3_1_70b": "meta-llama/Llama-3.1-70B",
     "llama3_1_405b": "meta-llama/Llama-3.1-405B",
 }
+MOE: dict[str, str] = {
+    "mixtral_8x7b": "mistralai/Mixtral-8x7B-v0.1",
+    "qwen3_moe": "Qwen/Qwen3-30B-A3B",
+    "deepseek_v2_lite": "deepseek-ai/DeepSeek-V2-Lite",
+    "deepseek_v3": "deepseek-ai/DeepSeek-V3",
+}
+ENCDEC: dict[str, str] = {
+    "t5_small": "google-t5/t5-small",
+    "t5_base": "google-t5/t5-base",
+    "whisper_tiny": "openai/whisper-tiny",
+    "whisper_base": "openai/whisper-base",
+    "whisper_small": "openai/whisper-small",
+    "whisper_medium": "openai/whisper-medium",
+    "whisper_large_v3": "openai/whisper-large-v3",
+}
+HUB: dict[str, str] = DENSE | MOE | ENCDEC
 
 
 def config_path(name: str) -> Path:

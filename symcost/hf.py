@@ -260,7 +260,8 @@ def _sizes(c: Config, *, head_dim: int | None = None, tie: bool = False, max_pos
         c.warn(
             "quantization_config",
             f"the weights are quantized ({method}); symcost counts the dense model's params and FLOPs, "
-            "and bytes follow --dtype, not the quantization",
+            "and weight bytes follow --weight-dtype (default: --dtype), not the quantization: "
+            "give the checkpoint's format, e.g. --weight-dtype fp8 or int4",
         )
     return dict(
         vocab=c.size("vocab_size"),
@@ -1005,7 +1006,10 @@ def gpt2(c: Config, data: dict[str, Any], source: str) -> str:
     act = c.activation("activation_function", default="gelu_new")
     tie = c.flag("tie_word_embeddings", True)
     if c.has("quantization_config"):
-        c.warn("quantization_config", "the weights are quantized; symcost counts the dense model")
+        c.warn(
+            "quantization_config",
+            "the weights are quantized; symcost counts the dense model: set their bytes with --weight-dtype",
+        )
     out = _Lines()
     _header(
         out, data, source, "GPT2LMHeadModel", _name(data, source, "gpt2"), "gpt2",
@@ -1105,7 +1109,10 @@ def bert(c: Config, data: dict[str, Any], source: str) -> str:
     if c.flag("is_decoder", False) or c.flag("add_cross_attention", False):
         c.warn("is_decoder", "BERT as a decoder is not modeled: costed as the encoder")
     if c.has("quantization_config"):
-        c.warn("quantization_config", "the weights are quantized; symcost counts the dense model")
+        c.warn(
+            "quantization_config",
+            "the weights are quantized; symcost counts the dense model: set their bytes with --weight-dtype",
+        )
     out = _Lines()
     _header(
         out, data, source, "BertModel", _name(data, source, "bert"), "bert",
@@ -1322,7 +1329,10 @@ def t5(c: Config, data: dict[str, Any], source: str) -> str:
     act = ACTIVATIONS[act_name]
     scaled = data.get("tie_word_embeddings") is not False  # T5Config.scale_decoder_outputs
     if c.has("quantization_config"):
-        c.warn("quantization_config", "the weights are quantized; symcost counts the dense model")
+        c.warn(
+            "quantization_config",
+            "the weights are quantized; symcost counts the dense model: set their bytes with --weight-dtype",
+        )
     out = _Lines()
     notes = [
         _ENCDEC_CACHE_NOTE,
@@ -1499,7 +1509,10 @@ def whisper(c: Config, data: dict[str, Any], source: str) -> str:
     act = c.activation("activation_function", default="gelu")
     tie = c.flag("tie_word_embeddings", True)
     if c.has("quantization_config"):
-        c.warn("quantization_config", "the weights are quantized; symcost counts the dense model")
+        c.warn(
+            "quantization_config",
+            "the weights are quantized; symcost counts the dense model: set their bytes with --weight-dtype",
+        )
     notes = [
         _ENCDEC_CACHE_NOTE,
         _ENCDEC_PARAMS_NOTE,

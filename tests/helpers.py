@@ -12,7 +12,10 @@ tests call import them from here.
 from __future__ import annotations
 
 import functools
+import importlib.util
 from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from typer.testing import CliRunner, Result
@@ -67,3 +70,15 @@ def graph(name: str) -> Graph:
     """The bundled architecture ``archs/NAME.yaml``, parsed and built once per test session."""
     path = registry.data_dir("archs") / f"{name}.yaml"
     return shapes.build(arch.load_path(path, f"archs/{name}.yaml"))
+
+
+@functools.cache
+def gen_archs() -> ModuleType:
+    """``scripts/gen_llm_archs.py``, the generator of every bundled Hub model: its ``HUB`` (name -> Hub
+    repository; ``DENSE``, ``MOE``, ``ENCDEC`` by kind) and ``bundled_yaml(name)``, the text that
+    ``archs/NAME.yaml`` must hold."""
+    path = Path(__file__).resolve().parent.parent / "scripts" / "gen_llm_archs.py"
+    spec = importlib.util.spec_from_file_location("gen_llm_archs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -360,6 +360,7 @@ def test_fields_that_change_cost_are_warned_about(capsys):
     hf.to_yaml(SMALL["qwen2_window"] | {"layer_types": ["full_attention", "linear_attention", "sliding_attention"]})
     err = capsys.readouterr().err
     assert "Warning: q/config.json: 'quantization_config'" in err and "awq" in err
+    assert "weight bytes follow --weight-dtype" in err  # mixed precision sets the weights' format apart
     assert "'rope_scaling': unknown rope type 'spiral'" in err
     assert "'layer_types': unknown attention type 'linear_attention'" in err
 

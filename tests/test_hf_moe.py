@@ -12,8 +12,9 @@ q compression), is built in transformers with ``AutoModelForCausalLM.from_config
   real and uneven (one F.linear per hit expert over the tokens that chose it): the same FLOPs, because
   the routed experts process exactly T*top_k token rows whatever the routing.
 
-The published full-size configs (archs/hf_configs/, from the Hub) are checked for params on meta, and
-the bundled archs/*.yaml generated from them must equal a fresh import (they never drift).
+The published full-size configs (the bundled ones stored as archs/configs/NAME.json, from the Hub) are
+checked for params on meta; tests/test_llm_bundled.py checks that the bundled archs/NAME.yaml equal a
+fresh generation from them (scripts/gen_llm_archs.py).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from symcost import hf
 from symcost.arch import load_path, load_text
 from symcost.compile import evaluate
 from symcost.shapes import build
+from tests.helpers import gen_archs
 
 transformers = pytest.importorskip("transformers")
 
@@ -300,6 +302,7 @@ def test_fields_that_change_cost_are_warned_about(capsys):
     assert "'mlp_bias': biased expert MLPs are not modeled" in err
     assert "'moe_layer_freq': 2: transformers ignores it" in err
     assert "Warning: v3/config.json: 'quantization_config'" in err and "fp8" in err
+    assert "--weight-dtype fp8" in err
     assert "'num_nextn_predict_layers': 1 multi-token prediction module(s)" in err
 
 
@@ -337,7 +340,7 @@ def test_absorbed_attention_counts_fewer_flops_in_decode():
 # --- published full-size configs ------------------------------------------------------------------------
 
 # The config.json of each model on the Hub (auto_map, the remote-code pointers, left out). The four that
-# symcost bundles are also stored as archs/hf_configs/NAME/config.json.
+# symcost bundles are also stored as archs/configs/NAME.json (their public copies: archs/configs/README.md).
 PUBLISHED: dict[str, dict[str, Any]] = {
     "mistralai/Mixtral-8x7B-v0.1": {
         "architectures": ["MixtralForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 1, "eos_token_id": 2,
@@ -396,31 +399,26 @@ PUBLISHED: dict[str, dict[str, Any]] = {
     },
     "deepseek-ai/DeepSeek-V3": {
         "architectures": ["DeepseekV3ForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
-        "aux_loss_alpha": 0.001, "bos_token_id": 0, "eos_token_id": 1, "ep_size": 1, "first_k_dense_replace": 3,
+        "bos_token_id": 0, "eos_token_id": 1, "ep_size": 1, "first_k_dense_replace": 3,
         "hidden_act": "silu", "hidden_size": 7168, "initializer_range": 0.02, "intermediate_size": 18432,
         "kv_lora_rank": 512, "max_position_embeddings": 163840, "model_type": "deepseek_v3",
         "moe_intermediate_size": 2048, "moe_layer_freq": 1, "n_group": 8, "n_routed_experts": 256,
         "n_shared_experts": 1, "norm_topk_prob": True, "num_attention_heads": 128, "num_experts_per_tok": 8,
-        "num_hidden_layers": 61, "num_key_value_heads": 128, "num_nextn_predict_layers": 1, "pretraining_tp": 1,
+        "num_hidden_layers": 61, "num_key_value_heads": 128, "num_nextn_predict_layers": 1,
         "q_lora_rank": 1536, "qk_nope_head_dim": 128, "qk_rope_head_dim": 64,
         "quantization_config": {"activation_scheme": "dynamic", "fmt": "e4m3", "quant_method": "fp8",
                                 "weight_block_size": [128, 128]},
         "rms_norm_eps": 1e-06,
         "rope_scaling": {"beta_fast": 32, "beta_slow": 1, "factor": 40, "mscale": 1.0, "mscale_all_dim": 1.0,
                          "original_max_position_embeddings": 4096, "type": "yarn"},
-        "rope_theta": 10000, "routed_scaling_factor": 2.5, "scoring_func": "sigmoid", "seq_aux": True,
+        "rope_theta": 10000, "routed_scaling_factor": 2.5, "scoring_func": "sigmoid",
         "tie_word_embeddings": False, "topk_group": 4, "topk_method": "noaux_tc", "torch_dtype": "bfloat16",
-        "transformers_version": "4.33.1", "use_cache": True, "v_head_dim": 128, "vocab_size": 129280,
+        "transformers_version": "4.46.3", "use_cache": True, "v_head_dim": 128, "vocab_size": 129280,
     },
 }  # fmt: skip
 
-# bundled archs/NAME.yaml <- archs/hf_configs/NAME/config.json <- the Hub repository
-BUNDLED = {
-    "mixtral_8x7b": "mistralai/Mixtral-8x7B-v0.1",
-    "qwen3_moe": "Qwen/Qwen3-30B-A3B",
-    "deepseek_v2_lite": "deepseek-ai/DeepSeek-V2-Lite",
-    "deepseek_v3": "deepseek-ai/DeepSeek-V3",
-}
+# bundled archs/NAME.yaml <- archs/configs/NAME.json <- the Hub repository (scripts/gen_llm_archs.py)
+BUNDLED = gen_archs().MOE
 
 
 def _published_graph(repo: str):
@@ -470,15 +468,12 @@ def test_mixtral_layer_arithmetic():
 
 @pytest.mark.parametrize("name", list(BUNDLED))
 def test_stored_configs_are_the_published_ones(name):
-    stored = json.loads((ROOT / "archs" / "hf_configs" / name / "config.json").read_text())
+    stored = json.loads((ROOT / "archs" / "configs" / f"{name}.json").read_text())
     assert stored == PUBLISHED[BUNDLED[name]]
 
 
 @pytest.mark.parametrize("name", list(BUNDLED))
-def test_bundled_archs_equal_a_fresh_import(name):
-    """archs/NAME.yaml is `symcost import hf archs/hf_configs/NAME/config.json -o archs/NAME.yaml`."""
-    config = ROOT / "archs" / "hf_configs" / name / "config.json"
-    assert (ROOT / "archs" / f"{name}.yaml").read_text() == hf.to_yaml(hf.read_config(config), str(config))
+def test_bundled_archs_params_equal_the_published_configs(name):
     graph = build(load_path(ROOT / "archs" / f"{name}.yaml"))
     assert evaluate(graph).totals["params"] == evaluate(_published_graph(BUNDLED[name])).totals["params"]
 

@@ -1,8 +1,10 @@
-"""The bundled dense language models: each ``archs/NAME.yaml`` is the import of its published config
-``archs/configs/NAME.json`` (written by ``scripts/gen_llm_archs.py``) and equals the model transformers
-builds from that config.
+"""The bundled Hub models: each ``archs/NAME.yaml`` is the import of its published config
+``archs/configs/NAME.json`` (written by ``scripts/gen_llm_archs.py``), and the dense language models
+equal the model transformers builds from that config.
 
-Checked for every bundled file: no drift (a fresh import of the stored config gives the same text);
+Checked for every bundled Hub model (dense, MoE, encoder-decoder): no drift (a fresh generation from the
+stored config gives the same text). Mixtures of experts and encoder-decoders are compared with
+transformers in tests/test_hf_moe.py and tests/test_hf_encdec.py. For the dense ones:
 params exact against ``sum(p.numel())`` of the transformers model built from the same config on the
 meta device (no weights, nothing downloaded; ~1 s even for 405B); and the published totals where the
 Hub states them. The small models' forward FLOPs and Mistral-7B's decode step past its 4,096-token
@@ -14,7 +16,6 @@ is tested in tests/test_hf_import.py.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import warnings
 from pathlib import Path
@@ -27,6 +28,7 @@ from symcost import bundled
 from symcost.arch import load_path
 from symcost.compile import evaluate
 from symcost.shapes import build
+from tests.helpers import gen_archs
 
 transformers = pytest.importorskip("transformers")
 
@@ -34,15 +36,8 @@ ROOT = Path(__file__).resolve().parent.parent
 META = torch.device("meta")
 
 
-def _generator():
-    spec = importlib.util.spec_from_file_location("gen_llm_archs", ROOT / "scripts" / "gen_llm_archs.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-GEN = _generator()
-NAMES = list(GEN.HUB)
+GEN = gen_archs()
+NAMES = list(GEN.DENSE)
 
 
 def config(name: str) -> dict:
@@ -70,13 +65,18 @@ def ours(name: str, values: dict[str, int] | None = None):
 
 
 def test_every_stored_config_is_bundled():
+    """One generator for every Hub model symcost bundles: each archs/configs/NAME.json is in its HUB
+    (dense decoders, mixtures of experts, encoder-decoders, once each) and has its archs/NAME.yaml."""
     stored = {p.stem for p in (ROOT / "archs" / "configs").glob("*.json")}
-    assert set(NAMES) <= stored
-    assert set(NAMES) <= set(bundled.names("archs"))
+    assert set(GEN.HUB) == stored
+    assert len(GEN.HUB) == len(GEN.DENSE) + len(GEN.MOE) + len(GEN.ENCDEC)
+    assert stored <= set(bundled.names("archs"))
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_bundled_file_is_a_fresh_import_of_its_config(name):
+@pytest.mark.parametrize("name", list(GEN.HUB))
+def test_bundled_file_is_a_fresh_generation_of_its_config(name):
+    """archs/NAME.yaml is what scripts/gen_llm_archs.py writes from archs/configs/NAME.json today: it
+    drifts neither from its config nor from the importer (run the script to rewrite it)."""
     assert (ROOT / "archs" / f"{name}.yaml").read_text(encoding="utf-8") == GEN.bundled_yaml(name)
 
 

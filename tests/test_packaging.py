@@ -24,6 +24,9 @@ def test_wheel_ships_the_catalog_and_loads_from_it(tmp_path):
         names = archive.namelist()
         assert "symcost/_data/formulas/conv2d.yaml" in names
         assert "symcost/_data/archs/resnet50.yaml" in names
+        # the published configs the bundled Hub models are generated from travel beside them
+        assert "symcost/_data/archs/configs/mixtral_8x7b.json" in names
+        assert "symcost/_data/archs/configs/README.md" in names
         assert "symcost/_data/devices/a100.yaml" in names
         assert "symcost/_data/runtimes/tensorrt.yaml" in names
         assert "symcost/py.typed" in names

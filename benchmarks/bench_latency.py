@@ -71,7 +71,7 @@ def takes_runtime() -> bool:
     return "runtime" in inspect.signature(api.estimate).parameters
 
 
-def predict(row: dict[str, str], with_runtime: bool) -> Result:
+def predict(row: dict[str, str], with_runtime: bool, device_files: tuple[str, ...] = ()) -> Result:
     """One row's prediction, or the reason there is none."""
     from symcost import api
     from symcost.errors import SymcostError
@@ -79,7 +79,7 @@ def predict(row: dict[str, str], with_runtime: bool) -> Result:
     if row.get("pending", "").strip():
         return Result(row, None, f"pending: {row['pending'].strip()}")
     phase = row["phase"] if row["phase"] in ("prefill", "decode") else "inference"
-    kwargs = {"dtype": row["dtype"], "phase": phase, "values": bindings(row["set"])}
+    kwargs = {"dtype": row["dtype"], "phase": phase, "values": bindings(row["set"]), "device_files": device_files}
     runtime = "roofline"
     try:
         if with_runtime:
@@ -161,11 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plot", metavar="PNG", help="write the predicted-vs-measured scatter plot")
     p.add_argument("--rows", action="store_true", help="print every row's prediction")
     p.add_argument("--roofline", action="store_true", help="price every row with the plain roofline")
+    p.add_argument("--device-file", action="append", default=[], metavar="YAML", help="a device file the rows name")
     args = p.parse_args(argv)
 
     rows = load(Path(args.data))
     with_runtime = takes_runtime() and not args.roofline
-    results = [predict(row, with_runtime) for row in rows]
+    results = [predict(row, with_runtime, tuple(args.device_file)) for row in rows]
     done = [r for r in results if r.predicted_ms is not None]
     skipped = [r for r in results if r.predicted_ms is None]
 

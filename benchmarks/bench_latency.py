@@ -122,6 +122,19 @@ def table(results: list[Result]) -> list[str]:
     return lines
 
 
+def markdown(rows: list[dict[str, str]]) -> str:
+    """The dataset as a Markdown table (docs/latency-validation.md shows it; the CSV has the notes)."""
+    lines = ["| id | model | set | phase | device | dtype | runtime | measured ms | regime | split | source |",
+             "| --- | --- | --- | --- | --- | --- | --- | ---: | --- | --- | --- |"]  # fmt: skip
+    for r in rows:
+        url = r["source"].split()[0]
+        device = r["device"] + (" (pending)" if "device" in r["pending"] else "")
+        model = r["model"] + (" (pending)" if "model" in r["pending"] else "")
+        lines.append(f"| {r['id']} | {model} | `{r['set']}` | {r['phase']} | {device} | {r['dtype']} | "
+                     f"{r['runtime']} | {r['measured_ms']} | {r['regime']} | {r['split']} | [{r['source_group']}]({url}) |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def scatter(results: list[Result], path: str, title: str) -> None:
     """Predicted vs measured, log-log, the y = x line, regimes in colour, held-out filled, calibration hollow."""
     from matplotlib.figure import Figure
@@ -161,10 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--plot", metavar="PNG", help="write the predicted-vs-measured scatter plot")
     p.add_argument("--rows", action="store_true", help="print every row's prediction")
     p.add_argument("--roofline", action="store_true", help="price every row with the plain roofline")
+    p.add_argument("--markdown", action="store_true", help="print the dataset as a Markdown table and stop")
     p.add_argument("--device-file", action="append", default=[], metavar="YAML", help="a device file the rows name")
     args = p.parse_args(argv)
 
     rows = load(Path(args.data))
+    if args.markdown:
+        print(markdown(rows), end="")
+        return 0
     with_runtime = takes_runtime() and not args.roofline
     results = [predict(row, with_runtime, tuple(args.device_file)) for row in rows]
     done = [r for r in results if r.predicted_ms is not None]

@@ -15,9 +15,12 @@ Formulas whose torch op this module can build: every formula whose twin is a ``t
 embedding, multi_head_attention and the elementwise ``add``/``mul``; shape-only ops (flatten, reshape, concat
 ...) are not timed. ``symcost measure`` names the ops of an architecture it cannot build and stops.
 
-torch is imported here only (the ``torch`` extra); ``import symcost`` does not need it.
+torch is imported here only (the ``torch`` extra); ``import symcost`` does not need it. The rows it writes have
+benchmarks/latency/dataset.csv's columns, then the layer's path, op and copies (empty path: the whole model):
 
->>> rows = measure_arch("seed_conv", repeat=1, warmup=0)  # doctest: +SKIP
+>>> print(csv_text([{"id": "M000", "model": "resnet18", "set": "N=1", "measured_ms": "169.6"}]), end="")
+id,model,set,phase,batch,dtype,device,runtime,measured_ms,regime,source,source_group,split,pending,notes,layer,op,copies
+M000,resnet18,N=1,,,,,,169.6,,,,,,,,,
 """
 
 from __future__ import annotations

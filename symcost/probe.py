@@ -14,7 +14,13 @@ cpu``, ``verified: false`` and notes that say it was probed, when, and how; ``--
     symcost probe -o mycpu.yaml
     symcost eval resnet50 --device-file mycpu.yaml --device mycpu
 
-torch is imported here only (the ``torch`` extra).
+torch is imported here only (the ``torch`` extra). A probe of 87.25 GFLOP/s and 6.049 GB/s (one core of a
+shared x86 machine) becomes this device, figures kept to four digits:
+
+>>> from symcost.devices import load_text
+>>> d = load_text(device_yaml("mycpu", Probe({"fp32": 87.25e9}, 6.049e9, 2048, 256, 5)), "mycpu.yaml")
+>>> d.peak("fp32"), d.bandwidth, d.kind, d.verified
+(Fraction(87250000000, 1), Fraction(6049000000, 1), 'cpu', False)
 """
 
 from __future__ import annotations

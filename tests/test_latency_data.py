@@ -182,3 +182,10 @@ def test_probe_writes_a_device_file_that_loads(tmp_path):
 def test_probe_needs_an_output():
     result = invoke("probe")
     assert result.exit_code == 1 and "-o" in result.output
+
+
+def test_docs_page_shows_the_current_dataset():
+    page = (ROOT / "docs" / "latency-validation.md").read_text(encoding="utf-8")
+    table = bench().markdown(rows())
+    assert table in page, "regenerate: python benchmarks/bench_latency.py --markdown (the table ends the page)"
+    assert (ROOT / "docs" / "img" / "latency_validation.png").stat().st_size > 10_000

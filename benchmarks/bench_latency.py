@@ -11,8 +11,8 @@ reported apart (runtimes are tuned on the calibration half only), overall and by
 
 When ``estimate`` takes a ``runtime`` argument, each row is predicted under its own runtime (a runtime symcost
 does not know falls back to the default, and the output counts those rows); otherwise every row is priced with
-the plain roofline, and the output says so. Rows whose device or model symcost lacks (the ``pending`` column) are
-skipped and counted.
+the plain roofline, and the output says so. Rows whose device or model symcost lacked when they were written (the
+``pending`` column) are tried all the same, and skipped and counted while symcost still lacks it.
 """
 
 from __future__ import annotations
@@ -71,29 +71,36 @@ def takes_runtime() -> bool:
     return "runtime" in inspect.signature(api.estimate).parameters
 
 
-def predict(row: dict[str, str], with_runtime: bool, device_files: tuple[str, ...] = ()) -> Result:
-    """One row's prediction, or the reason there is none."""
+def predict(row: dict[str, str], with_runtime: bool, device_files: tuple[str, ...] = (), roofline: bool = False
+            ) -> Result:  # fmt: skip
+    """One row's prediction, or the reason there is none.
+
+    A row marked ``pending`` (a device, model or runtime symcost did not ship when the row was written) is still
+    tried: once symcost has it, the row is predicted like any other.
+    """
     from symcost import api
     from symcost.errors import SymcostError
 
-    if row.get("pending", "").strip():
-        return Result(row, None, f"pending: {row['pending'].strip()}")
     phase = row["phase"] if row["phase"] in ("prefill", "decode") else "inference"
     kwargs = {"dtype": row["dtype"], "phase": phase, "values": bindings(row["set"]), "device_files": device_files}
     runtime = "roofline"
     try:
         if with_runtime:
+            wanted = "roofline" if roofline else row["runtime"]
             try:
-                est = api.estimate(row["model"], row["device"], runtime=row["runtime"], **kwargs)
-                runtime = row["runtime"]
+                est = api.estimate(row["model"], row["device"], runtime=wanted, **kwargs)
+                runtime = wanted
             except SymcostError as exc:
-                if "runtime" not in str(exc):
+                if f"runtime '{wanted}'" not in str(exc):
                     raise
                 est = api.estimate(row["model"], row["device"], **kwargs)
                 runtime = "default"
         else:
             est = api.estimate(row["model"], row["device"], **kwargs)
     except SymcostError as exc:
+        pending = row.get("pending", "").strip()
+        if pending:
+            return Result(row, None, f"pending: {pending}")
         return Result(row, None, f"error: {str(exc).splitlines()[0]}")
     return Result(row, float(est.performance["latency_s"]) * 1000, runtime=runtime)
 
@@ -182,12 +189,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown:
         print(markdown(rows), end="")
         return 0
-    with_runtime = takes_runtime() and not args.roofline
-    results = [predict(row, with_runtime, tuple(args.device_file)) for row in rows]
+    with_runtime = takes_runtime()
+    results = [predict(row, with_runtime, tuple(args.device_file), args.roofline) for row in rows]
     done = [r for r in results if r.predicted_ms is not None]
     skipped = [r for r in results if r.predicted_ms is None]
 
-    if with_runtime:
+    if with_runtime and not args.roofline:
         fallback = sum(r.runtime == "default" for r in done)
         print(f"runtimes: each row's own runtime ({fallback} rows with a runtime symcost lacks use the default)")
     else:
@@ -215,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         held = [r for r in done if r.row["split"] == "heldout"]
         s = summary(held) if held else summary(done)
         label = "held out" if held else "all"
-        runtime = "per-row runtimes" if with_runtime else "roofline"
+        runtime = "per-row runtimes" if with_runtime and not args.roofline else "roofline"
         title = (
             f"symcost ({runtime}) vs {len(done)} published measurements\n{label}: median measured/predicted "
             f"{s['median']:.2f}, {s['within_25']:.0f}% within 0.8-1.25x, {s['within_2x']:.0f}% within 0.5-2x"

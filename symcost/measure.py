@@ -11,9 +11,10 @@ the architecture's graph at the node's own shapes, with random inputs, and times
 The whole-model pass runs the real ops at the real shapes but feeds each layer a random tensor of its input's
 shape rather than the previous layer's output, so caches see a little less reuse than in a real forward pass.
 Formulas whose torch op this module can build: every formula whose twin is a ``torch.nn`` module or a
-``torch.nn.functional`` / ``torch`` function, plus batchnorm2d, maxpool2d, avgpool2d, adaptive_avg_pool2d,
-embedding, multi_head_attention and the elementwise ``add``/``mul``; shape-only ops (flatten, reshape, concat
-...) are not timed. ``symcost measure`` names the ops of an architecture it cannot build and stops.
+``torch.nn.functional`` / ``torch`` function, plus batchnorm2d, instancenorm2d, layernorm_channels_first,
+maxpool2d, avgpool2d, adaptive_avg_pool2d, upsample_nearest2d, softmax2d, embedding, add_learned, prepend_tokens,
+flatten_spatial, sdpa, multi_head_attention and the elementwise ``add``/``mul``; shape-only ops (flatten,
+reshape, concat ...) and stochastic depth at inference (the identity) are not timed. ``symcost measure`` names the ops of an architecture it cannot build and stops.
 
 torch is imported here only (the ``torch`` extra); ``import symcost`` does not need it. The rows it writes have
 benchmarks/latency/dataset.csv's columns, then the layer's path, op and copies (empty path: the whole model):
@@ -171,7 +172,10 @@ def build_op(torch: Any, node: Any, dtype: Any) -> tuple[Callable[..., Any] | No
         module.to(dtype).eval()
         return module, _inputs(torch, node, dtype), ""
     if twin.function:
-        fn = getattr(F, twin.function, None) or getattr(torch, twin.function)
+        # bmm's formula takes any leading batch dims, which torch.matmul broadcasts and torch.bmm refuses
+        fn = (
+            torch.matmul if twin.function == "bmm" else getattr(F, twin.function, None) or getattr(torch, twin.function)
+        )
         if "training" in getattr(fn, "__code__", type("c", (), {"co_varnames": ()})).co_varnames:
             args.setdefault("training", False)
         return (lambda *xs: fn(*xs, **args)), _inputs(torch, node, dtype), ""
@@ -195,6 +199,33 @@ def build_op(torch: Any, node: Any, dtype: Any) -> tuple[Callable[..., Any] | No
             b = xs[0].shape[0]
             xs += [torch.randn(b, layer.kv_heads, past, layer.head_dim, dtype=dtype) for _ in range(2)]
         return layer, xs, ""
+    xs = _inputs(torch, node, dtype)
+    if name == "stochastic_depth_twin" and not values.get("training"):
+        return None, [], "identity at inference: not timed"
+    if name == "upsample_nearest2d":
+        return nn.Upsample(scale_factor=tuple(float(f) for f in args["scale_factor"]), mode="nearest"), xs, ""
+    if name == "softmax2d":
+        return nn.Softmax2d(), xs, ""
+    if name == "instancenorm2d_twin":
+        return nn.InstanceNorm2d(**args).to(dtype).eval(), xs, ""
+    if name == "layernorm_channels_first_twin":
+        norm = nn.LayerNorm(**args).to(dtype)
+        dims = len(node.inputs[0])
+        to_last, to_first = (0, *range(2, dims), 1), (0, dims - 1, *range(1, dims - 1))
+        return (lambda x: norm(x.permute(to_last)).permute(to_first)), xs, ""
+    if name == "add_learned":
+        learned = torch.randn(1, *xs[0].shape[1:], dtype=dtype)
+        return (lambda x: x + learned), xs, ""
+    if name == "flatten_spatial":
+        return (lambda x: torch.flatten(x, 2)), xs, ""
+    if name == "prepend_tokens":
+        n, t, d = (int(v) for v in node.inputs[0])
+        tokens = torch.randn(1, int(node.output[1]) - t, d, dtype=dtype)
+        return (lambda x: torch.cat([tokens.expand(n, -1, -1), x], dim=1)), xs, ""
+    if name == "sdpa":
+        gqa = xs[0].shape[1] != xs[1].shape[1]
+        causal = bool(values.get("causal")) and xs[0].shape[2] == xs[1].shape[2]
+        return (lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=causal, enable_gqa=gqa)), xs, ""
     raise UsageError(f"no torch op for '{op}' (layer '{node.path}', builder '{name}')")
 
 
@@ -224,9 +255,15 @@ def measure_graph(built: Any, *, dtype: str = "fp32", repeat: int = 10, warmup: 
     for node in built.nodes:
         try:
             fn, inputs, _ = build_op(torch, node, tdtype)
+            if fn is not None:
+                with torch.inference_mode():
+                    fn(*inputs)  # once, so that an op torch refuses is named before any timing
         except UsageError as exc:
             unsupported.append(str(exc))
             continue
+        except (RuntimeError, TypeError, ValueError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UsageError(f"layer '{node.path}' ({node.op}) fails in torch: {first}") from None
         ops.append((node, fn, inputs, int(node.count)))
     if unsupported:
         listed = "; ".join(sorted(set(u.split(" (layer")[0] for u in unsupported)))

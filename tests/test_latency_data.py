@@ -189,3 +189,14 @@ def test_docs_page_shows_the_current_dataset():
     table = bench().markdown(rows())
     assert table in page, "regenerate: python benchmarks/bench_latency.py --markdown (the table ends the page)"
     assert (ROOT / "docs" / "img" / "latency_validation.png").stat().st_size > 10_000
+
+
+def test_measure_times_a_small_vision_transformer(tmp_path):
+    """ViT's pieces (patch conv, flatten_spatial, prepend_tokens, add_learned, attention, MLP) at one narrow layer."""
+    out = tmp_path / "vit.csv"
+    result = invoke("measure", "vit_b_16", "--set", "N=1", "H=32", "W=32", "d_model=32", "n_head=2", "n_layer=1",
+                    "d_ff=64", "num_classes=10", "--repeat", "1", "--warmup", "0", "--threads", "1", "-o", str(out))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with open(out, newline="", encoding="utf-8") as f:
+        ops = {r["op"] for r in csv.DictReader(f) if r["layer"]}
+    assert {"conv2d", "flatten_spatial", "prepend_tokens", "add_learned", "linear"} <= ops

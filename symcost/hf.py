@@ -132,7 +132,9 @@ def write(path: str | os.PathLike[str], output: str | os.PathLike[str] | None = 
     file = config_path(path) or Path(path)
     text = to_yaml(read_config(file), str(file))
     if output is not None:
-        Path(output).write_text(text, encoding="utf-8")
+        from .files import write_atomic
+
+        write_atomic(output, text, inputs=[file])
     return text
 
 

@@ -47,6 +47,14 @@ MAX_AST_DEPTH = 64
 MAX_EXPONENT = 64
 MAX_LITERAL = 10**40
 MAX_DECIMALS = 40  # digits after a decimal point
+#: Bounds on what an expression may build, not only on what is written: ``((2**64)**64)**64`` has
+#: small literals and a 10**(10**5)-digit value. Every intermediate result is checked: its integers
+#: and rationals at most MAX_RESULT_DIGITS decimal digits, its powers at most MAX_DEGREE (sympy folds
+#: ``(x**64)**64`` into ``x**4096``), its tree at most MAX_NODES nodes.
+MAX_RESULT_DIGITS = 400
+MAX_DEGREE = 256
+MAX_NODES = 5000
+_MAX_RESULT_BITS = int(MAX_RESULT_DIGITS * 3.3219280948873626)
 _DECIMAL = re.compile(r"^(?:[0-9][0-9_]*)?\.(?:[0-9][0-9_]*)?$")
 
 
@@ -368,6 +376,50 @@ def parse(
     return _Builder(names, loc, allow_compare, text.strip()).build(tree.body, 0)
 
 
+def reserved(name: str) -> str | None:
+    """Why ``name`` cannot be a variable that expressions read, or None when it can.
+
+    >>> reserved("lambda"), reserved("max"), reserved("H")
+    ("'lambda' is a reserved word of the expression syntax", "'max' is a function of the expression syntax", None)
+    """
+    import keyword
+
+    if keyword.iskeyword(name):
+        return f"'{name}' is a reserved word of the expression syntax"
+    if name in FUNCTIONS:
+        return f"'{name}' is a function of the expression syntax"
+    if name.startswith("_"):
+        return f"'{name}' starts with '_', which expressions do not accept"
+    return None
+
+
+def check_size(value: sympy.Basic, loc: Location | None = None, what: str = "expression") -> sympy.Basic:
+    """``value``, or an :class:`ExprError` when it is larger than the bounds above allow.
+
+    >>> check_size(sympy.Integer(2) ** 64)
+    18446744073709551616
+    >>> check_size(sympy.Integer(2) ** 4096)
+    Traceback (most recent call last):
+    ...
+    symcost.errors.ExprError: expression's value has more than 400 digits
+    """
+    nodes = 0
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise ExprError(f"{what} grows past {MAX_NODES:,} terms", loc)
+        if node.is_Rational:
+            if max(abs(int(node.p)).bit_length(), int(node.q).bit_length()) > _MAX_RESULT_BITS:
+                raise ExprError(f"{what}'s value has more than {MAX_RESULT_DIGITS} digits", loc)
+            continue
+        if node.is_Pow and node.exp.is_Rational and abs(node.exp) > MAX_DEGREE:
+            raise ExprError(f"{what} has a power of degree {node.exp} (at most {MAX_DEGREE})", loc)
+        stack.extend(node.args)
+    return value
+
+
 def _check_brackets(text: str, loc: Location | None) -> None:
     depth = 0
     for index, char in enumerate(text):
@@ -387,6 +439,9 @@ class _Builder:
         self.loc = loc
         self.allow_compare = allow_compare
 
+    def _at(self, node: ast.AST) -> Location | None:
+        return self.loc.shifted(getattr(node, "col_offset", 0)) if self.loc else None
+
     def fail(self, message: str, node: ast.AST) -> ExprError:
         col = getattr(node, "col_offset", 0)
         return ExprError(message, self.loc.shifted(col) if self.loc else None)
@@ -397,7 +452,10 @@ class _Builder:
         method = getattr(self, "_" + type(node).__name__, None)
         if method is None:
             raise self.fail(f"{_describe(node)} is not allowed in an expression", node)
-        return method(node, depth + 1)
+        value = method(node, depth + 1)
+        if isinstance(value, sympy.Basic):
+            check_size(value, self._at(node))
+        return value
 
     def _Constant(self, node: ast.Constant, depth: int) -> sympy.Basic:
         value = node.value
@@ -445,11 +503,25 @@ class _Builder:
         raise self.fail(f"operator {_describe(node.op)} is not allowed", node)
 
     def _BinOp(self, node: ast.BinOp, depth: int) -> sympy.Basic:
-        left = self._number(self.build(node.left, depth), node.left)
-        right = self._number(self.build(node.right, depth), node.right)
         op = type(node.op)
         if op in _BINOPS:
-            return _BINOPS[op](left, right)
+            # a chain a + b - c + ... (or a * b * ...) is one level however long: Python's ast nests it
+            # to the left, which is width, not depth; walk it in a loop, not by recursion.
+            family = (ast.Add, ast.Sub) if op in (ast.Add, ast.Sub) else (ast.Mult,)
+            chain = []
+            head: ast.AST = node
+            while isinstance(head, ast.BinOp) and isinstance(head.op, family):
+                chain.append(head)
+                head = head.left
+            value = self._number(self.build(head, depth), head)
+            for link in reversed(chain):
+                right = self._number(self.build(link.right, depth), link.right)
+                value = _BINOPS[type(link.op)](value, right)
+                if value.is_Rational:  # a symbolic chain is checked once, whole, by build()
+                    check_size(value, self._at(link))
+            return value
+        left = self._number(self.build(node.left, depth), node.left)
+        right = self._number(self.build(node.right, depth), node.right)
         if op in (ast.Div, ast.FloorDiv, ast.Mod) and right == 0:
             raise self.fail("division by zero", node)
         if op is ast.Div:

@@ -84,6 +84,12 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _TERMINAL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
+_HTML_HIDDEN = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+_CSV_HIDDEN = _HTML_HIDDEN  # a newline, a tab or a return in a CSV cell is data the csv module quotes
+
+
 def terminal_text(text: Any) -> str:
     r"""Text for a terminal: control characters (a newline, an escape sequence, a bidi override) shown
     as ``\n``, ``\x1b``, ``\u202e``."""
@@ -113,28 +119,30 @@ _LATEX = {
 
 def latex_text(text: Any) -> str:
     """Text for LaTeX's text mode: its ten special characters escaped, control characters as spaces."""
-    return "".join(_LATEX.get(c, c) for c in _CONTROL.sub(" ", str(text)))
+    return "".join(_LATEX.get(c, c) for c in _TERMINAL.sub(" ", str(text)))
 
 
 def latex_comment(text: Any) -> str:
-    """A ``%`` comment line: a newline in it would end the comment and start LaTeX."""
-    return "% " + _CONTROL.sub(" ", str(text))
+    """A ``%`` comment line: a newline in it would end the comment and start LaTeX, so control
+    characters become spaces, and the text is escaped as text too (``^^J`` is a newline to TeX)."""
+    return "% " + latex_text(text)
 
 
 def html_text(text: Any) -> str:
-    """Text for HTML: ``< > & " '`` escaped."""
-    return _html_escape(str(text))
+    """Text for HTML: ``< > & " '`` escaped; control characters other than whitespace, and bidi
+    overrides, shown as ``\\x1b``, ``\\u202e``."""
+    return _html_escape(_HTML_HIDDEN.sub(lambda m: terminal_text(m.group(0)), str(text)))
 
 
 def markdown_text(text: Any) -> str:
     """Text for a Markdown table cell: ``|`` and backslashes escaped, newlines as ``<br>``, HTML escaped."""
     text = _html_escape(str(text), quote=False).replace("\\", "\\\\").replace("|", r"\|")
-    return _CONTROL.sub(" ", text.replace("\r\n", "<br>").replace("\n", "<br>"))
+    return _TERMINAL.sub(" ", text.replace("\r\n", "<br>").replace("\n", "<br>"))
 
 
 def markdown_code(text: Any) -> str:
     """Text as inline code in a Markdown table cell (fenced with enough backticks)."""
-    text = _CONTROL.sub(" ", str(text)).replace("|", r"\|")
+    text = _TERMINAL.sub(" ", str(text)).replace("|", r"\|")
     fence = "`" * (max((len(m) for m in re.findall("`+", text)), default=0) + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}"
@@ -153,9 +161,10 @@ def csv_cell(value: Any) -> Any:
     >>> csv_cell("=1+2"), csv_cell("@SUM(A1)"), csv_cell(-3), csv_cell("resnet50")
     ("'=1+2", "'@SUM(A1)", -3, 'resnet50')
     """
-    if isinstance(value, str) and value.startswith(CSV_FORMULA_START):
-        return "'" + value
-    return value
+    if not isinstance(value, str):
+        return value
+    value = _CSV_HIDDEN.sub(lambda m: terminal_text(m.group(0)), value)
+    return "'" + value if value.startswith(CSV_FORMULA_START) else value
 
 
 def csv_text(rows: Iterable[Sequence[Any]]) -> str:

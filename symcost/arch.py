@@ -37,6 +37,9 @@ _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 #: ``extends`` names a bundled architecture or a file beside the extending one, never a path.
 _EXTENDS_TARGET = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 MAX_EXTENDS = 16
+#: Blocks that use blocks: a real network nests a handful (a stage of blocks of layers); hundreds
+#: would only exhaust Python's recursion while the graph is built.
+MAX_BLOCK_DEPTH = 64
 _LAYER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 _TOP_KEYS = {
     "name",
@@ -605,6 +608,9 @@ def _check_block_references(arch: Arch) -> None:
                 continue
             if layer.block not in arch.blocks:
                 raise ArchError(f"unknown block '{layer.block}'{did_you_mean(layer.block, arch.blocks)}", layer.loc)
+            if len(stack) >= MAX_BLOCK_DEPTH:
+                raise ArchError(f"blocks nested deeper than {MAX_BLOCK_DEPTH}: {' -> '.join(stack[:3])} -> ...",
+                                layer.loc)  # fmt: skip
             if layer.block in stack:
                 cycle = " -> ".join([*stack[stack.index(layer.block) :], layer.block])
                 raise ArchError(f"blocks form a cycle: {cycle}", layer.loc)

@@ -224,7 +224,7 @@ class ceil_div(_Exact):  # noqa: N801 - the name builders use
     @classmethod
     def _exact(cls, a: Fraction, b: Fraction) -> sympy.Expr | None:
         if b == 0:
-            return None  # stays unevaluated; an evaluation then reports it as not a whole number
+            raise ExprError(f"division by zero: ceil_div({a}, 0)")
         return sympy.Integer(-(-a // b))
 
     @classmethod
@@ -253,7 +253,7 @@ class make_divisible(_Exact):  # noqa: N801 - torchvision's name
     @classmethod
     def _exact(cls, v: Fraction, divisor: Fraction, min_value: Fraction | None = None) -> sympy.Expr | None:
         if divisor == 0:
-            return None
+            raise ExprError(f"division by zero: make_divisible({v}, 0)")
         new_v = max(min_value or divisor, int(v + divisor / 2) // divisor * divisor)
         if new_v < Fraction(9, 10) * v:
             new_v += divisor
@@ -552,7 +552,10 @@ class _Builder:
                 f"{node.func.id}() takes {fewest}{'' if most == fewest else '+'} argument(s), got {count}", node
             )
         args = [self._number(self.build(arg, depth), arg) for arg in node.args]
-        return function(*args)
+        try:
+            return function(*args)
+        except ExprError as exc:  # ceil_div(4, 0): located at the call
+            raise self.fail(exc.message, node) from None
 
     def _Compare(self, node: ast.Compare, depth: int) -> sympy.Basic:
         if not self.allow_compare:
@@ -646,6 +649,11 @@ class Substitution:
         if not expression.args:
             return expression
         args = tuple(self(arg) for arg in expression.args)
-        value = expression.func(*args) if args != expression.args else expression
+        try:
+            value = expression.func(*args) if args != expression.args else expression
+        except ZeroDivisionError:  # sympy's Mod(8, 0)
+            raise ExprError("division by zero (a divisor is 0 at these values)") from None
+        if value is sympy.zoo or value is sympy.nan:  # 8/(k - 1) at k = 1
+            raise ExprError("division by zero (a divisor is 0 at these values)")
         self.cache[expression] = value
         return value

@@ -76,7 +76,9 @@ def parse_assignments(items: Sequence[str], names: Mapping[str, Any]) -> dict[st
     return values
 
 
-def _value(key: str, text: str, names: Mapping[str, Any]) -> Any:
+def _value(key: str, text: str, names: Mapping[str, Any], api: bool = False) -> Any:
+    """One ``--set`` value (or, with ``api``, one value of a Python call's ``values=``, whose errors
+    name it as the caller wrote it: ``values['N']``)."""
     from . import expr
 
     lowered = text.lower()
@@ -86,6 +88,8 @@ def _value(key: str, text: str, names: Mapping[str, Any]) -> Any:
         value = expr.parse(text, names)
     except SymcostError as exc:
         shown = text if len(text) <= 80 else text[:60] + "..."
+        if api:
+            raise UsageError(f"values[{key!r}] = {shown!r}: {exc.message}") from None
         raise UsageError(f"{key}={shown}: {exc.message}", Location("--set")) from None
     return int(value) if value.is_Integer else value
 
@@ -139,7 +143,7 @@ def _names(arch: Any) -> dict[str, Any]:
 def bind_values(arch: Any, values: Mapping[str, Any]) -> dict[str, Any]:
     """Python values for an architecture's variables: text is parsed as an expression (``W="H"``)."""
     names = _names(arch)
-    return {k: _value(k, v, names) if isinstance(v, str) else v for k, v in values.items()}
+    return {k: _value(k, v, names, api=True) if isinstance(v, str) else v for k, v in values.items()}
 
 
 def phase_values(arch: Any, phase: str) -> dict[str, Any]:

@@ -29,11 +29,18 @@ from typing import Any
 from . import inputs
 from . import metrics as metrics_module
 from .errors import UsageError, did_you_mean
-from .program import Program
+from .program import DIVISION_BY_ZERO, Program
 
 #: Points beyond which a metric that needs a per-point evaluation (``memory``) is refused.
 MAX_EVALUATED_POINTS = 20_000
 MAX_POINTS = 50_000_000
+#: A sweep prints (or writes) every point; the text formats other than CSV hold this many at most
+#: (JSON of a million points takes over a gigabyte to build).
+MAX_RENDERED_POINTS = 200_000
+#: ``memory`` walks the graph once per point; a sweep that would take longer than this is refused
+#: after timing its first points (DenseNet-201 takes ~80 ms a point, ResNet-50 ~4 ms).
+MAX_EVALUATED_SECONDS = 30.0
+MAX_VALUE_DIGITS = 30
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,9 @@ def parse_axis(text: str) -> Axis:
             raise UsageError(f"--over {name}: the step must be at least 1 (at least *2, from a positive start)")
         if stop < start:
             raise UsageError(f"--over {name}: the range {start}:{stop} is empty")
+        count = _range_count(start, stop, step, geometric)
+        if count > MAX_POINTS:  # counted before a single value is built
+            raise UsageError(f"--over {name}: {count:,} values; a grid has at most {MAX_POINTS:,} points")
         values: list[int] = []
         value = start
         while value <= stop:
@@ -75,6 +85,10 @@ def parse_axis(text: str) -> Axis:
                 raise UsageError(f"--over {name}: more than {MAX_POINTS:,} values")
             value = value * step if geometric else value + step
         return Axis(name, tuple(values))
+    if spec.count(",") >= MAX_POINTS:
+        raise UsageError(f"--over {name}: more than {MAX_POINTS:,} values")
+    if any(len(v.strip().lstrip("+-")) > MAX_VALUE_DIGITS for v in spec.split(",")):
+        raise UsageError(f"--over {name}: values have at most {MAX_VALUE_DIGITS} digits")
     try:
         listed = tuple(int(v) for v in spec.split(",") if v.strip())
     except ValueError:
@@ -82,6 +96,20 @@ def parse_axis(text: str) -> Axis:
     if not listed:
         raise UsageError(f"--over {name}: no values")
     return Axis(name, listed)
+
+
+def _range_count(start: int, stop: int, step: int, geometric: bool) -> int:
+    """How many values ``start:stop:step`` (or ``:*step``) holds, without building them.
+
+    >>> _range_count(64, 1024, 32, False), _range_count(1, 1024, 2, True), _range_count(1, 10**15, 1, False)
+    (31, 11, 1000000000000000)
+    """
+    if not geometric:
+        return (stop - start) // step + 1
+    count, value = 0, start
+    while value <= stop:  # at most log2(stop) steps
+        count, value = count + 1, value * step
+    return count
 
 
 @dataclass
@@ -109,8 +137,14 @@ class Sweep:
 
     def render(self, fmt: str = "table") -> str:
         """What the command prints in ``fmt`` (any of :data:`symcost.formats.FORMATS`)."""
+        from . import formats
         from .report_analysis import render_sweep
 
+        if formats.check(fmt) != "csv" and self.size > MAX_RENDERED_POINTS:
+            raise UsageError(
+                f"{self.size:,} points are too many to print as {fmt} (at most {MAX_RENDERED_POINTS:,}); "
+                "write CSV (-o sweep.csv or --format csv)"
+            )
         return render_sweep(self, fmt)
 
     def to_dict(self) -> Any:
@@ -213,7 +247,8 @@ def sweep(
     if valid is not None and not valid.all():
         failed = np.broadcast_to(run.failed, shape).ravel()
         for index in np.flatnonzero(~valid)[:20]:
-            reasons[int(index)] = messages[int(failed[index])]
+            code = int(failed[index])
+            reasons[int(index)] = "division by zero" if code == DIVISION_BY_ZERO else messages[code]
     evaluated = [n for n in names if n in metrics_module.EVALUATED]
     if evaluated:
         if size > MAX_EVALUATED_POINTS:
@@ -222,9 +257,20 @@ def sweep(
                 f"sweep at most {MAX_EVALUATED_POINTS:,} points with it, not {size:,}"
             )
         import itertools
+        import time
 
         arrays = {n: np.zeros(size, dtype=object) for n in evaluated}
+        started = time.perf_counter()
         for index, point in enumerate(itertools.product(*(a.values for a in axes))):
+            if index == 8 and size > 8:
+                projected = (time.perf_counter() - started) / 8 * size
+                if projected > MAX_EVALUATED_SECONDS:
+                    fits = max(1, int(size * MAX_EVALUATED_SECONDS / projected))
+                    raise UsageError(
+                        f"{', '.join(evaluated)} is evaluated point by point: {size:,} points of "
+                        f"'{graph.arch.name}' would take about {projected:,.0f} s; sweep at most about "
+                        f"{fits:,} points of it (the budget is {MAX_EVALUATED_SECONDS:.0f} s)"
+                    )
             if valid is not None and not valid[index]:
                 continue
             at = metrics_module.at_point(

@@ -1,0 +1,349 @@
+"""symcost's hostile corpus (tests/hostile/): every case is refused with one `Error:` line, never a traceback,
+never anything executed, in bounded time and memory, and leaves no file behind; output built from hostile text
+is escaped in every format.
+
+The corpus, all data:
+
+- ``archs/*.yaml``: broken or hostile architecture files, first line ``# expect: LINE: text`` (the Error line
+  names ``FILE:LINE:``) or ``# expect: -: text`` (no line); each is run by ``eval``, ``check``, ``compare``
+  and ``sweep``.
+- ``devices/*.yaml``: device files, same header; run by ``eval --device-file`` and ``list devices``.
+- ``expressions.txt``: hostile expressions, each tried wherever an expression is read (``--set`` of eval,
+  derive, sweep, solve and compare; a variable's default in a file; the Python API's ``values=``).
+- ``cases.yaml``: command lines with the files they need (configs, FIFOs, outputs), the Python API calls,
+  and the resource cases, which run in subprocesses under ``RLIMIT_AS`` = 1 GiB and a 20 s limit.
+- ``payloads.txt``: text that tries to break out of each output format (LaTeX ``\\write18``, CSV formulas,
+  HTML, terminal escapes), put in an architecture's name and summary and printed in all six formats.
+
+Most cases run in process through typer's CliRunner under a 20 s alarm; the resource cases run in one batch
+of subprocesses (tests/hostile/run_limited.py).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.helpers import invoke
+
+HERE = Path(__file__).parent / "hostile"
+ROOT = Path(__file__).resolve().parent.parent
+SECONDS = 20
+CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _header(path: Path) -> tuple[str | None, str]:
+    first = path.read_text(encoding="utf-8", errors="replace").splitlines()[0]
+    match = re.match(r"# expect: ([0-9:]+|-): (.+)$", first)
+    assert match, f"{path.name} must start with '# expect: LINE: text'"
+    return (None if match.group(1) == "-" else match.group(1)), match.group(2)
+
+
+def _expressions() -> list[tuple[str, str]]:
+    lines = (HERE / "expressions.txt").read_text(encoding="utf-8").splitlines()
+    return [tuple(line.split("\t")) for line in lines if line and not line.startswith("#")]
+
+
+CASES = yaml.safe_load((HERE / "cases.yaml").read_text(encoding="utf-8"))
+ARCHS = sorted((HERE / "archs").glob("*.yaml"))
+DEVICES = sorted((HERE / "devices").glob("*.yaml"))
+EXPRESSIONS = _expressions()
+PAYLOADS = [json.loads(line) for line in (HERE / "payloads.txt").read_text(encoding="utf-8").splitlines()
+            if line.startswith('"')]  # fmt: skip
+
+
+class _Timeout:
+    """A 20 s alarm around one in-process case: past it the command exits 124 (and the test fails)."""
+
+    def __enter__(self) -> None:
+        def stop(*_: object) -> None:
+            raise SystemExit(124)
+
+        self.previous = signal.signal(signal.SIGALRM, stop)
+        signal.alarm(SECONDS)
+
+    def __exit__(self, *_: object) -> None:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, self.previous)
+
+
+def run(*args: str):
+    with _Timeout():
+        return invoke(*args)
+
+
+def assert_one_error(result, needle: str, at: str | None = None, exit_code: int = 1) -> str:
+    """Exit 1 (2 for a usage error typer reports), exactly one line that starts with `Error:`, which holds
+    ``needle`` (and starts with ``Error: AT``), no traceback, no raw control character on stderr."""
+    error = result.stderr
+    assert result.exit_code == exit_code, f"exit {result.exit_code}: {error}{result.stdout}"
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    lines = [line for line in error.splitlines() if line.startswith("Error:")]
+    assert len(lines) == 1, error
+    assert "Traceback" not in error and not CONTROL.search(error), error
+    assert any(n in lines[0] for n in needle.split(" || ")), lines[0]  # alternatives: "a || b"
+    if at is not None:
+        assert lines[0].startswith(f"Error: {at}"), lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def sandbox(tmp_path, monkeypatch):
+    """The case runs in an empty folder; afterwards nothing new may be there (no partial output, no file a
+    payload made), and the canary ``pwned`` exists nowhere a payload could have written it."""
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+    assert not (tmp_path / "pwned").exists() and not Path("/tmp/symcost-pwned").exists()
+
+
+def _files_unchanged(folder: Path, before: dict[str, bytes]) -> None:
+    after = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    assert after == before, f"files changed: {sorted(set(after) ^ set(before))}"
+
+
+# ---- the corpus is what the issue asked for ----------------------------------------------------------
+
+
+def count_cases() -> int:
+    return (len(ARCHS) * 4 + len(DEVICES) * 2 + len(EXPRESSIONS) * len(EXPRESSION_PLACES)
+            + len(CASES["commands"]) + len(CASES["api"]) + len(CASES["resources"]))  # fmt: skip
+
+
+def test_corpus_has_at_least_250_error_cases():
+    assert count_cases() >= 250, count_cases()
+
+
+def test_every_command_has_cases():
+    commands = {c["args"].split()[0] for c in CASES["commands"]} | {r["args"].split()[0] for r in CASES["resources"]}
+    for name in ("eval", "derive", "roofline", "sweep", "solve", "compare", "check", "list", "import"):
+        assert name in commands, name
+
+
+# ---- architecture and device files ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ARCHS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("command", ["eval", "check", "compare", "sweep"])
+def test_hostile_arch_file(path, command, sandbox):
+    line, needle = _header(path)
+    args = {
+        "eval": ["eval", str(path)],
+        "check": ["check", str(path)],
+        "compare": ["compare", "seed_fc", str(path)],
+        "sweep": ["sweep", str(path), "--over", "N=1,2", "-o", "out.csv"],
+    }[command]
+    if command == "sweep" and "# sweep: invalid points" in path.read_text(encoding="utf-8", errors="replace"):
+        # a value that is only wrong at some points of a grid marks those points, it does not stop the sweep
+        result = run("sweep", str(path), "--over", "N=1,2")
+        assert result.exit_code == 0 and "at N=1: division by zero" in result.stdout, result.stdout + result.stderr
+        return
+    result = run(*args)
+    assert_one_error(result, needle, f"{path}:{line}:" if line else None)
+    assert not list(sandbox.iterdir())
+
+
+@pytest.mark.parametrize("path", DEVICES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("command", ["eval", "list"])
+def test_hostile_device_file(path, command, sandbox):
+    line, needle = _header(path)
+    if command == "eval":
+        result = run("eval", "seed_fc", "--device-file", str(path), "--device", "hostile")
+    else:
+        result = run("list", "devices", "--device-file", str(path))
+    assert_one_error(result, needle, f"{path}:{line}:" if line else None)
+
+
+# ---- expressions, wherever one is read -------------------------------------------------------------------
+
+ARCH_WITH_DEFAULT = (
+    "name: expr\nsummary: a hostile default\nvariables:\n  N: {text}\ninputs: {{x: [N, 4]}}\nlayers: [relu]\n"
+)
+EXPRESSION_PLACES = ["eval", "derive", "sweep", "solve", "compare", "file", "api"]
+
+
+@pytest.mark.parametrize(("text", "needle"), EXPRESSIONS, ids=[f"e{i}" for i in range(len(EXPRESSIONS))])
+@pytest.mark.parametrize("place", EXPRESSION_PLACES)
+def test_hostile_expression(place, text, needle, sandbox):
+    if place == "api":
+        import symcost
+        from symcost.errors import SymcostError
+
+        with _Timeout(), pytest.raises(SymcostError) as caught:
+            symcost.evaluate("seed_fc", values={"N": text})
+        message = str(caught.value)
+        assert any(n in message for n in needle.split(" || ")) and "--set" not in message, message
+        return
+    setting = f"{'C_in' if place == 'derive' else 'N'}={text}"
+    args = {
+        "eval": ["eval", "seed_fc", "--set", setting],
+        "derive": ["derive", "conv2d", "--set", setting],
+        "sweep": ["sweep", "seed_conv", "--over", "H=32,64", "--set", setting, "-o", "out.csv"],
+        "solve": ["solve", "seed_conv", "flops <= 10**9", "--for", "H", "--set", setting],
+        "compare": ["compare", "seed_fc", "seed_conv", "--set", setting],
+    }.get(place)
+    at = None if place != "file" else "h.yaml:4:"  # a --set value may be refused where its variable is declared
+    if place == "file":
+        (sandbox / "h.yaml").write_text(ARCH_WITH_DEFAULT.format(text=json.dumps(text)), encoding="utf-8")
+        args = ["eval", "h.yaml"]
+    before = {p.name: p.read_bytes() for p in sandbox.iterdir()}
+    result = run(*args)
+    assert_one_error(result, needle, at)
+    _files_unchanged(sandbox, before)
+
+
+# ---- command lines ---------------------------------------------------------------------------------------
+
+
+def _prepare(case: dict, folder: Path) -> None:
+    for name, content in (case.get("files") or {}).items():
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, dict) and "repeat" in content:
+            target.write_text(content["text"] * content["repeat"], encoding="utf-8")
+        elif isinstance(content, dict) and "fifo" in content:
+            os.mkfifo(target)
+        elif isinstance(content, dict) and "hex" in content:
+            target.write_bytes(bytes.fromhex(content["hex"]))
+        else:
+            target.write_text(content, encoding="utf-8")
+    for link, source in (case.get("links") or {}).items():
+        os.symlink(source, folder / link)
+
+
+def _args(case: dict) -> list[str]:
+    """The case's command line: ``{ROOT}`` is the checkout, ``\\u001b`` a character (an escape, a bidi override)."""
+    words = [a.replace("{ROOT}", str(ROOT)) for a in shlex.split(case["args"])]
+    return [re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), w) for w in words]
+
+
+@pytest.mark.parametrize("case", CASES["commands"], ids=lambda c: c["id"])
+def test_hostile_command(case, sandbox):
+    _prepare(case, sandbox)
+    before = {p.name: p.read_bytes() for p in sandbox.iterdir() if p.is_file()}
+    result = run(*_args(case))
+    assert_one_error(result, case["expect"], case.get("at"), case.get("exit", 1))
+    _files_unchanged(sandbox, before)
+
+
+@pytest.mark.parametrize("case", CASES["api"], ids=lambda c: c["id"])
+def test_hostile_api_call(case, sandbox):
+    import symcost
+    from symcost.errors import SymcostError
+
+    _prepare(case, sandbox)
+    function = getattr(symcost, case["call"])
+    with _Timeout(), pytest.raises(SymcostError) as caught:
+        function(*case.get("args", []), **case.get("kwargs", {}))
+    message = str(caught.value)
+    assert case["expect"] in message, message
+    assert "--" not in message or case.get("flags_ok"), f"the API's error speaks of command-line options: {message}"
+
+
+# ---- resource cases: subprocesses under 1 GiB and 20 s -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def resource_results(tmp_path_factory):
+    """Every resource case, run by tests/hostile/run_limited.py in two batches (two processes, two cores),
+    each case in its own child process under RLIMIT_AS and a timeout."""
+    folder = tmp_path_factory.mktemp("resources")
+    cases = CASES["resources"]
+    batches = [cases[0::2], cases[1::2]]
+    procs = []
+    for index, batch in enumerate(batches):
+        spec = folder / f"batch{index}.json"
+        spec.write_text(json.dumps(batch), encoding="utf-8")
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        procs.append(subprocess.Popen([sys.executable, str(HERE / "run_limited.py"), str(spec), str(folder)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True))  # fmt: skip
+    results = {}
+    for proc in procs:
+        out, err = proc.communicate(timeout=len(cases) * (SECONDS + 5))
+        assert proc.returncode == 0, err
+        results.update(json.loads(out))
+    return results
+
+
+@pytest.mark.parametrize("case", CASES["resources"], ids=lambda c: c["id"])
+def test_hostile_resource(case, resource_results):
+    got = resource_results[case["id"]]
+    assert not got["timed_out"], f"past {SECONDS} s"
+    assert got["exit"] == case.get("exit", 1), got
+    lines = [line for line in got["stderr"].splitlines() if line.startswith("Error:")]
+    if case.get("exit", 1) == 130:
+        assert lines == [] and "Traceback" not in got["stderr"], got["stderr"]
+        return
+    assert len(lines) == 1 and "Traceback" not in got["stderr"], got["stderr"]
+    assert case["expect"] in lines[0], lines[0]
+    assert got["left"] == got["made"], f"files left behind: {sorted(set(got['left']) - set(got['made']))}"
+
+
+# ---- output escaping: hostile text printed in every format ------------------------------------------------
+
+ARCH_WITH_TEXT = "name: {name}\nsummary: {summary}\ndoc: {summary}\nvariables: {{N: 1}}\ninputs: {{x: [N, 4]}}\nlayers: [{{op: linear, out_features: 2}}]\n"
+FORMATS = ["table", "markdown", "csv", "json", "latex", "html"]
+
+
+def check_escaped(fmt: str, text: str) -> None:
+    """``text`` is safe to use as ``fmt``: nothing in it runs or breaks the format's structure."""
+    if fmt != "json":
+        assert not CONTROL.search(text.replace("\t", " ")), repr(text[:400])
+    if fmt == "latex":
+        assert not re.search(r"(?<!\\textbackslash\{\})\\(input|include|write18|immediate|openout|def|catcode)\b",
+                             text), text  # fmt: skip
+        for line in text.splitlines():
+            assert not line.startswith("\\") or line.startswith(("\\begin", "\\end", "\\toprule", "\\midrule",
+                                                                  "\\bottomrule", "\\[", "\\]")), line  # fmt: skip
+    if fmt == "html":
+        assert not re.search(r"<\s*(script|img|iframe|svg|a\b|b\b)", text, re.I), text
+    if fmt == "csv":
+        rows = list(csv.reader(io.StringIO(text)))
+        assert len({len(r) for r in rows if r}) == 1, rows
+        for row in rows:
+            for cell in row:
+                assert not cell.startswith(("=", "+", "@", "\t", "\r")), cell
+                assert not (cell.startswith("-") and not re.fullmatch(r"-[0-9.e+-]*", cell)), cell
+    if fmt == "json":
+        json.loads(text, parse_constant=lambda name: pytest.fail(f"JSON holds {name}"))
+    if fmt == "markdown":
+        for line in text.splitlines():
+            assert not line.lstrip().startswith(("<script", "<img")), line
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("payload", PAYLOADS, ids=[f"p{i}" for i in range(len(PAYLOADS))])
+@pytest.mark.parametrize("command", ["eval", "compare", "device"])
+def test_hostile_text_is_escaped(command, payload, fmt, sandbox):
+    (sandbox / "t.yaml").write_text(
+        ARCH_WITH_TEXT.format(name=json.dumps(payload), summary=json.dumps(payload)), encoding="utf-8"
+    )
+    args = {
+        "eval": ["eval", "t.yaml", "-f", fmt],
+        "compare": ["compare", "t.yaml", "seed_fc", "-f", fmt],
+        "device": ["eval", "t.yaml", "--device", "a100", "-f", fmt],
+    }[command]
+    result = run(*args)
+    assert result.exit_code == 0, result.stderr
+    check_escaped(fmt, result.stdout)
+    assert not (sandbox / "pwned").exists()
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_hostile_device_text_is_escaped(fmt, sandbox):
+    payload = PAYLOADS[0]
+    device = HERE / "text_device.yaml"
+    result = run("list", "devices", "--device-file", str(device), "-f", fmt)
+    assert result.exit_code == 0, result.stderr
+    check_escaped(fmt, result.stdout)
+    assert payload  # the device file holds the first payload's pieces in its summary and notes

@@ -87,6 +87,9 @@ def _user_errors() -> Iterator[None]:
     """Turn symcost's own errors into one `Error:` line and exit status 1; anything else that escapes
     (an exhausted resource, a bug) into one `Error:` line too, never a traceback (unless --debug);
     Ctrl-C into exit status 130, quietly."""
+    from .errors import IN_COMMAND
+
+    token = IN_COMMAND.set(True)
     try:
         yield
     except (typer.Exit, typer.Abort, SystemExit):
@@ -100,6 +103,8 @@ def _user_errors() -> Iterator[None]:
             raise
         typer.echo(f"Error: {error_line(exc)}", err=True)
         raise typer.Exit(1) from None
+    finally:
+        IN_COMMAND.reset(token)
 
 
 def error_line(exc: BaseException) -> str:

@@ -113,6 +113,8 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ConfigError(f"not a JSON config: {exc}", loc) from None
+    except RecursionError:
+        raise ConfigError("not a JSON config: nested too deeply", loc) from None
     if not isinstance(data, dict):
         raise ConfigError(f"a config.json holds a JSON object, not {type(data).__name__}", loc)
     return data

@@ -213,7 +213,9 @@ class Options:
         cost.dtype_bits(self.dtype)
         if self.overlap not in ("max", "none"):
             raise UsageError(f"--overlap must be max or none, got '{self.overlap}'")
-        if not 0 <= self.efficiency <= 1 or not 0 <= (self.memory_efficiency or 0) <= 1:
+        efficiency = exact_number(self.efficiency, "--efficiency")
+        memory_efficiency = exact_number(self.memory_efficiency or 0, "--memory-efficiency")
+        if not 0 <= efficiency <= 1 or not 0 <= memory_efficiency <= 1:
             raise UsageError("--efficiency and --memory-efficiency are fractions between 0 and 1")
         training = self.phase == "train"
         if self.device is None:

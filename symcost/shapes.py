@@ -192,7 +192,7 @@ def _variable_values(arch: Arch, values: Mapping[str, Any]) -> dict[sympy.Symbol
         given = values.get(var.name, var.default)
         if given is None or isinstance(given, bool):
             continue
-        subs[var.symbol] = as_number(given)
+        subs[var.symbol] = as_number(given, var.name)
     for _ in range(len(subs)):  # a value may name another variable (--set H=W)
         changed = {sym: value.xreplace(subs) for sym, value in subs.items()}
         if changed == subs:

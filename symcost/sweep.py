@@ -28,7 +28,7 @@ from typing import Any
 
 from . import inputs
 from . import metrics as metrics_module
-from .errors import UsageError, did_you_mean
+from .errors import UsageError, did_you_mean, speaks_api
 from .program import DIVISION_BY_ZERO, Program
 
 #: Points beyond which a metric that needs a per-point evaluation (``memory``) is refused.
@@ -287,6 +287,7 @@ def sweep(
 # ---- the whole-network function: symcost.sweep(...) -------------------------------------
 
 
+@speaks_api
 def run(arch: Any, over: Mapping[str, Any] | Sequence[str], metrics: str | Sequence[str] = "flops", *,
         values: Mapping[str, Any] | None = None, exact: bool = True, options: inputs.Options | None = None,
         **more: Any) -> Any:  # fmt: skip
@@ -301,6 +302,11 @@ def run(arch: Any, over: Mapping[str, Any] | Sequence[str], metrics: str | Seque
     options = options or inputs.Options()
     built, given = inputs.graph(arch, {**(values or {}), **more}, phase=options.phase)
     if isinstance(over, Mapping):
+        for k, v in over.items():
+            if not isinstance(v, str) and not (
+                isinstance(v, Sequence) and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
+            ):
+                raise UsageError(f"--over {k}: give a range text ('1:64') or a list of whole numbers, not {v!r:.60}")
         texts = [f"{k}={v}" if isinstance(v, str) else f"{k}={','.join(str(int(x)) for x in v)}"
                  for k, v in over.items()]  # fmt: skip
     else:

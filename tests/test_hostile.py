@@ -253,23 +253,31 @@ def test_hostile_api_call(case, sandbox):
 # ---- resource cases: subprocesses under 1 GiB and 20 s -----------------------------------------------------
 
 
+_BATCHES: list = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _start_resource_cases(request, tmp_path_factory):
+    """The resource cases start, in two background processes, with the module's first test, so that they run
+    while the in-process cases do; each case is its own child under RLIMIT_AS and a timeout
+    (tests/hostile/run_limited.py). Only when one of them is selected."""
+    if any("test_hostile_resource" in item.nodeid for item in request.session.items) and not _BATCHES:
+        folder = tmp_path_factory.mktemp("resources")
+        cases = CASES["resources"]
+        for index, batch in enumerate([cases[0::2], cases[1::2]]):
+            spec = folder / f"batch{index}.json"
+            spec.write_text(json.dumps(batch), encoding="utf-8")
+            env = {**os.environ, "PYTHONPATH": str(ROOT)}
+            _BATCHES.append(subprocess.Popen([sys.executable, str(HERE / "run_limited.py"), str(spec), str(folder)],
+                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True))  # fmt: skip
+    yield
+
+
 @pytest.fixture(scope="module")
-def resource_results(tmp_path_factory):
-    """Every resource case, run by tests/hostile/run_limited.py in two batches (two processes, two cores),
-    each case in its own child process under RLIMIT_AS and a timeout."""
-    folder = tmp_path_factory.mktemp("resources")
-    cases = CASES["resources"]
-    batches = [cases[0::2], cases[1::2]]
-    procs = []
-    for index, batch in enumerate(batches):
-        spec = folder / f"batch{index}.json"
-        spec.write_text(json.dumps(batch), encoding="utf-8")
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        procs.append(subprocess.Popen([sys.executable, str(HERE / "run_limited.py"), str(spec), str(folder)],
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True))  # fmt: skip
+def resource_results():
     results = {}
-    for proc in procs:
-        out, err = proc.communicate(timeout=len(cases) * (SECONDS + 5))
+    for proc in _BATCHES:
+        out, err = proc.communicate(timeout=len(CASES["resources"]) * (SECONDS + 5))
         assert proc.returncode == 0, err
         results.update(json.loads(out))
     return results
@@ -321,9 +329,14 @@ def check_escaped(fmt: str, text: str) -> None:
             assert not line.lstrip().startswith(("<script", "<img")), line
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
-@pytest.mark.parametrize("payload", PAYLOADS, ids=[f"p{i}" for i in range(len(PAYLOADS))])
-@pytest.mark.parametrize("command", ["eval", "compare", "device"])
+# every payload in every format, each pair through one of the three commands in turn (every command sees every
+# format and every payload)
+ESCAPE_CASES = [(["eval", "compare", "device"][(i + j) % 3], p, f) for i, p in enumerate(PAYLOADS)
+                for j, f in enumerate(FORMATS)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("command", "payload", "fmt"), ESCAPE_CASES,
+                         ids=[f"{c}-p{i // len(FORMATS)}-{f}" for i, (c, _, f) in enumerate(ESCAPE_CASES)])  # fmt: skip
 def test_hostile_text_is_escaped(command, payload, fmt, sandbox):
     (sandbox / "t.yaml").write_text(
         ARCH_WITH_TEXT.format(name=json.dumps(payload), summary=json.dumps(payload)), encoding="utf-8"
@@ -347,3 +360,37 @@ def test_hostile_device_text_is_escaped(fmt, sandbox):
     assert result.exit_code == 0, result.stderr
     check_escaped(fmt, result.stdout)
     assert payload  # the device file holds the first payload's pieces in its summary and notes
+
+
+def test_ctrl_c_during_imports(monkeypatch, capsys):
+    """Ctrl-C while ``symcost`` imports its command line (typer, sympy) exits 130 with nothing on stderr: the
+    console script's entry point (symcost/__main__.py) imports inside its handler."""
+    import builtins
+
+    import symcost.__main__ as entry
+
+    real_import = builtins.__import__
+
+    def interrupted(name, *args, **kwargs):
+        if name == "cli" or name.endswith("symcost.cli"):
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    monkeypatch.setattr(sys, "argv", ["symcost", "eval", "seed_fc"])
+    with pytest.raises(SystemExit) as exited:
+        entry.main()
+    assert exited.value.code == 130
+    assert capsys.readouterr().err == ""
+
+
+def test_ctrl_c_in_a_command_exits_130(monkeypatch):
+    """Ctrl-C inside a command body (here: while the architecture loads) is exit 130, no Error line."""
+    import symcost.inputs
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(symcost.inputs, "load", interrupted)
+    result = run("eval", "seed_fc")
+    assert result.exit_code == 130 and "Error" not in result.stderr and "Traceback" not in result.stderr

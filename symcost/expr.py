@@ -31,6 +31,7 @@ from __future__ import annotations
 import ast
 import math
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -367,7 +368,9 @@ def parse(
         raise ExprError("empty expression", loc)
     _check_brackets(text, loc)
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        with warnings.catch_warnings():  # "invalid decimal literal" (1and2) would print to the user's stderr
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         where = loc.shifted((exc.offset or 1) - 1) if loc else None
         raise ExprError(f"not a valid expression: {text.strip()!r}", where) from None

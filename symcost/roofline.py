@@ -49,7 +49,7 @@ class Roof:
 
 
 def _fraction(value: float | Fraction | str, what: str) -> Fraction:
-    from .inputs import exact_number
+    from .budgets import exact_number
 
     exact = exact_number(value, what)
     if not 0 < exact <= 1:

@@ -87,7 +87,9 @@ _TERMINAL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-
 _HTML_HIDDEN = re.compile(
     "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
 )
-_CSV_HIDDEN = _HTML_HIDDEN  # a newline, a tab or a return in a CSV cell is data the csv module quotes
+# A newline or a tab in a CSV cell is data the csv module quotes; a lone carriage return is not quoted by
+# it (its line terminator here is "\n") and would split the row in a reader, so it is shown as \r.
+_CSV_HIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def terminal_text(text: Any) -> str:

@@ -24,6 +24,7 @@ from tests.test_fuzz import check_expression, check_yaml, expression_texts, yaml
 
 def run(name: str, strategy, check, examples: int) -> bool:
     count = 0
+    started = time.perf_counter()
 
     @settings(max_examples=examples, deadline=None, derandomize=False, database=None,
               suppress_health_check=list(HealthCheck), phases=[Phase.generate, Phase.shrink])  # fmt: skip
@@ -32,8 +33,9 @@ def run(name: str, strategy, check, examples: int) -> bool:
         nonlocal count
         count += 1
         check(value)
+        if count % 10_000 == 0:
+            print(f"{name}: {count:,} examples so far, {time.perf_counter() - started:,.0f} s, all passed", flush=True)
 
-    started = time.perf_counter()
     try:
         prop()
         result = "ok"

@@ -519,3 +519,20 @@ def test_an_api_error_speaks_the_apis_words():
     assert "efficiency" in str(caught.value) and "--" not in str(caught.value)
     result = run("eval", "seed_fc", "--device", "a100", "--memory-efficiency", "2")
     assert "--memory-efficiency" in result.stderr or "--efficiency" in result.stderr
+
+
+def test_write_atomic_permission_error_is_one_line(tmp_path, monkeypatch):
+    """No permission to create the temporary file: the user's words, no file left (root ignores modes, so the
+    refusal is simulated where the file is created)."""
+    import tempfile
+
+    from symcost import files
+    from symcost.errors import UsageError
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    with pytest.raises(UsageError, match="cannot write .*out.json': Permission denied"):
+        files.write_atomic(tmp_path / "out.json", "{}")
+    assert list(tmp_path.iterdir()) == []

@@ -39,7 +39,8 @@ from tests.helpers import invoke
 
 HERE = Path(__file__).parent / "hostile"
 ROOT = Path(__file__).resolve().parent.parent
-SECONDS = 20
+SECONDS = 20  # CPU seconds a case may take
+WALL_SECONDS = 120  # wall-clock seconds, for a loaded machine (and a read that would block)
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
@@ -64,18 +65,23 @@ PAYLOADS = [json.loads(line) for line in (HERE / "payloads.txt").read_text(encod
 
 
 class _Timeout:
-    """A 20 s alarm around one in-process case: past it the command exits 124 (and the test fails)."""
+    """Limits around one in-process case: 20 s of CPU time (``ITIMER_PROF``: a runaway computation, measured
+    the same on an idle and on a loaded machine) and 120 s of wall-clock time (a read that blocks uses no CPU).
+    Past either, the command exits 124 and the test fails."""
 
     def __enter__(self) -> None:
         def stop(*_: object) -> None:
             raise SystemExit(124)
 
-        self.previous = signal.signal(signal.SIGALRM, stop)
-        signal.alarm(SECONDS)
+        self.previous = (signal.signal(signal.SIGALRM, stop), signal.signal(signal.SIGPROF, stop))
+        signal.setitimer(signal.ITIMER_PROF, SECONDS)
+        signal.alarm(WALL_SECONDS)
 
     def __exit__(self, *_: object) -> None:
         signal.alarm(0)
-        signal.signal(signal.SIGALRM, self.previous)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGALRM, self.previous[0])
+        signal.signal(signal.SIGPROF, self.previous[1])
 
 
 def run(*args: str):
@@ -278,7 +284,7 @@ def _start_resource_cases(request, tmp_path_factory):
 def resource_results():
     results = {}
     for proc in _BATCHES:
-        out, err = proc.communicate(timeout=len(CASES["resources"]) * (SECONDS + 5))
+        out, err = proc.communicate(timeout=len(CASES["resources"]) * (WALL_SECONDS + 5))
         assert proc.returncode == 0, err
         results.update(json.loads(out))
     return results
@@ -287,7 +293,7 @@ def resource_results():
 @pytest.mark.parametrize("case", CASES["resources"], ids=lambda c: c["id"])
 def test_hostile_resource(case, resource_results):
     got = resource_results[case["id"]]
-    assert not got["timed_out"], f"past {SECONDS} s"
+    assert not got["timed_out"], f"past {SECONDS} s of CPU time or {WALL_SECONDS} s of wall-clock time"
     assert got["exit"] == case.get("exit", 1), got
     if case.get("exit", 1) == 0:  # a case that must fit the limits, and does
         assert case["expect"] in got["stdout"] and "Traceback" not in got["stderr"], got

@@ -2,7 +2,9 @@
 
 Usage: ``python tests/hostile/run_limited.py CASES.json FOLDER``; prints ``{id: result}`` as JSON. Each case
 runs in its own empty folder under FOLDER with ``RLIMIT_AS`` = 1 GiB (address space: a blowup is a
-MemoryError, which symcost must word as one Error line), a 20 s wall-clock limit, and optionally
+MemoryError, which symcost must word as one Error line), ``RLIMIT_CPU`` = 20 s (the same on an idle and a
+loaded machine; past it the kernel stops the process), a 120 s wall-clock limit (a read that blocks uses no
+CPU), and optionally
 ``RLIMIT_FSIZE`` (a file-size cap: the write fails as on a full disk) or a SIGINT sent after a delay (Ctrl-C).
 """
 
@@ -19,7 +21,8 @@ import time
 from pathlib import Path
 
 LIMIT_BYTES = 1 << 30
-SECONDS = 20
+SECONDS = 20  # CPU time
+WALL_SECONDS = 120
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
@@ -43,12 +46,15 @@ def run_case(case: dict, folder: Path) -> dict:
 
     def limits() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (LIMIT_BYTES, LIMIT_BYTES))
+        resource.setrlimit(resource.RLIMIT_CPU, (SECONDS, SECONDS + 1))
         if fsize is not None:
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the cap fails with EFBIG
             resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 
     args = [a.replace("{ROOT}", str(ROOT)) for a in shlex.split(case["args"])]
     started = time.perf_counter()
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before = usage.ru_utime + usage.ru_stime
     proc = subprocess.Popen([sys.executable, "-m", "symcost", *args], cwd=folder, preexec_fn=limits,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     timed_out = False
@@ -56,14 +62,17 @@ def run_case(case: dict, folder: Path) -> dict:
         if "interrupt" in case:
             time.sleep(case["interrupt"])
             proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=SECONDS)
+        out, err = proc.communicate(timeout=WALL_SECONDS)
     except subprocess.TimeoutExpired:
         proc.kill()
         out, err = proc.communicate()
         timed_out = True
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = usage.ru_utime + usage.ru_stime - before
+    timed_out = timed_out or proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL) or cpu > SECONDS
     left = sorted(p.name for p in folder.iterdir())
     return {"exit": proc.returncode, "stderr": err[-4000:], "stdout": out[-2000:], "timed_out": timed_out,
-            "seconds": round(time.perf_counter() - started, 2), "made": made, "left": left}  # fmt: skip
+            "seconds": round(time.perf_counter() - started, 2), "cpu": round(cpu, 2), "made": made, "left": left}  # fmt: skip
 
 
 def main() -> None:

@@ -489,7 +489,11 @@ def roofline(
         written = plot.roofline(result.result, result.roofline, output, depth=depth, phase=phase,
                                 inputs=[arch, *(device_file or ())])  # fmt: skip
         layers = sum(node.count for node in result.result.nodes)
-        typer.echo(f"wrote {written}: {layers} layers of {result.arch} on {result.device['name']} ({dtype})")
+        typer.echo(
+            formats.terminal_text(
+                f"wrote {written}: {layers} layers of {result.arch} on {result.device['name']} ({dtype})"
+            )
+        )
 
 
 @app.command()
@@ -571,12 +575,12 @@ def sweep(
             from .files import write_atomic
 
             write_atomic(output, text + "\n", inputs=read)
-            typer.echo(f"wrote {output}: {result.size:,} points, {', '.join(result.metrics)}")
+            typer.echo(formats.terminal_text(f"wrote {output}: {result.size:,} points, {', '.join(result.metrics)}"))
         else:
             typer.echo(text)
         if plot_to:
             written = plot.sweep(result, plot_to, option="--plot", inputs=read)
-            typer.echo(f"wrote {written}")
+            typer.echo(formats.terminal_text(f"wrote {written}"))
 
 
 @app.command()
@@ -742,7 +746,7 @@ def check(
             else:
                 evaluation.evaluate(graph)
                 note = "; evaluated at the defaults"
-            typer.echo(f"ok  {graph.arch.path}  ({len(graph.nodes)} layer nodes{note})")
+            typer.echo(formats.terminal_text(f"ok  {graph.arch.path}  ({len(graph.nodes)} layer nodes{note})"))
 
 
 @list_app.command("archs")
@@ -793,7 +797,7 @@ def import_hf(
         if output:
             _refuse_input(output, [config, str(hf.config_path(config) or config)])
         text = hf.write(config, output)
-        typer.echo(f"wrote {output}" if output else text, nl=bool(output))
+        typer.echo(formats.terminal_text(f"wrote {output}") if output else text, nl=bool(output))
 
 
 def main() -> None:

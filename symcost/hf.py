@@ -142,7 +142,10 @@ def write(path: str | os.PathLike[str], output: str | os.PathLike[str] | None = 
 
 def warn(source: str, field_name: str, message: str) -> None:
     """A loud warning on stderr naming the config field: symcost does not model what it changes."""
-    print(f"Warning: {source}: '{field_name}': {message}", file=sys.stderr)
+    from .formats import terminal_text
+
+    # a config's text (a model name, a field's value) cannot drive the terminal
+    print(terminal_text(f"Warning: {source}: '{field_name}': {message}"), file=sys.stderr)
 
 
 # --- the config ----------------------------------------------------------------------------------

@@ -39,8 +39,9 @@ def run(name: str, strategy, check, examples: int) -> bool:
     try:
         prop()
         result = "ok"
-    except Exception as exc:  # noqa: BLE001 - report the shrunk failure
-        result = f"FAILED: {type(exc).__name__}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - report the shrunk failure, and what failed inside it
+        inner = "; ".join(f"{type(e).__name__}: {e}" for e in getattr(exc, "exceptions", ()))
+        result = f"FAILED: {type(exc).__name__}: {exc}" + (f" [{inner}]" if inner else "")
     print(f"{name}: {count:,} examples in {time.perf_counter() - started:,.0f} s: {result}", flush=True)
     return result == "ok"
 

@@ -23,6 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from symcost import expr
+from symcost.cli import error_line  # imported once here, not inside the first example's time
 from symcost.errors import SymcostError
 
 #: a payload that would create this file if any text were ever executed
@@ -72,8 +73,6 @@ expression_texts = st.one_of(
 
 def _one_line(exc: SymcostError) -> bool:
     """The error as the command line prints it is one non-empty line without control characters."""
-    from symcost.cli import error_line
-
     line = error_line(exc)
     return bool(line) and not any(ord(c) < 32 or 0x7F <= ord(c) < 0xA0 for c in line)
 

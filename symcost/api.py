@@ -27,7 +27,7 @@ from typing import Any
 from . import compare as _compare
 from . import solve as _solve
 from . import sweep as _sweep
-from .errors import UsageError, did_you_mean
+from .errors import UsageError, did_you_mean, speaks_api
 from .inputs import Options, _names, _value, counting_, free_names, graph, load, parse_assignments, seconds
 
 __all__ = ["NetworkCost", "Derivation", "Options", "compare", "derive", "estimate", "evaluate", "load",
@@ -88,6 +88,7 @@ class NetworkCost(_Rendered):
         return f"<NetworkCost {self.arch}{where}: params={self.totals['params']:,} flops={self.totals['flops']:,}>"
 
 
+@speaks_api
 def evaluate(arch: Any, *, values: Mapping[str, Any] | None = None, depth: int | None = None,
              symbolic: bool = False, free: str | Sequence[str] | None = None, assume: Sequence[str] = (),
              leading: str | None = None, convention: str = "torch", count_elementwise: str = "",
@@ -108,6 +109,7 @@ def evaluate(arch: Any, *, values: Mapping[str, Any] | None = None, depth: int |
                     assume=assume, leading=leading, target_latency=None)  # fmt: skip
 
 
+@speaks_api
 def estimate(arch: Any, device: str, *, dtype: str = "fp32", phase: str = "inference",
              values: Mapping[str, Any] | None = None, efficiency: float = 1.0,
              memory_efficiency: float | None = None, overlap: str = "max", waves: bool = False,
@@ -272,6 +274,7 @@ class Derivation(_Rendered):
         return f"<Derivation {self.name}: flops = {self.data['costs']['flops']}>"
 
 
+@speaks_api
 def derive(name: str, *, values: Mapping[str, Any] | None = None, expand: bool = False, defaults: bool = False,
            convention: str = "torch", count_elementwise: str = "", **more: Any) -> Derivation:  # fmt: skip
     """A formula in closed form, with some symbols bound: ``symcost derive NAME``.

@@ -34,6 +34,12 @@ from .yamlio import check_keys, load_file, mapping_at, text_at, texts_at
 from .yamlio import load_text as yaml_load_text
 
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+#: ``extends`` names a bundled architecture or a file beside the extending one, never a path.
+_EXTENDS_TARGET = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+MAX_EXTENDS = 16
+#: Blocks that use blocks: a real network nests a handful (a stage of blocks of layers); hundreds
+#: would only exhaust Python's recursion while the graph is built.
+MAX_BLOCK_DEPTH = 64
 _LAYER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 _TOP_KEYS = {
     "name",
@@ -216,6 +222,9 @@ def parse(data: Any, path: str, _chain: tuple[str, ...] = ()) -> Arch:
         loc = raw_vars.key_loc(var_name)
         if var_name in expr.FUNCTIONS:
             raise ArchError(f"'{var_name}' is a function name and cannot be a variable", loc)
+        why = expr.reserved(var_name)
+        if why:
+            raise ArchError(f"{why} and cannot be a variable", loc)
         doc = ""
         minimum = 1
         value_loc = raw_vars.loc_of(var_name)
@@ -321,6 +330,14 @@ def _extend(top: YMapping, path: str, chain: tuple[str, ...]) -> Arch:
     """``extends: resnet50`` (a bundled name or a path beside this file) with new variable defaults."""
     _known(top, _EXTENDS_KEYS, "an architecture that extends another")
     target = _text(top, "extends", required=True)
+    if len(chain) >= MAX_EXTENDS:
+        raise ArchError(f"extends chain too long (more than {MAX_EXTENDS} files)", top.loc_of("extends"))
+    if not _EXTENDS_TARGET.match(target):
+        raise ArchError(
+            f"extends: '{target}' must be a bundled architecture or a file in this file's own folder "
+            "(a name like resnet50 or my_base.yaml; no folders, no '..')",
+            top.loc_of("extends"),
+        )
     here = Path(path).parent
     candidates = [here / target, here / f"{target}.yaml"]
     try:
@@ -591,6 +608,9 @@ def _check_block_references(arch: Arch) -> None:
                 continue
             if layer.block not in arch.blocks:
                 raise ArchError(f"unknown block '{layer.block}'{did_you_mean(layer.block, arch.blocks)}", layer.loc)
+            if len(stack) >= MAX_BLOCK_DEPTH:
+                raise ArchError(f"blocks nested deeper than {MAX_BLOCK_DEPTH}: {' -> '.join(stack[:3])} -> ...",
+                                layer.loc)  # fmt: skip
             if layer.block in stack:
                 cycle = " -> ".join([*stack[stack.index(layer.block) :], layer.block])
                 raise ArchError(f"blocks form a cycle: {cycle}", layer.loc)
@@ -643,6 +663,9 @@ def _check_name(name: Any, loc: Location, what: str) -> None:
 def _check_ident(name: Any, loc: Location, what: str, hint: str = "") -> None:
     if not isinstance(name, str) or not _IDENT.match(name):
         raise ArchError(f"{name!r} is not a valid {what} name{hint}", loc)
+    why = expr.reserved(name)
+    if why:  # an argument or a column is read by expressions, where `lambda` cannot be a name
+        raise ArchError(f"{why} and cannot be a {what} name", loc)
 
 
 def _comma_hint(mapping: YMapping, key: Any) -> str:

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from . import formats
-from .errors import SymcostError, UsageError
+from .errors import Location, SymcostError, UsageError
 from .inputs import parse_assignments as parse_assignments
 from .inputs import split_top_level as _split_top_level
 
@@ -84,14 +84,52 @@ ConventionOption = Annotated[
 
 @contextmanager
 def _user_errors() -> Iterator[None]:
-    """Turn symcost's own errors into one `Error:` line and exit status 1."""
+    """Turn symcost's own errors into one `Error:` line and exit status 1; anything else that escapes
+    (an exhausted resource, a bug) into one `Error:` line too, never a traceback (unless --debug);
+    Ctrl-C into exit status 130, quietly."""
+    from .errors import IN_COMMAND
+
+    token = IN_COMMAND.set(True)
     try:
         yield
-    except SymcostError as exc:
+    except (typer.Exit, typer.Abort, SystemExit):
+        raise
+    except KeyboardInterrupt:
         if _state["debug"]:
             raise
-        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(130) from None
+    except BaseException as exc:  # noqa: BLE001 - the one boundary between symcost and its user
+        if _state["debug"]:
+            raise
+        typer.echo(f"Error: {error_line(exc)}", err=True)
         raise typer.Exit(1) from None
+    finally:
+        IN_COMMAND.reset(token)
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line a user sees for ``exc``: a :class:`SymcostError` as it reads, anything else
+    worded by what ran out (memory, recursion, Python's integer-to-text limit), control characters
+    shown escaped so an error message cannot drive the terminal.
+
+    >>> error_line(RecursionError("maximum recursion depth exceeded"))
+    "input nested too deeply (Python's recursion limit); simplify the file or expression"
+    """
+    if isinstance(exc, SymcostError):
+        text = str(exc)
+    elif isinstance(exc, RecursionError):
+        text = "input nested too deeply (Python's recursion limit); simplify the file or expression"
+    elif isinstance(exc, MemoryError):
+        text = "out of memory: the input asks for more than this machine has; use smaller values"
+    elif isinstance(exc, ValueError) and "integer string conversion" in str(exc):
+        text = "a number has more than 4,300 digits (Python's limit for integers as text); use smaller values"
+    elif isinstance(exc, ZeroDivisionError):
+        text = "division by zero"
+    elif isinstance(exc, OSError):
+        text = f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}"
+    else:
+        text = f"internal error ({type(exc).__name__}: {exc}); rerun with --debug for a traceback and report it"
+    return formats.terminal_text(text)
 
 
 def _version(value: bool) -> None:
@@ -491,14 +529,20 @@ def roofline(
 
         plot.check_output(output)
         arch_ = _arch_names(arch)
+        _refuse_input(output, [arch, *(device_file or ())])
         # the same pipeline and checks as eval --device
         result = api.estimate(arch_, device, values=_bound(arch_, _values(set_, bindings)), dtype=dtype, phase=phase,
                               efficiency=efficiency, memory_efficiency=memory_efficiency, waves=waves,
                               device_files=tuple(device_file or ()), weight_dtype=weight_dtype, act_dtype=act_dtype,
                               kv_dtype=kv_dtype, runtime=runtime, runtime_file=runtime_file)  # fmt: skip
-        written = plot.roofline(result.result, result.roofline, output, depth=depth, phase=phase)
+        written = plot.roofline(result.result, result.roofline, output, depth=depth, phase=phase,
+                                inputs=[arch, *(device_file or ()), *([runtime_file] if runtime_file else [])])  # fmt: skip
         layers = sum(node.count for node in result.result.nodes)
-        typer.echo(f"wrote {written}: {layers} layers of {result.arch} on {result.device['name']} ({dtype})")
+        typer.echo(
+            formats.terminal_text(
+                f"wrote {written}: {layers} layers of {result.arch} on {result.device['name']} ({dtype})"
+            )
+        )
 
 
 @app.command()
@@ -566,19 +610,26 @@ def sweep(
         if plot_to:
             from . import plot
 
-            plot.check_output(plot_to)
+            plot.check_output(plot_to, "--plot")
         arch_ = _arch_names(arch)
+        read = [arch, *options.device_files]
+        _refuse_input(output, read)
+        _refuse_input(plot_to, read, "--plot")
+        if output and plot_to and _same_target(output, plot_to):
+            raise UsageError("--output and --plot name the same file")
         result = api.sweep(arch_, list(over), metric, values=_bound(arch_, set_ or []), exact=not approximate,
                            options=options)  # fmt: skip
         text = result.render(fmt)
         if output:
-            Path(output).write_text(text + "\n", encoding="utf-8")
-            typer.echo(f"wrote {output}: {result.size:,} points, {', '.join(result.metrics)}")
+            from .files import write_atomic
+
+            write_atomic(output, text + "\n", inputs=read)
+            typer.echo(formats.terminal_text(f"wrote {output}: {result.size:,} points, {', '.join(result.metrics)}"))
         else:
             typer.echo(text)
         if plot_to:
-            written = plot.sweep(result, plot_to)
-            typer.echo(f"wrote {written}")
+            written = plot.sweep(result, plot_to, option="--plot", inputs=read)
+            typer.echo(formats.terminal_text(f"wrote {written}"))
 
 
 @app.command()
@@ -632,6 +683,29 @@ def solve(
         typer.echo(solution.render(fmt))
         if solution.value is not None and not solution.checked:
             raise typer.Exit(1)
+
+
+def _same_target(a: str, b: str) -> bool:
+    import os
+
+    return os.path.abspath(a) == os.path.abspath(b)
+
+
+def _refuse_input(output: str | None, read: list[str], option: str = "--output") -> None:
+    """Refuse, before any work, an output path that is one of the command's inputs (the architecture
+    file, a device file): writing it would destroy what was read. :func:`symcost.files.write_atomic`
+    checks again when it writes."""
+    import os
+
+    if not output:
+        return
+    for source in read:
+        try:
+            same = os.path.samefile(output, source)
+        except OSError:
+            same = False
+        if same:
+            raise UsageError(f"refusing to overwrite the input '{output}'", Location(option))
 
 
 def _set_names(assignments: list[str]) -> set[str]:
@@ -721,7 +795,7 @@ def check(
             else:
                 evaluation.evaluate(graph)
                 note = "; evaluated at the defaults"
-            typer.echo(f"ok  {graph.arch.path}  ({len(graph.nodes)} layer nodes{note})")
+            typer.echo(formats.terminal_text(f"ok  {graph.arch.path}  ({len(graph.nodes)} layer nodes{note})"))
 
 
 @list_app.command("archs")
@@ -769,8 +843,10 @@ def import_hf(
     with _user_errors():
         from . import hf
 
+        if output:
+            _refuse_input(output, [config, str(hf.config_path(config) or config)])
         text = hf.write(config, output)
-        typer.echo(f"wrote {output}" if output else text, nl=bool(output))
+        typer.echo(formats.terminal_text(f"wrote {output}") if output else text, nl=bool(output))
 
 
 @list_app.command("runtimes")
@@ -1015,13 +1091,18 @@ def probe(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point (through :mod:`symcost.__main__`, which also catches Ctrl-C during
+    the imports). Whatever escapes a command body is still one `Error:` line."""
     try:
         app()
-    except SymcostError as exc:  # raised outside a command body (should not happen; be safe)
+    except KeyboardInterrupt:
         if _state["debug"]:
             raise
-        typer.echo(f"Error: {exc}", err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - raised outside a command body (typer's parsing)
+        if _state["debug"]:
+            raise
+        typer.echo(f"Error: {error_line(exc)}", err=True)
         sys.exit(1)
 
 

@@ -27,7 +27,7 @@ import sympy
 
 from . import inputs
 from . import metrics as metrics_module
-from .errors import UsageError
+from .errors import UsageError, speaks_api
 
 DEFAULT_METRICS = ("params", "macs", "flops", "elementwise", "model_bytes", "traffic_bytes", "memory")
 
@@ -124,6 +124,7 @@ def compare(
 # ---- the whole-network function: symcost.compare(...) -------------------------------------
 
 
+@speaks_api
 def run(archs: Sequence[Any], metrics: str | Sequence[str] = "params,macs,flops,elementwise,model_bytes,"
         "traffic_bytes,memory", *, values: Mapping[str, Any] | None = None, free: str | Sequence[str] = (),
         assume: Sequence[str] = (), options: inputs.Options | None = None, **more: Any) -> Any:  # fmt: skip

@@ -98,7 +98,9 @@ def _number(value: Any, what: str, loc: Location | None, *, positive: bool = Tru
     """A YAML int or float as an exact Fraction (``19.5`` → 39/2, via its shortest decimal form)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise DeviceError(f"{what} must be a number, got {value!r}", loc)
-    exact = Fraction(value) if isinstance(value, int) else Fraction(repr(value))
+    from .budgets import exact_number
+
+    exact = exact_number(value, what, loc, DeviceError)  # NaN, inf, a denormal or 1e400 refused, located
     if positive and exact <= 0:
         raise DeviceError(f"{what} must be positive, got {value}", loc)
     return exact

@@ -9,9 +9,14 @@ The CLI catches :class:`SymcostError` once and prints ``Error: file:line:col: me
 
 from __future__ import annotations
 
+import contextvars
+import copy
 import difflib
-from collections.abc import Iterable
+import functools
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -94,3 +99,69 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
     best = sorted(c for c in close if difflib.SequenceMatcher(None, c, name).ratio() == ratio)
     shown = [f"'{c}'" for c in best]
     return f" (did you mean {shown[0] if len(shown) == 1 else ', '.join(shown[:-1]) + ' or ' + shown[-1]}?)"
+
+
+# ---- the Python API's words ------------------------------------------------------------------------
+
+#: Set while a command of the ``symcost`` command line runs: its errors name its options (``--set``).
+#: A Python caller gave ``values=``, not ``--set``: :func:`speaks_api` rewrites the option names into
+#: the parameters of :mod:`symcost.api` when no command is running.
+IN_COMMAND: contextvars.ContextVar[bool] = contextvars.ContextVar("symcost_in_command", default=False)
+
+#: Each command-line option, and the Python parameter that stands for it.
+API_WORDS = {
+    "--memory-efficiency": "memory_efficiency",
+    "--efficiency": "efficiency",
+    "--target-latency": "target_latency",
+    "--device-file": "device_files",
+    "--device": "device",
+    "--set": "values",
+    "--over": "over",
+    "--free": "free",
+    "--for": "variable",
+    "--from": "start_from",
+    "--count-elementwise": "count_elementwise",
+    "--convention": "convention",
+    "--metric": "metrics",
+    "--overlap": "overlap",
+    "--optimizer": "optimizer",
+    "--phase": "phase",
+    "--dtype": "dtype",
+    "--assume": "assume",
+    "--leading": "leading",
+    "--symbolic": "symbolic",
+    "--waves": "waves",
+    "--limit": "limit",
+    "--step": "step",
+    "--depth": "depth",
+}
+_OPTION = re.compile(r"(?<![\w-])(" + "|".join(re.escape(o) for o in API_WORDS) + r")(?![\w-])")
+
+
+def in_api_words(exc: SymcostError) -> SymcostError:
+    """``exc`` as a Python caller reads it: ``--set`` is ``values``, ``--efficiency`` is ``efficiency``.
+
+    >>> str(in_api_words(SymcostError("--efficiency must be in (0, 1], got 2", Location("--set"))))
+    'values: efficiency must be in (0, 1], got 2'
+    """
+    new = copy.copy(exc)
+    new.message = _OPTION.sub(lambda m: API_WORDS[m.group(1)], exc.message)
+    if exc.loc is not None and exc.loc.file in API_WORDS:
+        new.loc = Location(API_WORDS[exc.loc.file], exc.loc.line, exc.loc.col)
+    new.args = (new.message,)
+    return new
+
+
+def speaks_api(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a public Python function: its errors name its parameters, not the command line's options."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except SymcostError as exc:
+            if IN_COMMAND.get():
+                raise
+            raise in_api_words(exc) from None
+
+    return wrapper

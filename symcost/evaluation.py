@@ -27,7 +27,7 @@ from typing import Any
 import sympy
 
 from . import cost, expr
-from .errors import ArchError, Location, ShapeError, UsageError, did_you_mean
+from .errors import ArchError, Location, ShapeError, SymcostError, UsageError, did_you_mean
 from .shapes import Graph, Node, as_number
 
 TOTAL_KEYS = ("params", "buffers", "macs", "flops", "elementwise", "read", "write", "cache")
@@ -84,7 +84,7 @@ def resolve(graph: Graph, values: Mapping[str, Any], *, symbolic: bool = False) 
     for var in arch.variables.values():
         if var.name in values:
             given = values[var.name]
-            value = as_number(given)
+            value = as_number(given, var.name)
             value = value.xreplace(subs)
         elif var.default is not None and (not symbolic or not var.default.is_number):
             value = var.default.xreplace(subs)
@@ -176,7 +176,10 @@ def evaluate(graph: Graph, values: Mapping[str, Any] | None = None, convention: 
     at = expr.Substitution(subs)
     for tensor, dims in graph.inputs.items():
         for dim, loc in dims:
-            value = at(dim)
+            try:
+                value = at(dim)
+            except SymcostError as exc:
+                raise ShapeError(f"input '{tensor}': {exc.message}", loc) from None
             if not value.is_Integer or value < 1:
                 raise ShapeError(f"input '{tensor}' has a dim of size {value}: sizes must be >= 1", loc)
     results = []

@@ -31,6 +31,7 @@ from __future__ import annotations
 import ast
 import math
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fractions import Fraction
@@ -47,6 +48,14 @@ MAX_AST_DEPTH = 64
 MAX_EXPONENT = 64
 MAX_LITERAL = 10**40
 MAX_DECIMALS = 40  # digits after a decimal point
+#: Bounds on what an expression may build, not only on what is written: ``((2**64)**64)**64`` has
+#: small literals and a 10**(10**5)-digit value. Every intermediate result is checked: its integers
+#: and rationals at most MAX_RESULT_DIGITS decimal digits, its powers at most MAX_DEGREE (sympy folds
+#: ``(x**64)**64`` into ``x**4096``), its tree at most MAX_NODES nodes.
+MAX_RESULT_DIGITS = 400
+MAX_DEGREE = 256
+MAX_NODES = 5000
+_MAX_RESULT_BITS = int(MAX_RESULT_DIGITS * 3.3219280948873626)
 _DECIMAL = re.compile(r"^(?:[0-9][0-9_]*)?\.(?:[0-9][0-9_]*)?$")
 
 
@@ -216,7 +225,7 @@ class ceil_div(_Exact):  # noqa: N801 - the name builders use
     @classmethod
     def _exact(cls, a: Fraction, b: Fraction) -> sympy.Expr | None:
         if b == 0:
-            return None  # stays unevaluated; an evaluation then reports it as not a whole number
+            raise ExprError(f"division by zero: ceil_div({a}, 0)")
         return sympy.Integer(-(-a // b))
 
     @classmethod
@@ -245,7 +254,7 @@ class make_divisible(_Exact):  # noqa: N801 - torchvision's name
     @classmethod
     def _exact(cls, v: Fraction, divisor: Fraction, min_value: Fraction | None = None) -> sympy.Expr | None:
         if divisor == 0:
-            return None
+            raise ExprError(f"division by zero: make_divisible({v}, 0)")
         new_v = max(min_value or divisor, int(v + divisor / 2) // divisor * divisor)
         if new_v < Fraction(9, 10) * v:
             new_v += divisor
@@ -359,13 +368,59 @@ def parse(
         raise ExprError("empty expression", loc)
     _check_brackets(text, loc)
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        with warnings.catch_warnings():  # "invalid decimal literal" (1and2) would print to the user's stderr
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         where = loc.shifted((exc.offset or 1) - 1) if loc else None
         raise ExprError(f"not a valid expression: {text.strip()!r}", where) from None
     except (ValueError, RecursionError, MemoryError):
         raise ExprError(f"not a valid expression: {text.strip()[:60]!r}", loc) from None
     return _Builder(names, loc, allow_compare, text.strip()).build(tree.body, 0)
+
+
+def reserved(name: str) -> str | None:
+    """Why ``name`` cannot be a variable that expressions read, or None when it can.
+
+    >>> reserved("lambda"), reserved("max"), reserved("H")
+    ("'lambda' is a reserved word of the expression syntax", "'max' is a function of the expression syntax", None)
+    """
+    import keyword
+
+    if keyword.iskeyword(name):
+        return f"'{name}' is a reserved word of the expression syntax"
+    if name in FUNCTIONS:
+        return f"'{name}' is a function of the expression syntax"
+    if name.startswith("_"):
+        return f"'{name}' starts with '_', which expressions do not accept"
+    return None
+
+
+def check_size(value: sympy.Basic, loc: Location | None = None, what: str = "expression") -> sympy.Basic:
+    """``value``, or an :class:`ExprError` when it is larger than the bounds above allow.
+
+    >>> check_size(sympy.Integer(2) ** 64)
+    18446744073709551616
+    >>> check_size(sympy.Integer(2) ** 4096)
+    Traceback (most recent call last):
+    ...
+    symcost.errors.ExprError: expression's value has more than 400 digits
+    """
+    nodes = 0
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise ExprError(f"{what} grows past {MAX_NODES:,} terms", loc)
+        if node.is_Rational:
+            if max(abs(int(node.p)).bit_length(), int(node.q).bit_length()) > _MAX_RESULT_BITS:
+                raise ExprError(f"{what}'s value has more than {MAX_RESULT_DIGITS} digits", loc)
+            continue
+        if node.is_Pow and node.exp.is_Rational and abs(node.exp) > MAX_DEGREE:
+            raise ExprError(f"{what} has a power of degree {node.exp} (at most {MAX_DEGREE})", loc)
+        stack.extend(node.args)
+    return value
 
 
 def _check_brackets(text: str, loc: Location | None) -> None:
@@ -387,6 +442,9 @@ class _Builder:
         self.loc = loc
         self.allow_compare = allow_compare
 
+    def _at(self, node: ast.AST) -> Location | None:
+        return self.loc.shifted(getattr(node, "col_offset", 0)) if self.loc else None
+
     def fail(self, message: str, node: ast.AST) -> ExprError:
         col = getattr(node, "col_offset", 0)
         return ExprError(message, self.loc.shifted(col) if self.loc else None)
@@ -397,7 +455,10 @@ class _Builder:
         method = getattr(self, "_" + type(node).__name__, None)
         if method is None:
             raise self.fail(f"{_describe(node)} is not allowed in an expression", node)
-        return method(node, depth + 1)
+        value = method(node, depth + 1)
+        if isinstance(value, sympy.Basic):
+            check_size(value, self._at(node))
+        return value
 
     def _Constant(self, node: ast.Constant, depth: int) -> sympy.Basic:
         value = node.value
@@ -445,11 +506,25 @@ class _Builder:
         raise self.fail(f"operator {_describe(node.op)} is not allowed", node)
 
     def _BinOp(self, node: ast.BinOp, depth: int) -> sympy.Basic:
-        left = self._number(self.build(node.left, depth), node.left)
-        right = self._number(self.build(node.right, depth), node.right)
         op = type(node.op)
         if op in _BINOPS:
-            return _BINOPS[op](left, right)
+            # a chain a + b - c + ... (or a * b * ...) is one level however long: Python's ast nests it
+            # to the left, which is width, not depth; walk it in a loop, not by recursion.
+            family = (ast.Add, ast.Sub) if op in (ast.Add, ast.Sub) else (ast.Mult,)
+            chain = []
+            head: ast.AST = node
+            while isinstance(head, ast.BinOp) and isinstance(head.op, family):
+                chain.append(head)
+                head = head.left
+            value = self._number(self.build(head, depth), head)
+            for link in reversed(chain):
+                right = self._number(self.build(link.right, depth), link.right)
+                value = _BINOPS[type(link.op)](value, right)
+                if value.is_Rational:  # a symbolic chain is checked once, whole, by build()
+                    check_size(value, self._at(link))
+            return value
+        left = self._number(self.build(node.left, depth), node.left)
+        right = self._number(self.build(node.right, depth), node.right)
         if op in (ast.Div, ast.FloorDiv, ast.Mod) and right == 0:
             raise self.fail("division by zero", node)
         if op is ast.Div:
@@ -480,7 +555,10 @@ class _Builder:
                 f"{node.func.id}() takes {fewest}{'' if most == fewest else '+'} argument(s), got {count}", node
             )
         args = [self._number(self.build(arg, depth), arg) for arg in node.args]
-        return function(*args)
+        try:
+            return function(*args)
+        except ExprError as exc:  # ceil_div(4, 0): located at the call
+            raise self.fail(exc.message, node) from None
 
     def _Compare(self, node: ast.Compare, depth: int) -> sympy.Basic:
         if not self.allow_compare:
@@ -574,6 +652,11 @@ class Substitution:
         if not expression.args:
             return expression
         args = tuple(self(arg) for arg in expression.args)
-        value = expression.func(*args) if args != expression.args else expression
+        try:
+            value = expression.func(*args) if args != expression.args else expression
+        except ZeroDivisionError:  # sympy's Mod(8, 0)
+            raise ExprError("division by zero (a divisor is 0 at these values)") from None
+        if value is sympy.zoo or value is sympy.nan:  # 8/(k - 1) at k = 1
+            raise ExprError("division by zero (a divisor is 0 at these values)")
         self.cache[expression] = value
         return value

@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -76,16 +77,32 @@ def help_text(offered: Sequence[str] = ALL) -> str:
 # ---- escaping: one function per format ----------------------------------------------------------
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: What a terminal must not be handed: C0 and C1 control characters (ESC starts every escape
+#: sequence, CSI is U+009B), and the Unicode bidirectional controls that reorder what is shown
+#: (the "Trojan Source" characters: U+202A-U+202E, U+2066-U+2069, and the marks U+200E, U+200F,
+#: U+061C), plus the line and paragraph separators U+2028, U+2029.
+_TERMINAL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+_HTML_HIDDEN = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+# A newline or a tab in a CSV cell is data the csv module quotes; a lone carriage return is not quoted by
+# it (its line terminator here is "\n") and would split the row in a reader, so it is shown as \r.
+_CSV_HIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
 
 def terminal_text(text: Any) -> str:
-    r"""Text for a terminal: control characters (a newline, an escape sequence) shown as ``\n``, ``\x1b``."""
+    r"""Text for a terminal: control characters (a newline, an escape sequence, a bidi override) shown
+    as ``\n``, ``\x1b``, ``\u202e``."""
 
     def show(match: re.Match[str]) -> str:
         char = match.group(0)
-        return {"\n": r"\n", "\t": r"\t", "\r": r"\r"}.get(char, f"\\x{ord(char):02x}")
+        code = ord(char)
+        named = {"\n": r"\n", "\t": r"\t", "\r": r"\r"}.get(char)
+        return named or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
 
-    return _CONTROL.sub(show, str(text))
+    return _TERMINAL.sub(show, str(text))
 
 
 _LATEX = {
@@ -104,44 +121,82 @@ _LATEX = {
 
 def latex_text(text: Any) -> str:
     """Text for LaTeX's text mode: its ten special characters escaped, control characters as spaces."""
-    return "".join(_LATEX.get(c, c) for c in _CONTROL.sub(" ", str(text)))
+    return "".join(_LATEX.get(c, c) for c in _TERMINAL.sub(" ", str(text)))
 
 
 def latex_comment(text: Any) -> str:
-    """A ``%`` comment line: a newline in it would end the comment and start LaTeX."""
-    return "% " + _CONTROL.sub(" ", str(text))
+    """A ``%`` comment line: a newline in it would end the comment and start LaTeX, so control
+    characters become spaces, and the text is escaped as text too (``^^J`` is a newline to TeX)."""
+    return "% " + latex_text(text)
 
 
 def html_text(text: Any) -> str:
-    """Text for HTML: ``< > & " '`` escaped."""
-    return _html_escape(str(text))
+    """Text for HTML: ``< > & " '`` escaped; control characters other than whitespace, and bidi
+    overrides, shown as ``\\x1b``, ``\\u202e``."""
+    return _html_escape(_HTML_HIDDEN.sub(lambda m: terminal_text(m.group(0)), str(text)))
 
 
 def markdown_text(text: Any) -> str:
     """Text for a Markdown table cell: ``|`` and backslashes escaped, newlines as ``<br>``, HTML escaped."""
     text = _html_escape(str(text), quote=False).replace("\\", "\\\\").replace("|", r"\|")
-    return _CONTROL.sub(" ", text.replace("\r\n", "<br>").replace("\n", "<br>"))
+    return _TERMINAL.sub(" ", text.replace("\r\n", "<br>").replace("\n", "<br>"))
 
 
 def markdown_code(text: Any) -> str:
     """Text as inline code in a Markdown table cell (fenced with enough backticks)."""
-    text = _CONTROL.sub(" ", str(text)).replace("|", r"\|")
+    text = _TERMINAL.sub(" ", str(text)).replace("|", r"\|")
     fence = "`" * (max((len(m) for m in re.findall("`+", text)), default=0) + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
+#: A text cell that begins with one of these is a formula to a spreadsheet (Excel, LibreOffice,
+#: Google Sheets): ``=HYPERLINK(...)``, ``+cmd|...``, ``-2+3``, ``@SUM(...)``; a tab or carriage return
+#: before one hides it. OWASP's "CSV Injection" page advises prefixing such a cell with a single quote
+#: (https://owasp.org/www-community/attacks/CSV_Injection), which spreadsheets read as "this is text".
+CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell: numbers as they are, text that a spreadsheet would run as a formula prefixed with ``'``.
+
+    >>> csv_cell("=1+2"), csv_cell("@SUM(A1)"), csv_cell(-3), csv_cell("resnet50")
+    ("'=1+2", "'@SUM(A1)", -3, 'resnet50')
+    """
+    if not isinstance(value, str):
+        return value
+    value = _CSV_HIDDEN.sub(lambda m: terminal_text(m.group(0)), value)
+    return "'" + value if value.startswith(CSV_FORMULA_START) else value
+
+
 def csv_text(rows: Iterable[Sequence[Any]]) -> str:
-    """Rows as CSV through the csv module (a comma, a quote or a newline in a cell is quoted)."""
+    """Rows as CSV through the csv module (a comma, a quote or a newline in a cell is quoted), every
+    text cell through :func:`csv_cell`."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerows(rows)
+    writer.writerows([csv_cell(c) for c in row] for row in rows)
     return buffer.getvalue().rstrip("\n")
 
 
+def json_safe(data: Any) -> Any:
+    """``data`` with every float that JSON lacks (NaN, Infinity) as ``None`` (JSON's null).
+
+    >>> json_safe({"latency": float("inf"), "x": [1.5, float("nan")]})
+    {'latency': None, 'x': [1.5, None]}
+    """
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: json_safe(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [json_safe(v) for v in data]
+    return data
+
+
 def json_text(data: Any) -> str:
-    """JSON, indented; a value JSON lacks (an exact ratio 11/10, an expression) is written as its text."""
-    return json.dumps(data, indent=2, default=str)
+    """JSON, indented; a value JSON lacks (an exact ratio 11/10, an expression) is written as its text,
+    a float that is not finite as null (strict JSON has no NaN or Infinity: ``allow_nan=False``)."""
+    return json.dumps(json_safe(data), indent=2, default=str, allow_nan=False)
 
 
 # ---- one table model ---------------------------------------------------------------------------

@@ -115,6 +115,8 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ConfigError(f"not a JSON config: {exc}", loc) from None
+    except RecursionError:
+        raise ConfigError("not a JSON config: nested too deeply", loc) from None
     if not isinstance(data, dict):
         raise ConfigError(f"a config.json holds a JSON object, not {type(data).__name__}", loc)
     return data
@@ -134,13 +136,18 @@ def write(path: str | os.PathLike[str], output: str | os.PathLike[str] | None = 
     file = config_path(path) or Path(path)
     text = to_yaml(read_config(file), str(file))
     if output is not None:
-        Path(output).write_text(text, encoding="utf-8")
+        from .files import write_atomic
+
+        write_atomic(output, text, inputs=[file])
     return text
 
 
 def warn(source: str, field_name: str, message: str) -> None:
     """A loud warning on stderr naming the config field: symcost does not model what it changes."""
-    print(f"Warning: {source}: '{field_name}': {message}", file=sys.stderr)
+    from .formats import terminal_text
+
+    # a config's text (a model name, a field's value) cannot drive the terminal
+    print(terminal_text(f"Warning: {source}: '{field_name}': {message}"), file=sys.stderr)
 
 
 # --- the config ----------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from .budgets import exact_number as exact_number
 from .errors import Location, SymcostError, UsageError, did_you_mean
 
 PHASES_BUILTIN = ("inference", "train")
@@ -76,7 +77,9 @@ def parse_assignments(items: Sequence[str], names: Mapping[str, Any]) -> dict[st
     return values
 
 
-def _value(key: str, text: str, names: Mapping[str, Any]) -> Any:
+def _value(key: str, text: str, names: Mapping[str, Any], api: bool = False) -> Any:
+    """One ``--set`` value (or, with ``api``, one value of a Python call's ``values=``, whose errors
+    name it as the caller wrote it: ``values['N']``)."""
     from . import expr
 
     lowered = text.lower()
@@ -85,7 +88,10 @@ def _value(key: str, text: str, names: Mapping[str, Any]) -> Any:
     try:
         value = expr.parse(text, names)
     except SymcostError as exc:
-        raise UsageError(f"{key}={text}: {exc.message}", Location("--set")) from None
+        shown = text if len(text) <= 80 else text[:60] + "..."
+        if api:
+            raise UsageError(f"values[{key!r}] = {shown!r}: {exc.message}") from None
+        raise UsageError(f"{key}={shown}: {exc.message}", Location("--set")) from None
     return int(value) if value.is_Integer else value
 
 
@@ -138,7 +144,7 @@ def _names(arch: Any) -> dict[str, Any]:
 def bind_values(arch: Any, values: Mapping[str, Any]) -> dict[str, Any]:
     """Python values for an architecture's variables: text is parsed as an expression (``W="H"``)."""
     names = _names(arch)
-    return {k: _value(k, v, names) if isinstance(v, str) else v for k, v in values.items()}
+    return {k: _value(k, v, names, api=True) if isinstance(v, str) else v for k, v in values.items()}
 
 
 def phase_values(arch: Any, phase: str) -> dict[str, Any]:
@@ -224,7 +230,9 @@ class Options:
         precision = self.precision()
         if self.overlap not in ("max", "none"):
             raise UsageError(f"--overlap must be max or none, got '{self.overlap}'")
-        if not 0 <= self.efficiency <= 1 or not 0 <= (self.memory_efficiency or 0) <= 1:
+        efficiency = exact_number(self.efficiency, "--efficiency")
+        memory_efficiency = exact_number(self.memory_efficiency or 0, "--memory-efficiency")
+        if not 0 <= efficiency <= 1 or not 0 <= memory_efficiency <= 1:
             raise UsageError("--efficiency and --memory-efficiency are fractions between 0 and 1")
         training = self.phase == "train"
         if self.device is None:
@@ -272,14 +280,14 @@ def seconds(text: Any, what: str = "target_latency") -> Fraction | None:
     """
     if text is None:
         return None
-    if isinstance(text, (int, Fraction)):
-        value = Fraction(text)
+    if isinstance(text, (int, float, Fraction)) and not isinstance(text, bool):
+        value = exact_number(text, what)
     else:
         match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?(?:e-?[0-9]+)?)\s*(s|ms|us|µs)?\s*", str(text))
         if not match:
             raise UsageError(f"{what}: expected seconds like 0.1, 100ms or 250us, got {text!r}")
         unit = {"s": 1, "ms": Fraction(1, 1000), "us": Fraction(1, 10**6), "µs": Fraction(1, 10**6)}
-        value = Fraction(match.group(1)) * unit[match.group(2) or "s"]
+        value = exact_number(match.group(1), what) * unit[match.group(2) or "s"]
     if value <= 0:
         raise UsageError(f"{what} must be positive")
     return value

@@ -37,7 +37,7 @@ _METADATA: dict[str, dict[str, Any]] = {
 _RC = {"svg.hashsalt": "symcost", "svg.fonttype": "path", "pdf.fonttype": 42, "font.family": "DejaVu Sans"}
 
 
-def check_output(path: str) -> None:
+def check_output(path: str, option: str = "--output") -> None:
     """Refuse an output the plot cannot be written to, before the network is costed.
 
     The format follows the suffix; matplotlib is looked for, not imported, so this stays cheap.
@@ -46,23 +46,27 @@ def check_output(path: str) -> None:
     if target.suffix.lower() not in SUFFIXES:
         raise UsageError(
             f"cannot write a plot to '{path}': the suffix picks the format, one of png, svg or pdf "
-            f"(e.g. -o {target.stem or 'roofline'}.png)",
-            Location("--output"),
+            f"(e.g. {option} {target.stem or 'roofline'}.png)",
+            Location(option),
         )
     parent = target.parent
     if not parent.is_dir():
-        raise UsageError(f"cannot write '{path}': no directory '{parent}'", Location("--output"))
+        raise UsageError(f"cannot write '{path}': no directory '{parent}'", Location(option))
     if importlib.util.find_spec("matplotlib") is None:
         raise UsageError(MISSING)
 
 
-def _save(fig: Any, path: str) -> None:
-    """Write ``fig`` in the format its suffix names, without the metadata that would vary per run."""
+def _save(fig: Any, path: str, option: str = "--output", inputs: Any = ()) -> None:
+    """Write ``fig`` in the format its suffix names, without the metadata that would vary per run,
+    atomically (:func:`symcost.files.write_atomic`: no half-written image on a full disk)."""
+    from .files import write_atomic
+
     suffix = Path(path).suffix.lower()
-    try:
-        fig.savefig(path, format=suffix[1:], dpi=DPI, metadata=_METADATA[suffix])
-    except OSError as exc:
-        raise UsageError(f"cannot write '{path}': {exc.strerror or exc}", Location("--output")) from None
+
+    def draw(handle: Any) -> None:
+        fig.savefig(handle, format=suffix[1:], dpi=DPI, metadata=_METADATA[suffix])
+
+    write_atomic(path, draw, inputs=inputs, option=option)
 
 
 def _number(value: float) -> str:
@@ -99,7 +103,8 @@ def _blocks(points: list[dict[str, Any]]) -> list[str]:
     return [n for n in names if n in kept] + ["other"]
 
 
-def roofline(result: Any, estimate: Any, path: str, *, depth: int = 1, phase: str = "inference") -> str:
+def roofline(result: Any, estimate: Any, path: str, *, depth: int = 1, phase: str = "inference",
+             inputs: Any = ()) -> str:  # fmt: skip
     """Draw ``estimate``'s roof and each layer of ``result`` on it; write ``path``; return it.
 
     x is arithmetic intensity (FLOP/byte), y the FLOP/s the layer attains under the model, both
@@ -274,20 +279,20 @@ def roofline(result: Any, estimate: Any, path: str, *, depth: int = 1, phase: st
             )
         fig.text(0.09, 0.015, note, fontsize=8, color="0.35", va="bottom", linespacing=1.4)
 
-        _save(fig, path)
+        _save(fig, path, inputs=inputs)
     return path
 
 
 MAX_LINES = 10  # lines in a sweep plot: one per combination of the other swept values
 
 
-def sweep(s: Any, path: str, metric: str | None = None) -> str:
+def sweep(s: Any, path: str, metric: str | None = None, *, option: str = "--plot", inputs: Any = ()) -> str:
     """Draw ``metric`` (the sweep's first by default) against the first swept variable, one line
     per combination of the other axes' values; write ``path``; return it.
 
     The y axis is logarithmic when the values span more than 100x. Invalid points are gaps.
     """
-    check_output(path)
+    check_output(path, option)
     import itertools
 
     import matplotlib
@@ -338,5 +343,5 @@ def sweep(s: Any, path: str, metric: str | None = None) -> str:
         fig.text(0.1, 0.015, _short(f"others: {fixed}", 150), fontsize=8, color="0.35")
         if rest:
             ax.legend(fontsize=9, frameon=False)
-        _save(fig, path)
+        _save(fig, path, option, inputs)
     return path

@@ -41,6 +41,10 @@ INT64_LIMIT = 2**62
 Step = tuple  # ("const", value) | ("var", name) | (op, *argument step indexes)
 
 
+#: ``Run.failed`` at a point where a divisor is 0 (``8 // (k - 1)`` at k = 1), not one of the conditions.
+DIVISION_BY_ZERO = -2
+
+
 class NotCompilable(UsageError):
     """An expression uses something the vector path cannot evaluate exactly."""
 
@@ -304,6 +308,16 @@ class Program:
         else:
             arrays = {n: a.astype(dtype) for n, a in arrays.items()}
         values: list[Any] = []
+        zero: Any = None  # points where some divisor is 0: invalid, whatever numpy makes of x // 0
+
+        def divisor(d: Any) -> Any:
+            nonlocal zero
+            hit = np.equal(d, 0)
+            if not np.any(hit):
+                return d
+            zero = hit if zero is None else np.logical_or(zero, hit)
+            return np.where(hit, 1, d)
+
         for step in self.steps:
             op, args = step[0], step[1:]
             v = [values[a] for a in args] if op not in ("const", "var") else []
@@ -318,9 +332,10 @@ class Program:
             elif op == "neg":
                 values.append(-v[0])
             elif op == "floordiv":
-                values.append(v[0] // v[1] if mode != "float64" else np.floor(v[0] / v[1]))
+                d = divisor(v[1])
+                values.append(v[0] // d if mode != "float64" else np.floor(v[0] / d))
             elif op == "mod":
-                values.append(v[0] % v[1])
+                values.append(v[0] % divisor(v[1]))
             elif op == "gcd":
                 values.append(
                     np.gcd(v[0], v[1]) if mode != "float64" else np.gcd(v[0].astype(np.int64), v[1].astype(np.int64))
@@ -348,7 +363,7 @@ class Program:
         shape = np.broadcast_shapes(*(a.shape for a in arrays.values())) if arrays else ()
         outputs = {}
         for name, (num, den) in self.outputs.items():
-            n, d = values[num], values[den]
+            n, d = values[num], divisor(values[den])
             if mode == "float64":
                 result = n / d
             elif self.steps[den] == ("const", 1):
@@ -357,10 +372,12 @@ class Program:
                 result = n // d
             outputs[name] = np.broadcast_to(result, shape)
         valid = failed = None
-        if self.conditions:
+        if self.conditions or zero is not None:
             failed = np.full(shape, -1, dtype=np.int64)
             for index in reversed(range(len(self.conditions))):
                 holds = np.broadcast_to(values[self.conditions[index]], shape)
                 failed = np.where(holds, failed, index)
-            valid = failed < 0
+            if zero is not None:
+                failed = np.where(np.broadcast_to(zero, shape), DIVISION_BY_ZERO, failed)
+            valid = failed == -1
         return Run(outputs, valid, failed, mode)

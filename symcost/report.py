@@ -13,7 +13,6 @@ pasted back into a formula or an architecture file:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -268,9 +267,8 @@ def render_formula_list(formulas: list[Formula], fmt: str) -> str:
         table = formats.Table(("formula", "category", "summary"), [(f.name, f.category, f.summary) for f in formulas])
         return table.render(fmt)
     if fmt == "json":
-        return json.dumps(
-            [{"name": f.name, "category": f.category, "summary": f.summary, "path": f.path} for f in formulas],
-            indent=2,
+        return json_text(
+            [{"name": f.name, "category": f.category, "summary": f.summary, "path": f.path} for f in formulas]
         )
     if fmt == "markdown":
         rows = ["| formula | category | summary |", "|---|---|---|"]
@@ -832,7 +830,7 @@ def render_arch_list(entries: list[tuple[str, str, str]], fmt: str) -> str:
         table = formats.Table(("architecture", "family", "summary"), [(n, f, s) for n, s, f in entries], code={0})
         return table.render(fmt)
     if fmt == "json":
-        return json.dumps([{"name": n, "family": f, "summary": s} for n, s, f in entries], indent=2)
+        return json_text([{"name": n, "family": f, "summary": s} for n, s, f in entries])
     width = max((len(n) for n, _, _ in entries), default=8)
     sizes: dict[str, int] = {}
     for _, _, family in entries:
@@ -917,7 +915,7 @@ def render_device_list(devices: list[Any], fmt: str) -> str:
         )
     fmt = formats.check(fmt, FORMATS)
     if fmt == "json":
-        return json.dumps(rows, indent=2)
+        return json_text(rows)
     header = ("device", "kind", *(k for k in _DTYPE_ORDER), "GB/s", "memory", "verified")
     body = []
     for r in rows:

@@ -3,7 +3,6 @@ LaTeX for papers. Exact counts stay exact; seconds are floats, as in ``symcost e
 
 from __future__ import annotations
 
-import json
 from fractions import Fraction
 from typing import Any
 
@@ -102,7 +101,7 @@ def render_sweep(s: Any, fmt: str) -> str:
     fmt = formats.check(fmt, SWEEP_FORMATS)
     names = [a.name for a in s.axes] + list(s.metrics)
     if fmt == "json":
-        return json.dumps(sweep_data(s), indent=2)
+        return formats.json_text(sweep_data(s))
     if fmt == "csv":
         return _sweep_csv(s, names)
     if fmt == "html":
@@ -173,7 +172,7 @@ def solution_data(sol: Any) -> dict[str, Any]:
 def render_solution(sol: Any, fmt: str) -> str:
     fmt = formats.check(fmt, SOLVE_FORMATS)
     if fmt == "json":
-        return json.dumps(solution_data(sol), indent=2)
+        return formats.json_text(solution_data(sol))
     if fmt == "html":
         return _solution_html(sol)
     if fmt in ("markdown", "csv", "latex"):
@@ -261,7 +260,7 @@ def _ratio(x: Any) -> str:
 def render_comparison(c: Any, fmt: str) -> str:
     fmt = formats.check(fmt, COMPARE_FORMATS)
     if fmt == "json":
-        return json.dumps(comparison_data(c), indent=2)
+        return formats.json_text(comparison_data(c))
     if fmt == "html":
         return _comparison_html(c)
     others = c.archs[1:]

@@ -49,7 +49,9 @@ class Roof:
 
 
 def _fraction(value: float | Fraction | str, what: str) -> Fraction:
-    exact = Fraction(str(value)) if isinstance(value, float) else Fraction(value)
+    from .budgets import exact_number
+
+    exact = exact_number(value, what)
     if not 0 < exact <= 1:
         raise UsageError(f"{what} must be in (0, 1], got {value}")
     return exact

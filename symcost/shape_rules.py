@@ -31,10 +31,46 @@ from .errors import Location, ShapeError
 Shape = tuple[sympy.Expr, ...]
 
 
+#: Two dims are compared by expanding their difference; one whose expansion would exceed this many
+#: terms ((H + W + 1)**256 has 33,153) is left undecided, to be checked at the values, instead.
+MAX_EXPANDED_TERMS = 20_000
+
+
+def expanded_terms(e: sympy.Basic) -> int:
+    """An upper bound on the number of terms of ``sympy.expand(e)``, computed without expanding.
+
+    >>> H, W = sympy.symbols("H W")
+    >>> expanded_terms((H + W + 1) ** 2), expanded_terms((H + 1) * (W + 1)), expanded_terms((H + W + 1) ** 256)
+    (6, 4, 33153)
+    """
+    import math
+
+    if e.is_Add:
+        return sum(expanded_terms(a) for a in e.args)
+    if e.is_Mul:
+        total = 1
+        for factor in e.args:
+            total *= expanded_terms(factor)
+            if total > 10 * MAX_EXPANDED_TERMS:
+                break
+        return total
+    if e.is_Pow and e.exp.is_Integer and e.exp > 1:
+        k, n = expanded_terms(e.base), int(e.exp)
+        if k == 1:
+            return 1
+        return math.comb(n + k - 1, k - 1) if k <= 64 else 10 * MAX_EXPANDED_TERMS
+    return 1
+
+
 def equal(a: sympy.Expr, b: sympy.Expr) -> bool | None:
-    """True/False when sympy can decide that two dims are (un)equal, else None."""
+    """True/False when sympy can decide that two dims are (un)equal, else None (also when deciding
+    would mean expanding past :data:`MAX_EXPANDED_TERMS` terms)."""
     if a == b:
         return True
+    if a.is_Rational and b.is_Rational:
+        return False
+    if expanded_terms(a) + expanded_terms(b) > MAX_EXPANDED_TERMS:
+        return None
     difference = sympy.expand(a - b)
     if difference == 0:
         return True

@@ -167,7 +167,7 @@ def build(arch: Arch, values: Mapping[str, Any] | None = None, *, numeric: bool 
     return graph
 
 
-def as_number(given: Any) -> sympy.Expr:
+def as_number(given: Any, name: str | None = None) -> sympy.Expr:
     """A variable's value as given from Python: an int, a Fraction (a ratio variable's 11/10) or a
     sympy expression; never a float, whose rounding would make counts inexact.
 
@@ -181,7 +181,9 @@ def as_number(given: Any) -> sympy.Expr:
         return sympy.Rational(given.numerator, given.denominator)
     if isinstance(given, int) and not isinstance(given, bool):
         return sympy.Integer(given)
-    raise UsageError(f"a variable's value is an int, a Fraction or an expression, not {type(given).__name__} {given!r}")
+    shown = repr(given) if len(repr(given)) <= 60 else repr(given)[:57] + "..."
+    which = f"the value of '{name}'" if name else "a variable's value"
+    raise UsageError(f"{which} is an int, a Fraction or an expression, not {type(given).__name__} {shown}")
 
 
 def _variable_values(arch: Arch, values: Mapping[str, Any]) -> dict[sympy.Symbol, sympy.Expr]:
@@ -191,7 +193,7 @@ def _variable_values(arch: Arch, values: Mapping[str, Any]) -> dict[sympy.Symbol
         given = values.get(var.name, var.default)
         if given is None or isinstance(given, bool):
             continue
-        subs[var.symbol] = as_number(given)
+        subs[var.symbol] = as_number(given, var.name)
     for _ in range(len(subs)):  # a value may name another variable (--set H=W)
         changed = {sym: value.xreplace(subs) for sym, value in subs.items()}
         if changed == subs:
@@ -234,7 +236,7 @@ def _expand(arch: Arch, layers: tuple[Layer, ...], scope: _Scope, graph: Graph) 
             continue
         if layer.repeat is None:
             path = f"{scope.prefix}{name}"
-            out = _instance(arch, layer, scope, graph, path, _inputs(layer, scope))
+            out = _bounded(_instance(arch, layer, scope, graph, path, _inputs(layer, scope)), layer.loc)
             _register(scope, name, out)
             _register_pieces(scope, graph, name, path)
             continue
@@ -271,6 +273,11 @@ def _truth(flag: sympy.Basic) -> bool | None:
     return None
 
 
+#: A repeat whose copies differ (each changes the shape) is expanded one copy at a time; past this
+#: many it is refused rather than grown without end (a repeat of 10**6 doubling copies).
+MAX_DISTINCT_COPIES = 1000
+
+
 def _repeat(arch: Arch, layer: Layer, scope: _Scope, graph: Graph, name: str) -> None:
     """Chain ``repeat`` copies; once a copy keeps its input's shape, the rest are identical to it,
     so that copy is costed once and multiplied (an 80-layer decoder costs one layer's work)."""
@@ -296,7 +303,7 @@ def _repeat(arch: Arch, layer: Layer, scope: _Scope, graph: Graph, name: str) ->
         start = len(graph.nodes)
         shape = inputs[0][0]
         path = _copy_path(scope, name, index + layer.index_from)
-        out = _instance(arch, layer, scope, graph, path, inputs)
+        out = _bounded(_instance(arch, layer, scope, graph, path, inputs), layer.loc)
         keeps_shape = len(out) == len(shape) and all(equal(a, b) is True for a, b in zip(out, shape))
         if total is None and not keeps_shape:
             _stepped_repeat(arch, layer, scope, graph, name, count, inputs, start, out)
@@ -322,6 +329,12 @@ def _repeat(arch: Arch, layer: Layer, scope: _Scope, graph: Graph, name: str) ->
             return
         inputs = ((out, path), *inputs[1:])
         index += 1
+        if index >= MAX_DISTINCT_COPIES:
+            raise ArchError(
+                f"repeat: the copies keep changing the shape (copy {index} too); at most "
+                f"{MAX_DISTINCT_COPIES:,} copies that differ are expanded one by one",
+                layer.repeat.loc,
+            )
 
 
 def _stepped_repeat(
@@ -425,6 +438,15 @@ def _copy_path(scope: _Scope, name: str, label: object) -> str:
     if "{index}" in name:
         return f"{scope.prefix}{name.replace('{index}', str(label))}"
     return f"{scope.prefix}{name}.{label}"
+
+
+def _bounded(shape: Shape, loc: Location) -> Shape:
+    """``shape``, or a located error when a dim has outgrown :func:`symcost.expr.check_size`'s bounds
+    (copies that square a size grow it past any memory within a few dozen layers)."""
+    for dim in shape:
+        if isinstance(dim, sympy.Basic):
+            expr.check_size(dim, loc, "a tensor size")
+    return shape
 
 
 def _register(scope: _Scope, name: str, shape: Shape) -> None:

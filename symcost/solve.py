@@ -31,7 +31,7 @@ import sympy
 
 from . import expr, inputs
 from . import metrics as metrics_module
-from .errors import ArchError, Location, ShapeError, UsageError, did_you_mean
+from .errors import ArchError, Location, ShapeError, UsageError, did_you_mean, speaks_api
 
 LIMIT = 2**40
 
@@ -209,6 +209,7 @@ def _invalid(variable: str, value: int, why: str) -> UsageError:
 # ---- the whole-network function: symcost.solve(...) -------------------------------------
 
 
+@speaks_api
 def run(arch: Any, condition: str, variable: str, *, step: int = 1, start_from: int | None = None,
         limit: int = 2**40, values: Mapping[str, Any] | None = None, options: inputs.Options | None = None,
         **more: Any) -> Any:  # fmt: skip

@@ -28,12 +28,22 @@ from typing import Any
 
 from . import inputs
 from . import metrics as metrics_module
-from .errors import UsageError, did_you_mean
-from .program import Program
+from .errors import UsageError, did_you_mean, speaks_api
+from .program import DIVISION_BY_ZERO, Program
 
 #: Points beyond which a metric that needs a per-point evaluation (``memory``) is refused.
 MAX_EVALUATED_POINTS = 20_000
-MAX_POINTS = 50_000_000
+#: A grid is evaluated whole (every metric a numpy array of every point) and written whole, so its size is
+#: what bounds memory: 2,000,000 points of ResNet-50 written as CSV stay under 400 MB (a CSV row is about
+#: 150 bytes while it is built). Counted before any value is built.
+MAX_POINTS = 2_000_000
+#: A sweep prints (or writes) every point; the text formats other than CSV hold this many at most
+#: (JSON of a million points takes over a gigabyte to build).
+MAX_RENDERED_POINTS = 200_000
+#: ``memory`` walks the graph once per point; a sweep that would take longer than this is refused
+#: after timing its first points (DenseNet-201 takes ~80 ms a point, ResNet-50 ~4 ms).
+MAX_EVALUATED_SECONDS = 30.0
+MAX_VALUE_DIGITS = 30
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,9 @@ def parse_axis(text: str) -> Axis:
             raise UsageError(f"--over {name}: the step must be at least 1 (at least *2, from a positive start)")
         if stop < start:
             raise UsageError(f"--over {name}: the range {start}:{stop} is empty")
+        count = _range_count(start, stop, step, geometric)
+        if count > MAX_POINTS:  # counted before a single value is built
+            raise UsageError(f"--over {name}: {count:,} values; a grid has at most {MAX_POINTS:,} points")
         values: list[int] = []
         value = start
         while value <= stop:
@@ -75,6 +88,10 @@ def parse_axis(text: str) -> Axis:
                 raise UsageError(f"--over {name}: more than {MAX_POINTS:,} values")
             value = value * step if geometric else value + step
         return Axis(name, tuple(values))
+    if spec.count(",") >= MAX_POINTS:
+        raise UsageError(f"--over {name}: more than {MAX_POINTS:,} values")
+    if any(len(v.strip().lstrip("+-")) > MAX_VALUE_DIGITS for v in spec.split(",")):
+        raise UsageError(f"--over {name}: values have at most {MAX_VALUE_DIGITS} digits")
     try:
         listed = tuple(int(v) for v in spec.split(",") if v.strip())
     except ValueError:
@@ -82,6 +99,20 @@ def parse_axis(text: str) -> Axis:
     if not listed:
         raise UsageError(f"--over {name}: no values")
     return Axis(name, listed)
+
+
+def _range_count(start: int, stop: int, step: int, geometric: bool) -> int:
+    """How many values ``start:stop:step`` (or ``:*step``) holds, without building them.
+
+    >>> _range_count(64, 1024, 32, False), _range_count(1, 1024, 2, True), _range_count(1, 10**15, 1, False)
+    (31, 11, 1000000000000000)
+    """
+    if not geometric:
+        return (stop - start) // step + 1
+    count, value = 0, start
+    while value <= stop:  # at most log2(stop) steps
+        count, value = count + 1, value * step
+    return count
 
 
 @dataclass
@@ -110,8 +141,14 @@ class Sweep:
 
     def render(self, fmt: str = "table") -> str:
         """What the command prints in ``fmt`` (any of :data:`symcost.formats.FORMATS`)."""
+        from . import formats
         from .report_analysis import render_sweep
 
+        if formats.check(fmt) != "csv" and self.size > MAX_RENDERED_POINTS:
+            raise UsageError(
+                f"{self.size:,} points are too many to print as {fmt} (at most {MAX_RENDERED_POINTS:,}); "
+                "write CSV (-o sweep.csv or --format csv)"
+            )
         return render_sweep(self, fmt)
 
     def to_dict(self) -> Any:
@@ -216,7 +253,8 @@ def sweep(
     if valid is not None and not valid.all():
         failed = np.broadcast_to(run.failed, shape).ravel()
         for index in np.flatnonzero(~valid)[:20]:
-            reasons[int(index)] = messages[int(failed[index])]
+            code = int(failed[index])
+            reasons[int(index)] = "division by zero" if code == DIVISION_BY_ZERO else messages[code]
     evaluated = [n for n in names if n in metrics_module.EVALUATED or (by_point and n in metrics_module.TIMED)]
     approximate += tuple(n for n in names if by_point and n in metrics_module.TIMED)  # printed as floats
     if evaluated:
@@ -226,9 +264,20 @@ def sweep(
                 f"sweep at most {MAX_EVALUATED_POINTS:,} points with it, not {size:,}"
             )
         import itertools
+        import time
 
         arrays = {n: np.zeros(size, dtype=object) for n in evaluated}
+        started = time.perf_counter()
         for index, point in enumerate(itertools.product(*(a.values for a in axes))):
+            if index == 8 and size > 8:
+                projected = (time.perf_counter() - started) / 8 * size
+                if projected > MAX_EVALUATED_SECONDS:
+                    fits = max(1, int(size * MAX_EVALUATED_SECONDS / projected))
+                    raise UsageError(
+                        f"{', '.join(evaluated)} is evaluated point by point: {size:,} points of "
+                        f"'{graph.arch.name}' would take about {projected:,.0f} s; sweep at most about "
+                        f"{fits:,} points of it (the budget is {MAX_EVALUATED_SECONDS:.0f} s)"
+                    )
             if valid is not None and not valid[index]:
                 continue
             at = metrics_module.at_point(
@@ -245,6 +294,7 @@ def sweep(
 # ---- the whole-network function: symcost.sweep(...) -------------------------------------
 
 
+@speaks_api
 def run(arch: Any, over: Mapping[str, Any] | Sequence[str], metrics: str | Sequence[str] = "flops", *,
         values: Mapping[str, Any] | None = None, exact: bool = True, options: inputs.Options | None = None,
         **more: Any) -> Any:  # fmt: skip
@@ -259,6 +309,11 @@ def run(arch: Any, over: Mapping[str, Any] | Sequence[str], metrics: str | Seque
     options = options or inputs.Options()
     built, given = inputs.graph(arch, {**(values or {}), **more}, phase=options.phase)
     if isinstance(over, Mapping):
+        for k, v in over.items():
+            if not isinstance(v, str) and not (
+                isinstance(v, Sequence) and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
+            ):
+                raise UsageError(f"--over {k}: give a range text ('1:64') or a list of whole numbers, not {v!r:.60}")
         texts = [f"{k}={v}" if isinstance(v, str) else f"{k}={','.join(str(int(x)) for x in v)}"
                  for k, v in over.items()]  # fmt: skip
     else:

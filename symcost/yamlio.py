@@ -18,6 +18,7 @@ Refused, each with a located :class:`~symcost.errors.YamlError`:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -126,10 +127,28 @@ _Loader.add_constructor("tag:yaml.org,2002:seq", lambda loader, node: loader.con
 _Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 
 
+#: Characters YAML forbids in a file (YAML 1.1, "5.1 Character Set"): C0 controls but tab, newline
+#: and return; DEL and C1 controls but NEL; surrogates; U+FFFE and U+FFFF.
+_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
+
+
+def _forbidden_character(text: str, name: str) -> None:
+    """One located error for the first character YAML forbids (a NUL byte), before the parser sees it."""
+    found = _FORBIDDEN.search(text)
+    if found is None:
+        return
+    line = text.count("\n", 0, found.start()) + 1
+    col = found.start() - (text.rfind("\n", 0, found.start()) + 1) + 1
+    char = found.group(0)
+    what = "a NUL byte" if char == "\x00" else f"the control character U+{ord(char):04X}"
+    raise YamlError(f"{what} is not allowed in a YAML file", Location(name, line, col))
+
+
 def load_text(text: str, name: str = "<string>") -> Any:
     """Parse YAML text; every failure is a :class:`YamlError` located in ``name``."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise YamlError(f"file is larger than {MAX_BYTES} bytes", Location(name))
+    _forbidden_character(text, name)
     loader = _Loader(text)
     loader.name = name  # the C parser ignores it in marks; _loc() uses this instead
     try:
@@ -144,7 +163,8 @@ def load_text(text: str, name: str = "<string>") -> Any:
         loc = _loc(name, mark) if mark is not None else Location(name)
         raise YamlError(problem, loc) from None
     except yaml.YAMLError as exc:
-        raise YamlError(f"malformed YAML: {exc}", Location(name)) from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "malformed YAML"
+        raise YamlError(f"malformed YAML: {first}", Location(name)) from None
     except RecursionError:
         raise YamlError("YAML nested too deeply", Location(name)) from None
     finally:
@@ -153,13 +173,16 @@ def load_text(text: str, name: str = "<string>") -> Any:
 
 def load_file(path: str | Path, display_name: str | None = None) -> Any:
     """Read and parse one YAML file; ``display_name`` is what errors call it."""
+    from .files import read_limited
+
     path = Path(path)
     name = display_name or str(path)
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise YamlError(f"file is larger than {MAX_BYTES} bytes", Location(name))
-        text = path.read_text(encoding="utf-8")
+        text = read_limited(path, MAX_BYTES, what="file").decode("utf-8")
+    except ValueError as exc:
+        if isinstance(exc, UnicodeDecodeError):
+            raise YamlError(f"not UTF-8 text ({exc.reason})", Location(name)) from None
+        raise YamlError(str(exc), Location(name)) from None
     except FileNotFoundError:
         raise YamlError("no such file", Location(name)) from None
     except IsADirectoryError:

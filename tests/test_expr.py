@@ -106,7 +106,7 @@ HOSTILE = [
     "1" + "0" * 60,
     "(" * 100_000 + "1" + ")" * 100_000,
     "-" * 1500 + "1",
-    "+".join(["H"] * 400),
+    "+".join(["H"] * 1001),  # a flat sum is width, not depth: refused only past MAX_LENGTH
     "__builtins__",
     "_H",
     "__H__",

@@ -22,15 +22,14 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import statistics
-import tempfile
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
+from .files import write_atomic
 from .runtimes import Runtime
 
 #: The constants ``--fit`` may name, and their ranges.
@@ -240,21 +239,6 @@ def to_yaml(runtime: Runtime, fitted: dict[str, Any] | None = None) -> str:
             lines.append(f"{key}:")
             lines += [f"  - {scalar(item)}" for item in items]
     return "\n".join(lines) + "\n"
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename, so a
-    reader never sees half a file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".symcost-", suffix=".yaml")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 def residual_table(rows: list[Row], constants: dict[str, float]) -> str:

@@ -1044,7 +1044,7 @@ def measure(
         shown = {str(k): v for k, v in values.items()}
         batch = next((shown[k] for k in ("N", "B") if k in shown), None)
         rows = measuring.rows_for(str(arch), shown, phase, dtype, device, total, layers, repeat, batch)
-        measuring.write_atomic(output, measuring.csv_text(rows))
+        measuring.write_atomic(output, measuring.csv_text(rows), inputs=[arch])
         typer.echo(
             f"{arch}: {total.ms:.4g} ms per forward ({len(layers)} layers timed) on {measuring.describe_machine()}"
         )

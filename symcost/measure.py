@@ -31,17 +31,16 @@ import io
 import os
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import sympy
 
 from .errors import UsageError
+from .files import write_atomic as write_atomic
 
 COLUMNS = ("id", "model", "set", "phase", "batch", "dtype", "device", "runtime", "measured_ms", "regime", "source",
            "source_group", "split", "pending", "notes", "layer", "op", "copies")  # fmt: skip
@@ -320,19 +319,3 @@ def csv_text(rows: list[dict[str, str]]) -> str:
     for row in rows:
         writer.writerow({c: row.get(c, "") for c in COLUMNS})
     return out.getvalue()
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename: a reader never
-    sees half a file, and a failure leaves the old file in place."""
-    target = Path(path)
-    if not target.parent.is_dir():
-        raise UsageError(f"cannot write '{path}': no directory '{target.parent}'")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

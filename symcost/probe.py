@@ -34,7 +34,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .errors import UsageError
-from .measure import TORCH_DTYPES, _torch, describe_machine, write_atomic
+from .files import write_atomic
+from .measure import TORCH_DTYPES, _torch, describe_machine
 
 
 def quote(text: str) -> str:

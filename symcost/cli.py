@@ -327,6 +327,17 @@ def _values(set_: list[str] | None, bindings: list[str] | None = None) -> list[s
     return [*(set_ or []), *(bindings or [])]
 
 
+def _example_values(set_: list[str] | None, bindings: list[str] | None) -> dict[str, int]:
+    """The import commands' ``--set``: each variable's example value, a whole number (``N=1 H=224`` →
+    ``{"N": 1, "H": 224}``); ``N=true`` or ``N=3/2`` is refused before anything is written."""
+    values: dict[str, int] = {}
+    for name, value in parse_assignments(_values(set_, bindings), {}).items():
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UsageError(f"--set {name}: an example value is a whole number, got {value}")
+        values[name] = value
+    return values
+
+
 def _bound(arch: Any, assignments: list[str]) -> dict[str, Any]:
     """``--set`` texts → values, parsed against the architecture's variable names."""
     from .inputs import load
@@ -955,11 +966,7 @@ def import_torch(
         symcost eval model.yaml --symbolic --set N=1
     """
     with _user_errors():
-        values: dict[str, int] = {}
-        for name, value in parse_assignments(_values(set_, bindings), {}).items():
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise UsageError(f"--set {name}: an example value is a whole number, got {value}")
-            values[name] = value
+        values = _example_values(set_, bindings)
         from .importing import torch as importer
 
         imported = importer.write(target, input_, values, output, allow_unknown=allow_unknown)
@@ -991,9 +998,8 @@ def import_onnx(
     """
     with _user_errors():
         from .importing import onnx as onnx_import
-        from .inputs import parse_assignments
 
-        values = parse_assignments(_values(set_, bindings), {})
+        values = _example_values(set_, bindings)
         text = onnx_import.write(model, output, values, allow_unknown)
         typer.echo(f"wrote {output}" if output else text, nl=bool(output))
 

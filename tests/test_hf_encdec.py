@@ -27,7 +27,9 @@ from symcost.arch import load_path, load_text
 from symcost.compile import evaluate
 from symcost.errors import SymcostError
 from symcost.shapes import build
+from tests import hf_reference as ref
 from tests.helpers import gen_archs
+from tests.hf_reference import params
 
 transformers = pytest.importorskip("transformers")
 
@@ -59,12 +61,7 @@ CLASSES = {"t5": "T5ForConditionalGeneration", "whisper": "WhisperForConditional
 
 
 def _model(config: dict[str, Any]) -> torch.nn.Module:
-    cfg = transformers.AutoConfig.for_model(**config)
-    cfg._attn_implementation = "eager"
-    with warnings.catch_warnings(), torch.device(META):
-        warnings.simplefilter("ignore")
-        model = getattr(transformers, CLASSES[config["model_type"]])(cfg)
-    return model.eval()
+    return ref.build(config, CLASSES[config["model_type"]])
 
 
 @functools.cache
@@ -72,18 +69,10 @@ def hf_model(key: str) -> torch.nn.Module:
     return _model(SMALL[key])
 
 
-def params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def _ids(b: int, s: int) -> torch.Tensor:
-    return torch.zeros(b, s, dtype=torch.long, device=META)
-
-
 def _encoder_inputs(key: str, b: int, s: int) -> dict[str, torch.Tensor]:
     if SMALL[key]["model_type"] == "whisper":
         return {"input_features": torch.zeros(b, SMALL[key]["num_mel_bins"], s, device=META)}
-    return {"input_ids": _ids(b, s)}
+    return {"input_ids": ref.ids(b, s)}
 
 
 def _frames(key: str, s: int) -> int:
@@ -93,9 +82,7 @@ def _frames(key: str, s: int) -> int:
 
 @functools.cache
 def hf_forward(key: str, b: int, s: int, t: int) -> int:
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        hf_model(key)(**_encoder_inputs(key, b, s), decoder_input_ids=_ids(b, t))
-    return counter.get_total_flops()
+    return ref.forward(hf_model(key), **_encoder_inputs(key, b, s), decoder_input_ids=ref.ids(b, t))[0]
 
 
 @functools.cache
@@ -103,11 +90,11 @@ def hf_decode(key: str, b: int, s: int, ctx: int, t: int) -> tuple[int, int, int
     """(FLOPs of T new decoder tokens over ctx cached ones, cache elements after, tokens seen)."""
     model = hf_model(key)
     with torch.no_grad():
-        first = model(**_encoder_inputs(key, b, s), decoder_input_ids=_ids(b, ctx), use_cache=True)
+        first = model(**_encoder_inputs(key, b, s), decoder_input_ids=ref.ids(b, ctx), use_cache=True)
         cache = first.past_key_values
         assert isinstance(cache, transformers.EncoderDecoderCache) and cache.get_seq_length() == ctx
         with FlopCounterMode(display=False) as counter:
-            out = model(encoder_outputs=(first.encoder_last_hidden_state,), decoder_input_ids=_ids(b, t),
+            out = model(encoder_outputs=(first.encoder_last_hidden_state,), decoder_input_ids=ref.ids(b, t),
                         cache=cache, use_cache=True)  # fmt: skip
     cache = out.past_key_values
     layers = [*cache.self_attention_cache.layers, *cache.cross_attention_cache.layers]
@@ -230,27 +217,16 @@ def test_bundled_params_equal_transformers_and_the_hub(name):
 def test_layers_carry_transformers_module_names(key):
     """Every layer with parameters, and every projection with FLOPs, is named as the transformers module
     that holds them, with the same parameters and FLOPs (a repeated layer's copy stands for its first)."""
-    import re
-
-    model = hf_model(key)
     b, s, t = 2, _frames(key, 5), 3
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(**_encoder_inputs(key, b, s), decoder_input_ids=_ids(b, t))
-    owner = type(model).__name__
-    flops = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
-    named = dict(model.named_parameters())
-    checked = 0
-    for node in ours(key, {"B": b, "S": s, "T": t}).nodes:
-        per_copy = {k: node.values[k] // node.count for k in ("params", "flops")}
-        if not any(per_copy.values()):
-            continue
-        path = re.sub(r"\.(\d+)-\d+(?=\.|$)", r".\1", node.path, count=1)
-        if node.tied_to is None:
-            assert per_copy["params"] == sum(p.numel() for n, p in named.items() if n.startswith(f"{path}.")), path
-        if per_copy["flops"] and node.op in ("linear", "conv1d"):  # bmm and sdpa: counted in the attention module
-            assert per_copy["flops"] == flops.get(f"{owner}.{path}", 0), path
-        checked += 1
+    inputs = {**_encoder_inputs(key, b, s), "decoder_input_ids": ref.ids(b, t)}
+    nodes = ours(key, {"B": b, "S": s, "T": t}).nodes
+    checked = ref.check_module_names(hf_model(key), inputs, nodes, _own_flops)
     assert checked >= 10
+
+
+def _own_flops(node) -> bool:
+    """bmm and sdpa: counted in the attention module; a projection's FLOPs are its own module's."""
+    return node.op in ("linear", "conv1d")
 
 
 # --- CLIP ViT-B/32: both towers and the logits ---------------------------------------------------------
@@ -292,9 +268,8 @@ def test_clip_params_and_buffers_equal_transformers():
 def test_clip_flops_equal_transformers(shape):
     """B images of 224x224 against N texts of S tokens: both towers and the N x B logits."""
     b, n, s = shape
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        clip_model()(input_ids=_ids(n, s), pixel_values=torch.zeros(b, 3, 224, 224, device=META))
-    assert evaluate(clip_ours(), {"B": b, "N": n, "S": s}).totals["flops"] == counter.get_total_flops()
+    flops, _ = ref.forward(clip_model(), input_ids=ref.ids(n, s), pixel_values=torch.zeros(b, 3, 224, 224, device=META))
+    assert evaluate(clip_ours(), {"B": b, "N": n, "S": s}).totals["flops"] == flops
 
 
 def test_other_heads_are_warned_about(capsys):

@@ -16,22 +16,18 @@ from __future__ import annotations
 import functools
 import json
 import os
-import warnings
 from typing import Any
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from symcost import hf
 from symcost.arch import load_text
 from symcost.compile import evaluate
 from symcost.errors import SymcostError
 from symcost.shapes import build
-
-transformers = pytest.importorskip("transformers")
-
-META = torch.device("meta")
+from tests import hf_reference as ref
+from tests.hf_reference import params
 
 # --- small configs, one per model_type, modeled on the published ones -----------------------------
 
@@ -122,12 +118,7 @@ CAUSAL = {
 
 
 def _model(config: dict[str, Any]) -> torch.nn.Module:
-    cfg = transformers.AutoConfig.for_model(**config)
-    cfg._attn_implementation = "eager"
-    with warnings.catch_warnings(), torch.device(META):
-        warnings.simplefilter("ignore")
-        model = getattr(transformers, CAUSAL[config["model_type"]])(cfg)
-    return model.eval()
+    return ref.build(config, CAUSAL[config["model_type"]])
 
 
 @functools.cache
@@ -135,33 +126,15 @@ def hf_model(key: str) -> torch.nn.Module:
     return _model(SMALL[key])
 
 
-def _ids(b: int, s: int) -> torch.Tensor:
-    return torch.zeros(b, s, dtype=torch.long, device=META)
-
-
 @functools.cache
 def hf_forward(key: str, b: int, s: int) -> int:
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        hf_model(key)(input_ids=_ids(b, s))
-    return counter.get_total_flops()
+    return ref.forward(hf_model(key), input_ids=ref.ids(b, s))[0]
 
 
 @functools.cache
 def hf_decode(key: str, b: int, ctx: int, s: int) -> tuple[int, int, int]:
     """(FLOPs of S new tokens over ctx cached ones, cache elements after the step, tokens seen)."""
-    model = hf_model(key)
-    with torch.no_grad():
-        past = model(input_ids=_ids(b, ctx), use_cache=True).past_key_values
-        assert past.get_seq_length() == ctx
-        with FlopCounterMode(display=False) as counter:
-            out = model(input_ids=_ids(b, s), cache=past, use_cache=True)
-    cache = out.past_key_values
-    elements = sum(layer.keys.numel() + layer.values.numel() for layer in cache.layers)
-    return counter.get_total_flops(), elements, cache.get_seq_length()
-
-
-def params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+    return ref.decode_step(hf_model(key), b, ctx, s)
 
 
 @functools.cache
@@ -385,24 +358,6 @@ def test_other_heads_are_warned_about(capsys):
 def test_layers_carry_transformers_module_names(key):
     """Every layer with parameters or FLOPs is named as the transformers module that holds them, with
     the same parameters and FLOPs (one copy of a repeated layer stands for its first copy)."""
-    import re
-
-    model = hf_model(key)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(input_ids=_ids(2, 5))
-    owner = type(model).__name__
-    flops = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
-    named = dict(model.named_parameters())
-    checked = 0
-    for node in ours(key, {"B": 2, "S": 5}).nodes:
-        per_copy = {k: node.values[k] // node.count for k in ("params", "flops")}
-        if not any(per_copy.values()):
-            continue
-        path = re.sub(r"\.(\d+)-\d+(?=\.|$)", r".\1", node.path, count=1)
-        if node.tied_to is None:
-            hf_params = sum(p.numel() for n, p in named.items() if n.startswith(f"{path}."))
-            assert per_copy["params"] == hf_params, path
-        if per_copy["flops"] and not path.endswith(".attention"):  # sdpa: the eager matmuls, counted in self_attn
-            assert per_copy["flops"] == flops.get(f"{owner}.{path}", 0), path
-        checked += 1
+    inputs = {"input_ids": ref.ids(2, 5)}
+    checked = ref.check_module_names(hf_model(key), inputs, ours(key, {"B": 2, "S": 5}).nodes, ref.sdpa_elsewhere)
     assert checked >= 6

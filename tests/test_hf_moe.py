@@ -19,30 +19,26 @@ fresh generation from them (scripts/gen_llm_archs.py).
 
 from __future__ import annotations
 
-import copy
 import functools
 import json
 import math
 import re
-import warnings
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from symcost import hf
 from symcost.arch import load_path, load_text
 from symcost.compile import evaluate
 from symcost.shapes import build
+from tests import hf_reference as ref
 from tests.helpers import gen_archs
-
-transformers = pytest.importorskip("transformers")
+from tests.hf_reference import params
 
 ROOT = Path(__file__).resolve().parent.parent
-META = torch.device("meta")
 
 # --- small configs, one or more per model_type ---------------------------------------------------
 
@@ -99,63 +95,24 @@ SMALL: dict[str, dict[str, Any]] = {
 KEYS = list(SMALL)
 
 
-def _model(config: dict[str, Any], device: torch.device, experts: str) -> torch.nn.Module:
-    cfg = transformers.AutoConfig.for_model(**copy.deepcopy(config))  # it rewrites rope_scaling in place
-    cfg._attn_implementation = "eager"
-    cfg._experts_implementation = experts
-    with warnings.catch_warnings(), torch.device(device):
-        warnings.simplefilter("ignore")
-        if device.type == "cpu":
-            torch.manual_seed(0)
-        model = transformers.AutoModelForCausalLM.from_config(cfg)
-    return model.eval()
-
-
 @functools.cache
 def hf_model(key: str) -> torch.nn.Module:
-    return _model(SMALL[key], META, "batched_mm")
+    return ref.build(SMALL[key], experts="batched_mm")
 
 
 @functools.cache
 def hf_eager(key: str) -> torch.nn.Module:
-    return _model(SMALL[key], torch.device("cpu"), "eager")
-
-
-def _ids(b: int, s: int, device: torch.device = META) -> torch.Tensor:
-    if device.type == "meta":
-        return torch.zeros(b, s, dtype=torch.long, device=META)
-    return torch.randint(0, 101, (b, s))
-
-
-def _flops(model: torch.nn.Module, **inputs: Any) -> tuple[int, Any]:
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        out = model(**inputs)
-    return counter.get_total_flops(), out
+    return ref.build(SMALL[key], device=torch.device("cpu"), experts="eager")
 
 
 @functools.cache
 def hf_forward(key: str, b: int, s: int) -> int:
-    return _flops(hf_model(key), input_ids=_ids(b, s))[0]
-
-
-def _decode(model: torch.nn.Module, b: int, ctx: int, s: int, device: torch.device) -> tuple[int, int, int]:
-    with torch.no_grad():
-        past = model(input_ids=_ids(b, ctx, device), use_cache=True).past_key_values
-    assert past.get_seq_length() == ctx
-    flops, out = _flops(model, input_ids=_ids(b, s, device), cache=past, use_cache=True)
-    cache = out.past_key_values
-    # MLA caches the latent as "keys" and the rotary key as "values": both counted
-    elements = sum(layer.keys.numel() + layer.values.numel() for layer in cache.layers)
-    return flops, elements, cache.get_seq_length()
+    return ref.forward(hf_model(key), input_ids=ref.ids(b, s))[0]
 
 
 @functools.cache
 def hf_decode(key: str, b: int, ctx: int, s: int) -> tuple[int, int, int]:
-    return _decode(hf_model(key), b, ctx, s, META)
-
-
-def params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+    return ref.decode_step(hf_model(key), b, ctx, s)
 
 
 @functools.cache
@@ -204,9 +161,11 @@ def test_eager_experts_with_real_routing_count_the_same(key):
     decode step count what batched_mm counts on meta, and what symcost counts."""
     model = hf_eager(key)
     torch.manual_seed(1)
-    flops, _ = _flops(model, input_ids=_ids(2, 7, torch.device("cpu")))
-    assert flops == _flops(hf_model(key), input_ids=_ids(2, 7))[0] == ours(key, {"B": 2, "S": 7}).totals["flops"]
-    step, elements, _ = _decode(model, 2, 9, 1, torch.device("cpu"))
+    flops, _ = ref.forward(model, input_ids=ref.ids(2, 7, torch.device("cpu")))
+    assert (
+        flops == ref.forward(hf_model(key), input_ids=ref.ids(2, 7))[0] == ours(key, {"B": 2, "S": 7}).totals["flops"]
+    )
+    step, elements, _ = ref.decode_step(model, 2, 9, 1, torch.device("cpu"))
     assert (step, elements) == hf_decode(key, 2, 9, 1)[:2]
 
 
@@ -226,22 +185,8 @@ def test_routing_is_real_on_cpu():
 def test_layers_carry_transformers_module_names(key):
     """Every layer with parameters or FLOPs is named as the transformers module holding them (the MoE
     block mlp: its gate, experts and shared experts; MLA's self_attn), with the same params and FLOPs."""
-    model = hf_model(key)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(input_ids=_ids(2, 5))
-    owner = type(model).__name__
-    flops = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
-    named = dict(model.named_parameters())
-    checked = 0
-    for node in ours(key, {"B": 2, "S": 5}).nodes:
-        per_copy = {k: node.values[k] // node.count for k in ("params", "flops")}
-        if not any(per_copy.values()):
-            continue
-        path = re.sub(r"\.(\d+)-\d+(?=\.|$)", r".\1", node.path, count=1)
-        assert per_copy["params"] == sum(p.numel() for n, p in named.items() if n.startswith(f"{path}.")), path
-        if per_copy["flops"] and not path.endswith(".attention"):  # sdpa: the eager matmuls, counted in self_attn
-            assert per_copy["flops"] == flops.get(f"{owner}.{path}", 0), path
-        checked += 1
+    inputs = {"input_ids": ref.ids(2, 5)}
+    checked = ref.check_module_names(hf_model(key), inputs, ours(key, {"B": 2, "S": 5}).nodes, ref.sdpa_elsewhere)
     assert checked >= 6
 
 
@@ -427,7 +372,7 @@ def _published_graph(repo: str):
 
 @pytest.mark.parametrize("repo", list(PUBLISHED))
 def test_published_configs_params(repo):
-    model = _model(PUBLISHED[repo], META, "batched_mm")
+    model = ref.build(PUBLISHED[repo], experts="batched_mm")
     assert evaluate(_published_graph(repo)).totals["params"] == params(model)
 
 

@@ -326,6 +326,19 @@ def test_cli_writes_yaml_that_evaluates(tmp_path) -> None:
     assert json.loads(result.output)["totals"]["params"] == 1605
 
 
+def test_cli_refuses_set_values_that_are_not_whole_numbers(tmp_path) -> None:
+    """``--set B=true`` or ``B=3/2`` would write a default that eval refuses: refused at import, as import torch
+    refuses it, and nothing is written."""
+    path = tmp_path / "mlp.onnx"
+    _, shape, axes, _, _ = MODELS["mlp"]
+    path.write_bytes(_export(MLP(), torch.randn(shape), axes, False))
+    out = tmp_path / "mlp.yaml"
+    for value in ("B=true", "B=3/2"):
+        result = _cli("import", "onnx", str(path), "-o", str(out), "--set", value)
+        assert result.exit_code == 1 and "an example value is a whole number" in result.output, result.output
+        assert not out.exists()
+
+
 def test_from_onnx_returns_an_architecture(tmp_path) -> None:
     import symcost
 

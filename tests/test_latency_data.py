@@ -149,14 +149,19 @@ def test_measure_writes_a_csv_in_the_dataset_columns(tmp_path):
     assert bench().bindings(whole["set"]) == {"N": 1, "H": 16, "W": 16}
 
 
-def test_measure_times_every_op_of_a_small_transformer(tmp_path):
-    """GPT-2's ops (embedding, layernorm, attention, linear, gelu, add) at two layers and a narrow width."""
-    out = tmp_path / "gpt2.csv"
-    result = invoke("measure", "gpt2", "--set", "B=1", "S=8", "n_layer=2", "d_model=64", "n_head=2", "vocab=100",
-                    "--phase", "prefill", "--repeat", "1", "--warmup", "0", "--threads", "1", "-o", str(out))  # fmt: skip
+def _measured_ops(tmp_path, model: str, *args: str) -> set[str]:
+    """The ops of the per-layer rows that ``symcost measure MODEL ARGS...`` writes, each layer timed once."""
+    out = tmp_path / f"{model}.csv"
+    result = invoke("measure", model, *args, "--repeat", "1", "--warmup", "0", "--threads", "1", "-o", str(out))
     assert result.exit_code == 0, result.output
     with open(out, newline="", encoding="utf-8") as f:
-        ops = {r["op"] for r in csv.DictReader(f) if r["layer"]}
+        return {r["op"] for r in csv.DictReader(f) if r["layer"]}
+
+
+def test_measure_times_every_op_of_a_small_transformer(tmp_path):
+    """GPT-2's ops (embedding, layernorm, attention, linear, gelu, add) at two layers and a narrow width."""
+    ops = _measured_ops(tmp_path, "gpt2", "--set", "B=1", "S=8", "n_layer=2", "d_model=64", "n_head=2", "vocab=100",
+                        "--phase", "prefill")  # fmt: skip
     assert {"embedding", "layernorm", "multi_head_attention", "linear", "gelu", "add"} <= ops
 
 
@@ -193,10 +198,6 @@ def test_docs_page_shows_the_current_dataset():
 
 def test_measure_times_a_small_vision_transformer(tmp_path):
     """ViT's pieces (patch conv, flatten_spatial, prepend_tokens, add_learned, attention, MLP) at one narrow layer."""
-    out = tmp_path / "vit.csv"
-    result = invoke("measure", "vit_b_16", "--set", "N=1", "H=32", "W=32", "d_model=32", "n_head=2", "n_layer=1",
-                    "d_ff=64", "num_classes=10", "--repeat", "1", "--warmup", "0", "--threads", "1", "-o", str(out))  # fmt: skip
-    assert result.exit_code == 0, result.output
-    with open(out, newline="", encoding="utf-8") as f:
-        ops = {r["op"] for r in csv.DictReader(f) if r["layer"]}
+    ops = _measured_ops(tmp_path, "vit_b_16", "--set", "N=1", "H=32", "W=32", "d_model=32", "n_head=2", "n_layer=1",
+                        "d_ff=64", "num_classes=10")  # fmt: skip
     assert {"conv2d", "flatten_spatial", "prepend_tokens", "add_learned", "linear"} <= ops

@@ -17,23 +17,19 @@ from __future__ import annotations
 
 import functools
 import json
-import warnings
 from pathlib import Path
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from symcost import bundled
 from symcost.arch import load_path
 from symcost.compile import evaluate
 from symcost.shapes import build
+from tests import hf_reference as ref
 from tests.helpers import gen_archs
 
-transformers = pytest.importorskip("transformers")
-
 ROOT = Path(__file__).resolve().parent.parent
-META = torch.device("meta")
 
 
 GEN = gen_archs()
@@ -47,12 +43,7 @@ def config(name: str) -> dict:
 @functools.cache
 def hf_model(name: str) -> torch.nn.Module:
     data = config(name)
-    cfg = transformers.AutoConfig.for_model(**data)
-    cfg._attn_implementation = "eager"
-    with warnings.catch_warnings(), torch.device(META):
-        warnings.simplefilter("ignore")
-        model = getattr(transformers, data["architectures"][0])(cfg)
-    return model.eval()
+    return ref.build(data, data["architectures"][0])
 
 
 @functools.cache
@@ -122,15 +113,9 @@ def test_small_models_tie_their_embeddings():
         assert hf_model(name).lm_head.weight is hf_model(name).model.embed_tokens.weight, name
 
 
-def _ids(b: int, s: int) -> torch.Tensor:
-    return torch.zeros(b, s, dtype=torch.long, device=META)
-
-
 @functools.cache
 def hf_forward(name: str, b: int, s: int) -> int:
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        hf_model(name)(input_ids=_ids(b, s))
-    return counter.get_total_flops()
+    return ref.forward(hf_model(name), input_ids=ref.ids(b, s))[0]
 
 
 FORWARD = ["qwen2_5_0_5b", "qwen3_0_6b", "gemma3_1b", "gemma2_2b", "phi3_mini"]
@@ -147,13 +132,8 @@ def test_forward_flops_equal_transformers(name, shape):
 def hf_decode(name: str, b: int, ctx: int) -> tuple[int, int]:
     """(FLOPs of one new token over ctx cached ones, cache elements after the step), the cache filled
     by the model itself (meta tensors: shapes without data)."""
-    model = hf_model(name)
-    with torch.no_grad():
-        past = model(input_ids=_ids(b, ctx), use_cache=True).past_key_values
-        with FlopCounterMode(display=False) as counter:
-            out = model(input_ids=_ids(b, 1), cache=past, use_cache=True)
-    elements = sum(layer.keys.numel() + layer.values.numel() for layer in out.past_key_values.layers)
-    return counter.get_total_flops(), elements
+    flops, elements, _ = ref.decode_step(hf_model(name), b, ctx, 1)
+    return flops, elements
 
 
 @pytest.mark.parametrize("ctx", [4000, 5000])

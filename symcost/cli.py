@@ -1099,9 +1099,23 @@ def probe(
 def main() -> None:
     """Console-script entry point (through :mod:`symcost.__main__`, which also catches Ctrl-C during
     the imports). Whatever escapes a command body is still one `Error:` line."""
+    try:  # typer >= 0.25 vendors click as typer._click; earlier releases use click itself
+        from typer._click import exceptions as click_errors  # type: ignore[import-not-found]
+    except ImportError:  # pragma: no cover - depends on the installed typer
+        from click import exceptions as click_errors
+
     try:
-        app()
-    except KeyboardInterrupt:
+        # not standalone: click's own usage errors (a bad option value, an unknown command) reach us, so
+        # they are one `Error:` line and status 1 like every other bad input, not a usage block and 2
+        status = app(standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:  # bare `symcost` or `symcost list`: the help
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click_errors.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        typer.echo(f"Error: {formats.terminal_text(exc.format_message())}{hint}", err=True)
+        sys.exit(1)
+    except (KeyboardInterrupt, click_errors.Abort):
         if _state["debug"]:
             raise
         sys.exit(130)
@@ -1110,6 +1124,8 @@ def main() -> None:
             raise
         typer.echo(f"Error: {error_line(exc)}", err=True)
         sys.exit(1)
+    if isinstance(status, int) and status:
+        sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -145,3 +145,24 @@ def test_console_script_end_to_end():
     assert done.stderr.startswith("Error: unknown formula 'nope'")
     ok = subprocess.run([sys.executable, "-m", "symcost.cli", "--version"], capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0 and ok.stdout.startswith("symcost ")
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["eval", "resnet50", "--depth", "abc"], "Invalid value for '--depth'"),
+        (["eval", "resnet50", "--no-such-option"], "No such option: --no-such-option"),
+        (["no-such-command"], "No such command 'no-such-command'"),
+        (["eval"], "Missing argument 'arch'"),
+    ],
+)
+def test_option_parsing_errors_are_one_error_line_and_status_1(args, says):
+    """What the option parser refuses is bad input like any other: one `Error:` line, status 1, no usage
+    block (the console script's own entry point, in a subprocess: CliRunner bypasses it)."""
+    import subprocess
+
+    run = subprocess.run([sys.executable, "-m", "symcost", *args], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and says in lines[0], run.stderr
+    assert run.stdout == ""

@@ -98,6 +98,13 @@ def _user_errors() -> Iterator[None]:
         if _state["debug"]:
             raise
         raise typer.Exit(130) from None
+    except BrokenPipeError:
+        # the reader went away (`symcost list runtimes | head -3`): nothing is wrong and nobody can read
+        # an error; stop quietly, as Python's docs advise (library/signal.html, "Note on SIGPIPE")
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(1) from None
     except BaseException as exc:  # noqa: BLE001 - the one boundary between symcost and its user
         if _state["debug"]:
             raise

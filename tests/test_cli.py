@@ -166,3 +166,18 @@ def test_option_parsing_errors_are_one_error_line_and_status_1(args, says):
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and says in lines[0], run.stderr
     assert run.stdout == ""
+
+
+def test_a_reader_that_stops_early_gets_no_error_line():
+    """`symcost list runtimes | head -1`: the pipe closes under symcost's feet; that is the reader's
+    choice, not an error to print."""
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-m", "symcost", "list", "runtimes"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # before symcost has written the rest
+    stderr = proc.stderr.read().decode()
+    proc.wait(timeout=120)
+    assert "Error" not in stderr and "Traceback" not in stderr, stderr

@@ -207,11 +207,11 @@ def from_torch(module: Any, inputs: Mapping[str, Sequence[Any]], example: Mappin
         tracer = _Tracer(torch, module, specs, values, dict(dtypes or {}), exact=True)
         tracer.run()
     if tracer.unknown and not allow_unknown:
-        lines = [f"  {op} at {path or '(top level)'}: {count}x" for (op, path), count in tracer.unknown.items()]
+        # one line, as every symcost error is: each op with its module path and number of calls
+        found = "; ".join(f"{op} at {path or '(top level)'} ({count}x)" for (op, path), count in tracer.unknown.items())
         raise ImporterError(
-            "these torch ops have no formula in symcost's catalog (op at module path: calls):\n"
-            + "\n".join(lines)
-            + "\nwrite a formula for each (docs/formulas.md), or pass --allow-unknown to keep them as 'unknown' layers"
+            f"these torch ops have no formula in symcost's catalog: {found}; write a formula for each "
+            "(docs/formulas.md), or pass --allow-unknown to keep them as 'unknown' layers"
         )
     title = name or getattr(module, "__class__", type(module)).__name__.lower()
     yaml_text = tracer.write(title, source or type(module).__qualname__)

@@ -74,9 +74,13 @@ def test_every_bundled_device_loads_with_a_source():
 
 
 def test_unverified_entries_stay_unverified():
-    # devices.json marks H100 PCIe, H200 compute, L4 and the RK3588 bandwidth as not verified
-    for name in ("h100_pcie", "h200", "l4", "rk3588", "apple_m2", "cpu"):
+    # no vendor copy of the H200 or L4 datasheet was found, the B200 table disagrees on FP32/FP64/bandwidth, the
+    # RK3588 bandwidth is a blog's, Apple states no precision, and the CPU is illustrative: these stay unverified
+    for name in ("h200", "l4", "b200", "rk3588", "apple_m2", "cpu"):
         assert devices.find(name).verified is False, name
+    # checked against a stored vendor table (H100 PCIe datasheet table; AMD's ROCm MI300X peak table)
+    for name in ("h100_pcie", "mi300x"):
+        assert devices.find(name).verified is True, name
 
 
 def test_vendor_figures_exactly():

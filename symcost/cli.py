@@ -635,6 +635,21 @@ def sweep(
         _refuse_input(plot_to, read, "--plot")
         if output and plot_to and _same_target(output, plot_to):
             raise UsageError("--output and --plot name the same file")
+        if fmt == "csv" and not plot_to:  # streamed chunk by chunk: memory does not grow with the grid
+            planned = api.sweep(arch_, list(over), metric, values=_bound(arch_, set_ or []), exact=not approximate,
+                                options=options, streamed=True)  # fmt: skip
+            if output:
+                from .files import write_atomic
+
+                write_atomic(output, planned.write_csv, inputs=read)
+                typer.echo(
+                    formats.terminal_text(f"wrote {output}: {planned.size:,} points, {', '.join(planned.names)}")
+                )
+            else:
+                for text in planned.csv_chunks():
+                    sys.stdout.write(text)
+                sys.stdout.flush()
+            return
         result = api.sweep(arch_, list(over), metric, values=_bound(arch_, set_ or []), exact=not approximate,
                            options=options)  # fmt: skip
         text = result.render(fmt)

@@ -120,8 +120,8 @@ def _too_many(limit: int) -> str:
     if limit >= MAX_STREAMED_POINTS:
         return f"a grid has at most {limit:,} points"
     return (
-        f"a grid has at most {limit:,} points here; write it as CSV (-o FILE.csv or --format csv), "
-        f"streamed chunk by chunk, for up to {MAX_STREAMED_POINTS:,}"
+        f"a grid has at most {limit:,} points here; write it as CSV with -o FILE.csv (streamed=True in Python), "
+        f"chunk by chunk, for up to {MAX_STREAMED_POINTS:,}"
     )
 
 

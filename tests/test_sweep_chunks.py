@@ -126,7 +126,7 @@ def test_cli_streams_csv_beyond_the_whole_grid_limit(tmp_path):
         assert handle.readline() == "H,flops\n"
     assert sum(1 for _ in out.open()) == 2_000_002
     table = invoke("sweep", "vgg16", "--over", "H=32:2000032")
-    assert table.exit_code == 1 and "at most 2,000,000 points here; write it as CSV (-o FILE.csv" in table.output
+    assert table.exit_code == 1 and "at most 2,000,000 points here; write it as CSV with -o FILE.csv" in table.output
 
 
 def test_cli_stream_leaves_no_partial_file(tmp_path):
@@ -177,3 +177,15 @@ def test_streamed_csv_memory_does_not_grow_with_the_grid(tmp_path):
     small = _peak_kib(2_000_000, tmp_path)
     large = _peak_kib(8_000_000, tmp_path)
     assert large < small + 30_000, (small, large)  # 30 MB of slack, against ~1 GB if it grew
+
+
+def test_python_api_holds_two_million_points_and_streams_more(tmp_path):
+    import symcost
+
+    with pytest.raises(UsageError, match=r"at most 2,000,000 points here; .*streamed=True") as caught:
+        symcost.sweep("resnet50", {"N": "1:3000000"}, "params")
+    assert "--" not in str(caught.value)
+    planned = symcost.sweep("resnet50", {"N": "1:3000000"}, "params", streamed=True)
+    assert planned.size == 3_000_000 and planned.names == ["params"]
+    first = next(planned.csv_chunks(3))
+    assert first == "N,params\n"

@@ -189,3 +189,13 @@ def test_python_api_holds_two_million_points_and_streams_more(tmp_path):
     assert planned.size == 3_000_000 and planned.names == ["params"]
     first = next(planned.csv_chunks(3))
     assert first == "N,params\n"
+
+
+def test_cli_csv_to_stdout_is_streamed_and_unchanged():
+    # the same text as the Sweep held whole renders, row order first axis slowest
+    axes = [parse_axis("H=30:40:2"), parse_axis("W=31,64")]
+    whole = sweep_module.sweep(graph("vgg16"), axes, ["flops", "params"])
+    result = invoke("sweep", "vgg16", "--over", "H=30:40:2", "--over", "W=31,64", "-m", "flops,params", "-f", "csv")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == whole.render("csv") + "\n"
+    assert result.stdout.splitlines()[1] == "30,31,,"  # H=30 is too small for vgg16: cells left empty

@@ -273,14 +273,8 @@ class Plan:
                 f"sweep at most {MAX_EVALUATED_POINTS:,} points with it, not {size:,}"
             )
         free = evaluation.keep_free(graph, given, seen)
-        self.graph, self.axes, self.names, self.size, self.setting, self.exact = (
-            graph,
-            tuple(axes),
-            names,
-            size,
-            setting,
-            exact,
-        )
+        self.graph, self.axes, self.names, self.size = graph, tuple(axes), names, size
+        self.setting, self.exact = setting, exact
         self.arch = graph.arch.name
         self.fixed = {k: v for k, v in free.items() if k not in seen}
         nodes = evaluation.symbolic_nodes(graph, free, setting.convention)

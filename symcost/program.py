@@ -286,17 +286,24 @@ class Program:
         return all(b is None or (-INT64_LIMIT < b[0] and b[1] < INT64_LIMIT) for b in bounds)
 
     # ---- running ----------------------------------------------------------------------------
-    def run(self, columns: Mapping[str, Any], *, exact: bool = True) -> Run:
+    def run(
+        self, columns: Mapping[str, Any], *, exact: bool = True, ranges: Mapping[str, tuple[int, int]] | None = None
+    ) -> Run:
         """Evaluate at the points given by ``columns`` (variable name → array; arrays broadcast).
 
         Outputs are integers (``floor`` of the exact rational, which is the value for integer
-        counts) unless ``exact=False``: float64, approximate.
+        counts) unless ``exact=False``: float64, approximate. ``ranges`` (variable → (lowest,
+        highest)) decides int64 or Python ints when ``columns`` are one chunk of a larger grid,
+        so every chunk is computed the way the whole grid would be.
         """
         import numpy as np
 
         arrays = {name: np.asarray(columns[name]) for name in self._names.values()}
         if exact:
-            ranges = {n: (int(a.min()), int(a.max())) for n, a in arrays.items()}
+            if ranges is None:
+                ranges = {n: (int(a.min()), int(a.max())) for n, a in arrays.items()}
+            else:
+                ranges = {n: ranges[n] for n in arrays}
             mode = "int64" if self.fits_int64(ranges) else "object"
         else:
             mode = "float64"

@@ -33,10 +33,16 @@ from .program import DIVISION_BY_ZERO, Program
 
 #: Points beyond which a metric that needs a per-point evaluation (``memory``) is refused.
 MAX_EVALUATED_POINTS = 20_000
-#: A grid is evaluated whole (every metric a numpy array of every point) and written whole, so its size is
-#: what bounds memory: 2,000,000 points of ResNet-50 written as CSV stay under 400 MB (a CSV row is about
-#: 150 bytes while it is built). Counted before any value is built.
+#: A grid held whole (a :class:`Sweep`, and every format but CSV, which print or plot every point at once) has at
+#: most this many points: 2,000,000 points of ResNet-50 stay under 400 MB. Counted before any value is built.
 MAX_POINTS = 2_000_000
+#: A grid written as CSV (``-o FILE.csv``, ``--format csv``) is evaluated and written chunk by chunk, so its memory
+#: does not grow with its size; what bounds it is time: 10**7 rows of ResNet-50 take ~3 s, so 10**9 points take
+#: minutes. Counted before any value is built.
+MAX_STREAMED_POINTS = 1_000_000_000
+#: Points evaluated at once: each metric is an array of at most this many values, and the CSV text of at most
+#: this many rows is held at a time (about 150 bytes a row).
+CHUNK = 65_536
 #: A sweep prints (or writes) every point; the text formats other than CSV hold this many at most
 #: (JSON of a million points takes over a gigabyte to build).
 MAX_RENDERED_POINTS = 200_000
@@ -51,19 +57,25 @@ class Axis:
     """One swept variable and its values, in order."""
 
     name: str
-    values: tuple[int, ...]
+    values: Sequence[int]  # a tuple; a range for an arithmetic range longer than MAX_POINTS (never built)
 
 
 _RANGE = re.compile(r"^(-?\d+):(-?\d+)(?::(\*?)(\d+))?$")
 
 
-def parse_axis(text: str) -> Axis:
+def parse_axis(text: str, limit: int = MAX_POINTS) -> Axis:
     """``H=64:1024:32`` (start:stop:step, stop included), ``N=1,8,64``, ``B=1:1024:*2`` (doubling).
+
+    ``limit`` is the most points the grid may have (:data:`MAX_STREAMED_POINTS` for streamed CSV);
+    an arithmetic range longer than :data:`MAX_POINTS` (or, streamed, than :data:`CHUNK`) is kept as
+    a ``range``, never built.
 
     >>> parse_axis("H=64:256:64").values
     (64, 128, 192, 256)
     >>> parse_axis("B=1:64:*4").values
     (1, 4, 16, 64)
+    >>> parse_axis("N=1:10000000", limit=MAX_STREAMED_POINTS).values
+    range(1, 10000001)
     """
     name, sep, spec = text.partition("=")
     name, spec = name.strip(), spec.strip()
@@ -78,14 +90,16 @@ def parse_axis(text: str) -> Axis:
         if stop < start:
             raise UsageError(f"--over {name}: the range {start}:{stop} is empty")
         count = _range_count(start, stop, step, geometric)
-        if count > MAX_POINTS:  # counted before a single value is built
-            raise UsageError(f"--over {name}: {count:,} values; a grid has at most {MAX_POINTS:,} points")
+        if count > limit:  # counted before a single value is built
+            raise UsageError(f"--over {name}: {count:,} values; {_too_many(limit)}")
+        if not geometric and (count > MAX_POINTS or (limit > MAX_POINTS and count > CHUNK)):
+            return Axis(name, range(start, stop + 1, step))  # streamed: its values are computed chunk by chunk
         values: list[int] = []
         value = start
         while value <= stop:
             values.append(value)
-            if len(values) > MAX_POINTS:
-                raise UsageError(f"--over {name}: more than {MAX_POINTS:,} values")
+            if len(values) > limit:
+                raise UsageError(f"--over {name}: more than {limit:,} values")
             value = value * step if geometric else value + step
         return Axis(name, tuple(values))
     if spec.count(",") >= MAX_POINTS:
@@ -99,6 +113,27 @@ def parse_axis(text: str) -> Axis:
     if not listed:
         raise UsageError(f"--over {name}: no values")
     return Axis(name, listed)
+
+
+def _too_many(limit: int) -> str:
+    """The end of the message for a grid past ``limit`` points."""
+    if limit >= MAX_STREAMED_POINTS:
+        return f"a grid has at most {limit:,} points"
+    return (
+        f"a grid has at most {limit:,} points here; write it as CSV with -o FILE.csv (streamed=True in Python), "
+        f"chunk by chunk, for up to {MAX_STREAMED_POINTS:,}"
+    )
+
+
+def _extent(values: Sequence[int]) -> tuple[int, int]:
+    """The lowest and highest value of an axis (a range's without walking it).
+
+    >>> _extent(range(1, 10**9, 3)), _extent((8, 1, 64))
+    ((1, 999999997), (1, 64))
+    """
+    if isinstance(values, range):
+        return (values[0], values[-1]) if values.step > 0 else (values[-1], values[0])
+    return min(values), max(values)
 
 
 def _range_count(start: int, stop: int, step: int, geometric: bool) -> int:
@@ -180,6 +215,237 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+@dataclass
+class Chunk:
+    """Consecutive points ``start .. start + size - 1`` of a grid (row order), evaluated together."""
+
+    start: int
+    size: int
+    columns: dict[str, Any]  # axis name -> 1-D array of the axis value at each point
+    metrics: dict[str, Any]  # name -> 1-D array
+    valid: Any  # 1-D bool array, or None when every point is valid
+    failed: Any  # 1-D int array of why (a condition index or DIVISION_BY_ZERO), or None
+
+
+class Plan:
+    """A sweep ready to run: the closed forms derived and compiled once, the grid counted, nothing evaluated.
+
+    :meth:`chunks` evaluates it chunk by chunk, in row order (first axis slowest), each chunk with the
+    same compiled programs; the int64-or-Python-ints choice is made from the whole grid's ranges, so
+    every chunk is computed as the whole grid would be. The last axes are kept as numpy dimensions
+    while they fit in a chunk (a term that depends on them alone is computed once per value); the
+    first ones are walked by flat index. :meth:`write_csv` writes the rows as they come.
+    """
+
+    def __init__(self, graph: Any, axes: Sequence[Axis], names: Sequence[str], values: Mapping[str, Any] | None,
+                 setting: metrics_module.Setting | None, exact: bool, limit: int) -> None:  # fmt: skip
+        from . import evaluation
+
+        setting = setting or metrics_module.Setting()
+        names = metrics_module.check_names(names, device=setting.roof is not None)
+        variables = graph.arch.variables
+        given = dict(values or {})
+        seen: set[str] = set()
+        for axis in axes:
+            if axis.name not in variables:
+                raise UsageError(
+                    f"--over: '{graph.arch.name}' has no variable '{axis.name}'"
+                    f"{did_you_mean(axis.name, variables)}; its variables: {', '.join(variables)}"
+                )
+            if axis.name in seen:
+                raise UsageError(f"--over {axis.name} is given twice")
+            seen.add(axis.name)
+            given.pop(axis.name, None)  # a phase's value for a swept variable yields to the sweep
+            low = variables[axis.name].minimum
+            if _extent(axis.values)[0] < low:
+                raise UsageError(f"--over {axis.name}: values must be at least {low}, got {_extent(axis.values)[0]}")
+        size = 1
+        for axis in axes:
+            size *= len(axis.values)
+        if size > limit:  # counted before any value is built
+            raise UsageError(f"the grid has {size:,} points; {_too_many(limit)}")
+        # a runtime other than the pure roofline times kernels point by point (its fusion and waves have no closed form)
+        by_point = setting.runtime is not None and not setting.runtime.bound
+        evaluated = [n for n in names if n in metrics_module.EVALUATED or (by_point and n in metrics_module.TIMED)]
+        if evaluated and size > MAX_EVALUATED_POINTS:
+            raise UsageError(
+                f"{', '.join(evaluated)} is evaluated point by point (a liveness walk); "
+                f"sweep at most {MAX_EVALUATED_POINTS:,} points with it, not {size:,}"
+            )
+        free = evaluation.keep_free(graph, given, seen)
+        self.graph, self.axes, self.names, self.size = graph, tuple(axes), names, size
+        self.setting, self.exact = setting, exact
+        self.arch = graph.arch.name
+        self.fixed = {k: v for k, v in free.items() if k not in seen}
+        nodes = evaluation.symbolic_nodes(graph, free, setting.convention)
+        subs = evaluation.resolve(graph, free, symbolic=True)
+        symbols = [variables[a.name].symbol for a in axes]
+        conditions, self._messages = metrics_module.validity(graph, subs)
+        self.closed = [n for n in names if n in metrics_module.CLOSED]
+        self.timed = [n for n in names if n in metrics_module.TIMED and not by_point]
+        self.evaluated = evaluated
+        forms = metrics_module.closed_forms(nodes, self.closed + self.timed, setting, graph, free)
+        self._program = Program({n: forms[n] for n in self.closed}, symbols, conditions)
+        self._timed_program = Program({n: forms[n] for n in self.timed}, symbols) if self.timed else None
+        self._ranges = {a.name: _extent(a.values) for a in axes}
+        self._dtypes = {a.name: object if max(map(abs, self._ranges[a.name])) >= 2**62 else "int64" for a in axes}
+        approximate = tuple(self.closed) if not exact else ()
+        approximate += tuple(self.timed)
+        self.approximate = approximate + tuple(n for n in names if by_point and n in metrics_module.TIMED)
+        self.mode = "float64"
+        if exact:
+            self.mode = "int64" if self._program.fits_int64(self._ranges) else "object"
+        self.runtime_note = metrics_module.runtime_note(setting, names)
+        self.reasons: dict[int, str] = {}  # point index -> why it is not valid (the first 20), filled as chunks run
+        self._started: float | None = None
+        self._arrays: dict[str, Any] = {}  # each listed axis's values as an array, built once
+
+    def _column(self, index: int, positions: Any) -> Any:
+        """The values of axis ``index`` at ``positions`` (an int64 array of positions along it)."""
+        import numpy as np
+
+        axis = self.axes[index]
+        dtype = self._dtypes[axis.name]
+        if isinstance(axis.values, range) and dtype == "int64":
+            return axis.values.start + axis.values.step * positions.astype(np.int64)
+        if isinstance(axis.values, range):
+            return np.array([axis.values[i] for i in positions.tolist()], dtype=object)
+        if axis.name not in self._arrays:
+            self._arrays[axis.name] = np.array(axis.values, dtype=dtype)
+        return self._arrays[axis.name][positions]
+
+    def chunks(self, chunk: int = CHUNK) -> Iterator[Chunk]:
+        """Every point, ``chunk`` points at most at a time (fewer where the last axes do not divide it)."""
+        import numpy as np
+
+        sizes = [len(a.values) for a in self.axes]
+        lead, tail = len(sizes), 1  # the axes from ``lead`` on stay numpy dimensions, ``tail`` points in all
+        while lead > 0 and tail * sizes[lead - 1] <= chunk:
+            lead -= 1
+            tail *= sizes[lead]
+        prefixes = 1
+        for n in sizes[:lead]:
+            prefixes *= n
+        group = max(1, chunk // tail)
+        trailing = len(sizes) - lead
+        for first in range(0, prefixes, group):
+            last = min(prefixes, first + group)
+            shape = (last - first, *sizes[lead:])
+            positions = np.unravel_index(np.arange(first, last, dtype=np.int64), sizes[:lead]) if lead else ()
+            columns = {}
+            for i, axis in enumerate(self.axes):
+                if i < lead:
+                    columns[axis.name] = self._column(i, positions[i]).reshape((-1,) + (1,) * trailing)
+                else:
+                    dims = [1] * (1 + trailing)
+                    dims[1 + i - lead] = sizes[i]
+                    columns[axis.name] = self._column(i, np.arange(sizes[i])).reshape(dims)
+            yield self._evaluate(first * tail, shape, columns)
+
+    def _evaluate(self, start: int, shape: tuple[int, ...], columns: dict[str, Any]) -> Chunk:
+        import itertools
+
+        import numpy as np
+
+        count = 1
+        for n in shape:
+            count *= n
+        out: dict[str, Any] = {}
+        run = self._program.run(columns, exact=self.exact, ranges=self._ranges)
+        for name in self.closed:
+            out[name] = np.broadcast_to(run.values[name], shape).ravel()
+        if self._timed_program is not None:
+            timed = self._timed_program.run(columns, exact=False)
+            for name in self.timed:
+                out[name] = np.broadcast_to(timed.values[name], shape).ravel()
+        valid = failed = None
+        if run.valid is not None:
+            valid = np.broadcast_to(run.valid, shape).ravel()
+            failed = np.broadcast_to(run.failed, shape).ravel()
+            if len(self.reasons) < 20 and not valid.all():
+                for index in np.flatnonzero(~valid)[: 20 - len(self.reasons)]:
+                    code = int(failed[index])
+                    why = "division by zero" if code == DIVISION_BY_ZERO else self._messages[code]
+                    self.reasons[start + int(index)] = why
+        flat = {a.name: np.broadcast_to(columns[a.name], shape).ravel() for a in self.axes}
+        if self.evaluated:
+            import time
+
+            arrays = {n: np.zeros(count, dtype=object) for n in self.evaluated}
+            names = [a.name for a in self.axes]
+            points = zip(*(flat[n].tolist() for n in names)) if names else itertools.repeat((), count)
+            for local, point in enumerate(points):
+                index = start + local
+                if index == 0:
+                    self._started = time.perf_counter()
+                if index == 8 and self.size > 8 and self._started is not None:
+                    projected = (time.perf_counter() - self._started) / 8 * self.size
+                    if projected > MAX_EVALUATED_SECONDS:
+                        fits = max(1, int(self.size * MAX_EVALUATED_SECONDS / projected))
+                        raise UsageError(
+                            f"{', '.join(self.evaluated)} is evaluated point by point: {self.size:,} points of "
+                            f"'{self.arch}' would take about {projected:,.0f} s; sweep at most about "
+                            f"{fits:,} points of it (the budget is {MAX_EVALUATED_SECONDS:.0f} s)"
+                        )
+                if valid is not None and not valid[local]:
+                    continue
+                at = metrics_module.at_point(self.graph, {**self.fixed, **dict(zip(names, point))},
+                                             self.evaluated, self.setting)  # fmt: skip
+                for n in self.evaluated:
+                    arrays[n][local] = at[n]
+            out.update(arrays)
+        return Chunk(start, count, flat, {n: out[n] for n in self.names}, valid, failed)
+
+    def collect(self, chunk: int = CHUNK) -> Sweep:
+        """The whole grid as a :class:`Sweep` (the chunks joined; hold at most :data:`MAX_POINTS`)."""
+        import numpy as np
+
+        parts = list(self.chunks(chunk))
+        metrics = {n: np.concatenate([p.metrics[n] for p in parts]) for n in self.names}
+        valid = None
+        if any(p.valid is not None for p in parts):
+            valid = np.concatenate([np.ones(p.size, dtype=bool) if p.valid is None else p.valid for p in parts])
+        return Sweep(self.arch, self.axes, metrics, valid, dict(self.reasons), self.mode, self.approximate,
+                     self.fixed, self.runtime_note)  # fmt: skip
+
+    def header(self) -> str:
+        return ",".join([a.name for a in self.axes] + list(self.names))
+
+    def csv_chunks(self, chunk: int = CHUNK) -> Iterator[str]:
+        """The CSV text, header first, then each chunk's rows, every line ending with a newline: the same
+        text as ``Sweep.render("csv") + "\\n"``, never more than one chunk of it held."""
+        import numpy as np
+
+        yield self.header() + "\n"
+        width = len(self.axes) + len(self.names)
+        for part in self.chunks(chunk):
+            columns = [*part.columns.values(), *part.metrics.values()]
+            whole = part.valid is None or bool(part.valid.all())
+            if whole and all(
+                c.dtype.kind == "i" or (c.dtype.kind == "O" and n not in self.evaluated)
+                for n, c in part.metrics.items()
+            ):
+                line = ",".join(["%d"] * width) + "\n"
+                yield (line * part.size) % tuple(np.column_stack(columns).ravel().tolist())
+                continue
+            lists = [c.tolist() for c in columns]
+            ok = [True] * part.size if part.valid is None else part.valid.tolist()
+            axes = len(self.axes)
+            lines = []
+            for i in range(part.size):
+                cells = [str(lists[j][i]) for j in range(axes)]
+                for j in range(axes, width):
+                    v = lists[j][i] if ok[i] else None
+                    cells.append("" if v is None else (repr(v) if isinstance(v, float) else str(v)))
+                lines.append(",".join(cells) + "\n")
+            yield "".join(lines)
+
+    def write_csv(self, handle: Any, chunk: int = CHUNK) -> None:
+        """Write the CSV to ``handle`` (a binary file, as :func:`symcost.files.write_atomic` gives)."""
+        for text in self.csv_chunks(chunk):
+            handle.write(text.encode("utf-8"))
+
+
 def sweep(
     graph: Any,
     axes: Sequence[Axis],
@@ -190,105 +456,24 @@ def sweep(
     exact: bool = True,
 ) -> Sweep:
     """Every metric in ``names`` at every point of the grid of ``axes``; other variables at
-    ``values`` or their defaults."""
-    import numpy as np
+    ``values`` or their defaults. The grid is held whole: at most :data:`MAX_POINTS` points
+    (:func:`plan` with ``limit=MAX_STREAMED_POINTS`` writes larger ones as CSV)."""
+    return Plan(graph, axes, names, values, setting, exact, MAX_POINTS).collect()
 
-    from . import evaluation
 
-    setting = setting or metrics_module.Setting()
-    names = metrics_module.check_names(names, device=setting.roof is not None)
-    variables = graph.arch.variables
-    given = dict(values or {})
-    seen: set[str] = set()
-    for axis in axes:
-        if axis.name not in variables:
-            raise UsageError(
-                f"--over: '{graph.arch.name}' has no variable '{axis.name}'{did_you_mean(axis.name, variables)}; "
-                f"its variables: {', '.join(variables)}"
-            )
-        if axis.name in seen:
-            raise UsageError(f"--over {axis.name} is given twice")
-        seen.add(axis.name)
-        given.pop(axis.name, None)  # a phase's value for a swept variable yields to the sweep
-        low = variables[axis.name].minimum
-        if min(axis.values) < low:
-            raise UsageError(f"--over {axis.name}: values must be at least {low}, got {min(axis.values)}")
-    size = 1
-    for axis in axes:
-        size *= len(axis.values)
-    if size > MAX_POINTS:
-        raise UsageError(f"the grid has {size:,} points; at most {MAX_POINTS:,}")
-    free = evaluation.keep_free(graph, given, seen)
-    fixed = {k: v for k, v in free.items() if k not in seen}
-    nodes = evaluation.symbolic_nodes(graph, free, setting.convention)
-    subs = evaluation.resolve(graph, free, symbolic=True)
-    symbols = [variables[a.name].symbol for a in axes]
-    conditions, messages = metrics_module.validity(graph, subs)
-    closed_names = [n for n in names if n in metrics_module.CLOSED]
-    # a runtime other than the pure roofline times kernels point by point (its fusion and waves have no closed form)
-    by_point = setting.runtime is not None and not setting.runtime.bound
-    timed_names = [n for n in names if n in metrics_module.TIMED and not by_point]
-    forms = metrics_module.closed_forms(nodes, closed_names + timed_names, setting, graph, free)
-    shape = [len(a.values) for a in axes]
-    columns = {}
-    for i, axis in enumerate(axes):
-        dims = [1] * len(axes)
-        dims[i] = len(axis.values)
-        columns[axis.name] = np.array(
-            axis.values, dtype=object if max(map(abs, axis.values)) >= 2**62 else np.int64
-        ).reshape(dims)
-    out: dict[str, Any] = {}
-    program = Program({n: forms[n] for n in closed_names}, symbols, conditions)
-    run = program.run(columns, exact=exact)
-    for name in closed_names:
-        out[name] = np.broadcast_to(run.values[name], shape).ravel()
-    approximate = tuple(closed_names) if not exact else ()
-    if timed_names:
-        timed = Program({n: forms[n] for n in timed_names}, symbols).run(columns, exact=False)
-        for name in timed_names:
-            out[name] = np.broadcast_to(timed.values[name], shape).ravel()
-        approximate += tuple(timed_names)
-    valid = None if run.valid is None else np.broadcast_to(run.valid, shape).ravel()
-    reasons: dict[int, str] = {}
-    if valid is not None and not valid.all():
-        failed = np.broadcast_to(run.failed, shape).ravel()
-        for index in np.flatnonzero(~valid)[:20]:
-            code = int(failed[index])
-            reasons[int(index)] = "division by zero" if code == DIVISION_BY_ZERO else messages[code]
-    evaluated = [n for n in names if n in metrics_module.EVALUATED or (by_point and n in metrics_module.TIMED)]
-    approximate += tuple(n for n in names if by_point and n in metrics_module.TIMED)  # printed as floats
-    if evaluated:
-        if size > MAX_EVALUATED_POINTS:
-            raise UsageError(
-                f"{', '.join(evaluated)} is evaluated point by point (a liveness walk); "
-                f"sweep at most {MAX_EVALUATED_POINTS:,} points with it, not {size:,}"
-            )
-        import itertools
-        import time
-
-        arrays = {n: np.zeros(size, dtype=object) for n in evaluated}
-        started = time.perf_counter()
-        for index, point in enumerate(itertools.product(*(a.values for a in axes))):
-            if index == 8 and size > 8:
-                projected = (time.perf_counter() - started) / 8 * size
-                if projected > MAX_EVALUATED_SECONDS:
-                    fits = max(1, int(size * MAX_EVALUATED_SECONDS / projected))
-                    raise UsageError(
-                        f"{', '.join(evaluated)} is evaluated point by point: {size:,} points of "
-                        f"'{graph.arch.name}' would take about {projected:,.0f} s; sweep at most about "
-                        f"{fits:,} points of it (the budget is {MAX_EVALUATED_SECONDS:.0f} s)"
-                    )
-            if valid is not None and not valid[index]:
-                continue
-            at = metrics_module.at_point(
-                graph, {**fixed, **dict(zip([a.name for a in axes], point))}, evaluated, setting
-            )
-            for n in evaluated:
-                arrays[n][index] = at[n]
-        out.update(arrays)
-    ordered = {n: out[n] for n in names}
-    return Sweep(graph.arch.name, tuple(axes), ordered, valid, reasons, run.mode if exact else "float64",
-                 approximate, fixed, metrics_module.runtime_note(setting, names))  # fmt: skip
+def plan(
+    graph: Any,
+    axes: Sequence[Axis],
+    names: Sequence[str] = ("flops",),
+    *,
+    values: Mapping[str, Any] | None = None,
+    setting: metrics_module.Setting | None = None,
+    exact: bool = True,
+    limit: int = MAX_POINTS,
+) -> Plan:
+    """The sweep of :func:`sweep`, derived and compiled but not evaluated: run it with ``Plan.chunks``,
+    ``Plan.collect`` or ``Plan.write_csv`` (up to ``limit`` points)."""
+    return Plan(graph, axes, names, values, setting, exact, limit)
 
 
 # ---- the whole-network function: symcost.sweep(...) -------------------------------------
@@ -297,9 +482,12 @@ def sweep(
 @speaks_api
 def run(arch: Any, over: Mapping[str, Any] | Sequence[str], metrics: str | Sequence[str] = "flops", *,
         values: Mapping[str, Any] | None = None, exact: bool = True, options: inputs.Options | None = None,
-        **more: Any) -> Any:  # fmt: skip
+        streamed: bool = False, **more: Any) -> Any:  # fmt: skip
     """Metrics over a grid (``symcost sweep``): ``over`` maps a variable to its values or a range
     text (``{"H": "64:1024:32", "N": [1, 8]}``), or is a list of ``NAME=RANGE`` texts.
+
+    A :class:`Sweep` holds at most :data:`MAX_POINTS` points; ``streamed=True`` returns a :class:`Plan`
+    instead (up to :data:`MAX_STREAMED_POINTS`), to write as CSV chunk by chunk with ``Plan.write_csv``.
 
     >>> s = run("resnet50", {"H": [224, 448]}, "flops", W="H")
     >>> [int(x) for x in s.metrics["flops"]]
@@ -318,9 +506,11 @@ def run(arch: Any, over: Mapping[str, Any] | Sequence[str], metrics: str | Seque
                  for k, v in over.items()]  # fmt: skip
     else:
         texts = list(over)
-    axes = [parse_axis(text) for text in texts]
+    limit = MAX_STREAMED_POINTS if streamed else MAX_POINTS
+    axes = [parse_axis(text, limit) for text in texts]
     setting = options.setting()
-    return sweep(built, axes, inputs.metric_names(metrics), values=given, setting=setting, exact=exact)
+    made = plan(built, axes, inputs.metric_names(metrics), values=given, setting=setting, exact=exact, limit=limit)
+    return made if streamed else made.collect()
 
 
 inputs.callable_module(__name__, run)

@@ -393,6 +393,9 @@ class Plan:
                                              self.evaluated, self.setting)  # fmt: skip
                 for n in self.evaluated:
                     arrays[n][local] = at[n]
+            for n in self.evaluated:
+                if n in self.approximate:  # a runtime's per-point latency: float64 like every timed metric
+                    arrays[n] = arrays[n].astype(np.float64)
             out.update(arrays)
         return Chunk(start, count, flat, {n: out[n] for n in self.names}, valid, failed)
 

@@ -199,3 +199,21 @@ def test_cli_csv_to_stdout_is_streamed_and_unchanged():
     assert result.exit_code == 0, result.output
     assert result.stdout == whole.render("csv") + "\n"
     assert result.stdout.splitlines()[1] == "30,31,,"  # H=30 is too small for vgg16: cells left empty
+
+
+def test_a_runtime_s_latency_is_written_as_float_in_csv():
+    """Under a runtime other than the roofline, latency is priced point by point; it is float64 and
+    approximate like every timed metric, so CSV holds decimal seconds, not exact fractions (which no
+    spreadsheet reads), and they equal the API's estimate at each point."""
+    import symcost
+
+    result = invoke("sweep", "resnet50", "--over", "N=1,2", "--metric", "latency", "--device", "a100",
+                    "--runtime", "tensorrt", "--format", "csv")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0] == "N,latency"
+    for line, n in zip(lines[1:], (1, 2)):
+        value = line.split(",")[1]
+        assert "/" not in value
+        expected = symcost.estimate("resnet50", device="a100", runtime="tensorrt", N=n).performance["latency_s"]
+        assert float(value) == pytest.approx(float(expected), rel=1e-12)

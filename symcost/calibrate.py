@@ -60,10 +60,18 @@ def read_rows(path: str, *, device: str | None, runtime: Runtime, split: str | N
               device_files: tuple[str, ...] = ()) -> tuple[list[Row], list[str]]:  # fmt: skip
     """The CSV's usable rows under ``runtime``, and a note for each row left out (and why)."""
     from . import devices, latency
+    from .files import read_limited
     from .inputs import graph, parse_assignments
     from .inputs import load as load_arch
 
-    text = Path(path).read_text(encoding="utf-8")
+    try:  # a regular file of at most MAX_READ_BYTES: never a FIFO that blocks, never /dev/zero
+        text = read_limited(path, what="CSV file").decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}: not UTF-8 text ({exc.reason})") from None
+    except ValueError as exc:
+        raise UsageError(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
     reader = csv.DictReader(text.splitlines())
     missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
     if missing:
@@ -278,7 +286,7 @@ def run(path: str, *, runtime: Runtime, device: str | None = None, output: str |
     for note in skipped:
         report.append(f"skipped {note}")
     if output:
-        write_atomic(output, to_yaml(fitted, {"measurements": len(rows), "from": Path(path).name,
+        write_atomic(output, inputs=[path], data=to_yaml(fitted, {"measurements": len(rows), "from": Path(path).name,
                                               "median_ratio": stats["median_ratio"]}))  # fmt: skip
         report.append(f"wrote {output}: use it with --runtime-file {output}")
     return fitted, "\n".join(report)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import stat
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,21 +135,19 @@ def read_model(path: str | os.PathLike[str]) -> Any:
     onnx = _onnx()
     path = Path(path)
     loc = Location(str(path))
-    try:
-        info = os.stat(path)
+    from ..files import read_limited
+
+    try:  # a regular file only (never a FIFO or a device), read to its limit and no further
+        raw = read_limited(path, MAX_BYTES, what="file")
+    except ValueError as exc:
+        message = str(exc)
+        if "larger than" in message:
+            message += " (larger models keep external data, which symcost does not read)"
+        raise OnnxImportError(message, loc) from None
+    except IsADirectoryError:
+        raise OnnxImportError("not a regular file but a directory: an ONNX model is a file", loc) from None
     except OSError as exc:
         raise OnnxImportError(f"cannot read the model: {exc.strerror}", loc) from None
-    if not stat.S_ISREG(info.st_mode):
-        raise OnnxImportError("not a regular file: an ONNX model is a file", loc)
-    if info.st_size > MAX_BYTES:
-        raise OnnxImportError(
-            f"{info.st_size:,} bytes: an ONNX file is at most {MAX_BYTES:,} (larger models keep external data, "
-            "which symcost does not read)",
-            loc,
-        )
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
-    with os.fdopen(os.open(path, flags), "rb") as handle:
-        raw = handle.read(MAX_BYTES + 1)
     return parse_model(raw, str(path), onnx)
 
 

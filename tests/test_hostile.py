@@ -132,8 +132,20 @@ def test_corpus_has_at_least_250_error_cases():
 
 def test_every_command_has_cases():
     commands = {c["args"].split()[0] for c in CASES["commands"]} | {r["args"].split()[0] for r in CASES["resources"]}
-    for name in ("eval", "derive", "roofline", "sweep", "solve", "compare", "check", "list", "import", "calibrate",
-                 "measure", "probe"):
+    for name in (
+        "eval",
+        "derive",
+        "roofline",
+        "sweep",
+        "solve",
+        "compare",
+        "check",
+        "list",
+        "import",
+        "calibrate",
+        "measure",
+        "probe",
+    ):
         assert name in commands, name
 
 

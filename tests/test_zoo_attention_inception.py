@@ -30,31 +30,13 @@ from symcost.arch import load_path, load_text
 from symcost.compile import Result, evaluate
 from symcost.shapes import Graph, build
 
+from .torch_reference import Permute, StochasticDepth
+
 ARCHS = Path(__file__).resolve().parent.parent / "archs"
 META = torch.device("meta")
 
 
 # --- torchvision.models.swin_transformer (v1) ---------------------------------------------------
-
-
-class Permute(nn.Module):  # torchvision.ops.misc.Permute
-    def __init__(self, dims: list[int]):
-        super().__init__()
-        self.dims = dims
-
-    def forward(self, x):
-        return torch.permute(x, self.dims)
-
-
-class StochasticDepth(nn.Module):  # torchvision.ops.StochasticDepth: the input itself in eval mode
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
-
-    def forward(self, x):
-        if not self.training or self.p == 0.0:
-            return x
-        raise NotImplementedError("the reference runs in eval mode")
 
 
 class PatchMerging(nn.Module):

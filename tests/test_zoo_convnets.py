@@ -31,7 +31,16 @@ from symcost.compile import Result, evaluate
 
 from .test_archs_cnn import ARCHS, META, _copies
 from .test_archs_cnn import graph as cnn_graph
-from .torch_reference import ElementwiseCounter, at, check_equals_torch, graph, image, pair_ids
+from .torch_reference import (
+    ElementwiseCounter,
+    Permute,
+    StochasticDepth,
+    at,
+    check_equals_torch,
+    graph,
+    image,
+    pair_ids,
+)
 from .torch_reference import torch_counts as measure
 
 # --- torchvision.models.convnext ------------------------------------------------------------------
@@ -44,29 +53,6 @@ class LayerNorm2d(nn.LayerNorm):
         x = x.permute(0, 2, 3, 1)
         x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
         return x.permute(0, 3, 1, 2)
-
-
-class Permute(nn.Module):
-    """torchvision.ops.misc.Permute."""
-
-    def __init__(self, dims: list[int]):
-        super().__init__()
-        self.dims = dims
-
-    def forward(self, x):
-        return torch.permute(x, self.dims)
-
-
-class StochasticDepth(nn.Module):
-    """torchvision.ops.StochasticDepth in inference: `if not training or p == 0.0: return input`."""
-
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
-
-    def forward(self, x):
-        assert not self.training
-        return x
 
 
 class CNBlock(nn.Module):

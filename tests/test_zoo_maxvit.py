@@ -36,6 +36,8 @@ from symcost.compile import Result, evaluate
 from symcost.errors import ShapeError
 from symcost.shapes import Graph, build
 
+from .torch_reference import StochasticDepth
+
 ARCHS = Path(__file__).resolve().parent.parent / "archs"
 META = torch.device("meta")
 
@@ -86,19 +88,6 @@ class SqueezeExcitation(nn.Module):
     def forward(self, input):
         scale = self.scale_activation(self.fc2(self.activation(self.fc1(self.avgpool(input)))))
         return scale * input
-
-
-class StochasticDepth(nn.Module):
-    """torchvision.ops.StochasticDepth: the input itself in eval mode."""
-
-    def __init__(self, p: float, mode: str):
-        super().__init__()
-        self.p, self.mode = p, mode
-
-    def forward(self, x):
-        if not self.training or self.p == 0.0:
-            return x
-        raise NotImplementedError("the reference runs in eval mode")
 
 
 # --- torchvision/models/maxvit.py -----------------------------------------------------------------

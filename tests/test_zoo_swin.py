@@ -31,31 +31,13 @@ from symcost.arch import load_path
 from symcost.compile import Result, evaluate
 from symcost.shapes import build
 
+from .torch_reference import Permute, StochasticDepth
+
 ARCHS = Path(__file__).resolve().parent.parent / "archs"
 META = torch.device("meta")
 
 
 # --- torchvision.models.swin_transformer ------------------------------------------------------------
-
-
-class Permute(nn.Module):  # torchvision.ops.misc.Permute
-    def __init__(self, dims: list[int]):
-        super().__init__()
-        self.dims = dims
-
-    def forward(self, x):
-        return torch.permute(x, self.dims)
-
-
-class StochasticDepth(nn.Module):  # torchvision.ops.StochasticDepth: the input itself in eval mode
-    def __init__(self, p: float):
-        super().__init__()
-        self.p = p
-
-    def forward(self, x):
-        if not self.training or self.p == 0.0:
-            return x
-        raise NotImplementedError("the reference runs in eval mode")
 
 
 def _patch_merging_pad(x):

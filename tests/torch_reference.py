@@ -61,6 +61,30 @@ class ElementwiseCounter(TorchDispatchMode):
         return out
 
 
+class Permute(nn.Module):
+    """torchvision.ops.misc.Permute: ``torch.permute(x, dims)``."""
+
+    def __init__(self, dims: list[int]):
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x):
+        return torch.permute(x, self.dims)
+
+
+class StochasticDepth(nn.Module):
+    """torchvision.ops.StochasticDepth in eval mode: ``if not training or p == 0.0: return input``."""
+
+    def __init__(self, p: float, mode: str = "row"):
+        super().__init__()
+        self.p, self.mode = p, mode
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        raise NotImplementedError("the reference runs in eval mode")
+
+
 def torch_counts(
     model: nn.Module, *inputs, counter: ElementwiseCounter | None = None, modes: Iterable = (), **kwargs
 ) -> tuple[dict, tuple[int, ...], dict]:

@@ -32,7 +32,6 @@ from symcost.arch import load_path
 from symcost.compile import Result, evaluate
 from symcost.shapes import Graph, build
 
-from .test_peer_conventions import _fvcore, _one_thread, _ptflops, _thop
 from .test_zoo_mobile import (
     MOBILE_CATEGORIES,
     Conv2dNormActivation,
@@ -40,7 +39,7 @@ from .test_zoo_mobile import (
     StochasticDepth,
     _make_divisible,
 )
-from .torch_reference import ElementwiseCounter, at, check_equals_torch, check_layer_names, image, pair_ids
+from .torch_reference import ElementwiseCounter, at, check_equals_torch, check_layer_names, image, pair_ids, peer_counts
 from .torch_reference import torch_counts as measure
 
 ARCHS = Path(__file__).resolve().parent.parent / "archs"
@@ -370,18 +369,7 @@ def test_peer_tools_at_224(tool):
     B0 reference at 1x3x224x224 (run as tests/test_peer_conventions.py runs them: thop on meta, the others on
     CPU with zeroed weights), and the params thop and ptflops report."""
     model = reference("efficientnet_b0")
-    if tool == "thop":
-        flops, params, _ = _thop(copy.deepcopy(model), torch.empty(1, 3, 224, 224, device=META))
-    else:
-        cpu = copy.deepcopy(model).to_empty(device="cpu")
-        with torch.no_grad():
-            for tensor in [*cpu.parameters(), *cpu.buffers()]:
-                tensor.zero_()
-        with _one_thread():
-            if tool == "ptflops":
-                flops, params = _ptflops(cpu.eval(), (3, 224, 224))
-            else:
-                flops, params = _fvcore(cpu.eval(), torch.zeros(1, 3, 224, 224))[0], None
+    flops, params = peer_counts(model, tool)
     r = evaluate(graph("efficientnet_b0"), {}, cost.preset(tool))
     assert r.totals["flops"] == flops
     if params is not None:

@@ -12,11 +12,9 @@ torch module of the same name with the same counts. The published numbers are to
 
 from __future__ import annotations
 
-import copy
 import functools
 
 import pytest
-import torch
 from torch import nn
 
 from symcost import cost
@@ -24,7 +22,6 @@ from symcost.arch import load_path
 from symcost.compile import Result, evaluate
 from symcost.shapes import build
 
-from .test_peer_conventions import _fvcore, _one_thread, _ptflops, _thop
 from .torch_reference import (
     ARCHS,
     META,
@@ -35,6 +32,7 @@ from .torch_reference import (
     graph,
     image,
     pair_ids,
+    peer_counts,
 )
 from .torch_reference import torch_counts as measure
 
@@ -197,18 +195,7 @@ def test_peer_tools_at_224(tool):
     torch reference of mnasnet1_0 at 1x3x224x224 (run as tests/test_peer_conventions.py runs them: thop on meta,
     the others on CPU with zeroed weights), and the params thop and ptflops report."""
     model = reference("mnasnet1_0")
-    if tool == "thop":
-        flops, params, _ = _thop(copy.deepcopy(model), torch.empty(1, 3, 224, 224, device=META))
-    else:
-        cpu = copy.deepcopy(model).to_empty(device="cpu")
-        with torch.no_grad():
-            for tensor in [*cpu.parameters(), *cpu.buffers()]:
-                tensor.zero_()
-        with _one_thread():
-            if tool == "ptflops":
-                flops, params = _ptflops(cpu.eval(), (3, 224, 224))
-            else:
-                flops, params = _fvcore(cpu.eval(), torch.zeros(1, 3, 224, 224))[0], None
+    flops, params = peer_counts(model, tool)
     r = evaluate(graph("mnasnet1_0"), {}, cost.preset(tool))
     assert r.totals["flops"] == flops
     if params is not None:

@@ -17,7 +17,6 @@ with parameters or FLOPs must name the torch module of the same name with the sa
 
 from __future__ import annotations
 
-import copy
 import functools
 from collections.abc import Callable
 from functools import partial
@@ -33,8 +32,7 @@ from symcost.compile import Result, evaluate
 from symcost.shapes import Graph, build
 
 from .test_archs_cnn import MobileNetV2
-from .test_peer_conventions import _fvcore, _one_thread, _ptflops, _thop
-from .torch_reference import ElementwiseCounter, check_equals_torch, check_layer_names, image, pair_ids
+from .torch_reference import ElementwiseCounter, check_equals_torch, check_layer_names, image, pair_ids, peer_counts
 from .torch_reference import torch_counts as measure
 
 ARCHS = Path(__file__).resolve().parent.parent / "archs"
@@ -388,18 +386,7 @@ def test_peer_tools_at_224(arch, tool):
     torch reference at 1x3x224x224 (run as tests/test_peer_conventions.py runs them: thop on meta, the others on
     CPU with zeroed weights), and the params thop and ptflops report."""
     model = reference(arch)
-    if tool == "thop":
-        flops, params, _ = _thop(copy.deepcopy(model), torch.empty(1, 3, 224, 224, device=META))
-    else:
-        cpu = copy.deepcopy(model).to_empty(device="cpu")
-        with torch.no_grad():
-            for tensor in [*cpu.parameters(), *cpu.buffers()]:
-                tensor.zero_()
-        with _one_thread():
-            if tool == "ptflops":
-                flops, params = _ptflops(cpu.eval(), (3, 224, 224))
-            else:
-                flops, params = _fvcore(cpu.eval(), torch.zeros(1, 3, 224, 224))[0], None
+    flops, params = peer_counts(model, tool)
     r = evaluate(graph(arch), {}, cost.preset(tool))
     assert r.totals["flops"] == flops
     if params is not None:

@@ -10,6 +10,7 @@ comparisons every family makes.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import re
 from collections.abc import Iterable
@@ -166,3 +167,22 @@ def check_layer_names(
             checked += 1
     assert checked == sum(1 for m in modules.values() if isinstance(m, leaf_types))
     return checked
+
+
+def peer_counts(model: nn.Module, tool: str) -> tuple[int, int | None]:
+    """What thop 0.1.1, ptflops 0.7.5 or fvcore 0.1.5 count on ``model`` at 1x3x224x224: (FLOPs, params; None for
+    fvcore, which reports no params). Run as tests/test_peer_conventions.py runs them: thop on meta, the others
+    on CPU with zeroed weights, in eval mode and on one thread; ``model`` itself is left as it was."""
+    from .test_peer_conventions import _fvcore, _one_thread, _ptflops, _thop
+
+    if tool == "thop":
+        flops, params, _ = _thop(copy.deepcopy(model), torch.empty(1, 3, 224, 224, device=META))
+        return flops, params
+    cpu = copy.deepcopy(model).to_empty(device="cpu")
+    with torch.no_grad():
+        for tensor in [*cpu.parameters(), *cpu.buffers()]:
+            tensor.zero_()
+    with _one_thread():
+        if tool == "ptflops":
+            return _ptflops(cpu.eval(), (3, 224, 224))
+        return _fvcore(cpu.eval(), torch.zeros(1, 3, 224, 224))[0], None

@@ -21,13 +21,13 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from symcost.compile import Result, evaluate
 from tests.helpers import graph
 
 from .torch_reference import ElementwiseCounter, check_equals_torch
 from .torch_reference import copies as _copies
+from .torch_reference import torch_counts as measure
 
 ARCHS = Path(__file__).resolve().parent.parent / "archs"
 META = torch.device("meta")
@@ -319,19 +319,8 @@ def reference(arch: str) -> nn.Module:
 
 @functools.cache
 def torch_counts(arch: str, shape: tuple[int, int, int]) -> tuple[dict, tuple[int, ...], dict]:
-    model = reference(arch)
     n, h, w = shape
-    x = torch.empty(n, CASES[arch][1], h, w, device=META)
-    with FlopCounterMode(display=False) as counter, ElementwiseCounter() as elementwise:
-        y = model(x)
-    totals = {
-        "params": sum(p.numel() for p in model.parameters()),
-        "buffers": sum(b.numel() for b in model.buffers()),
-        "flops": counter.get_total_flops(),
-        **{f"elementwise.{k}": v for k, v in elementwise.counts.items()},
-    }
-    per_module = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
-    return totals, tuple(y.shape), per_module
+    return measure(reference(arch), torch.empty(n, CASES[arch][1], h, w, device=META), counter=ElementwiseCounter())
 
 
 def ours(arch: str, shape: tuple[int, int, int]) -> Result:

@@ -22,7 +22,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import FlopCounterMode
 
 from symcost import cost
 from symcost.arch import load_path
@@ -31,6 +30,7 @@ from symcost.shapes import Graph, build
 
 from .test_archs_cnn import _copies
 from .test_peer_conventions import _fvcore, _one_thread
+from .torch_reference import torch_counts as measure
 
 ARCHS = Path(__file__).resolve().parent.parent / "archs"
 META = torch.device("meta")
@@ -263,18 +263,8 @@ def reference(key: tuple[int, int]) -> nn.Module:
 
 @functools.cache
 def torch_counts(key: tuple[int, int], shape: tuple[int, int, int]) -> tuple[dict, tuple[int, ...], dict]:
-    model = reference(key)
     n, h, w = shape
-    with FlopCounterMode(display=False) as counter, ElementwiseCounter() as elementwise:
-        y = model(torch.empty(n, 3, h, w, device=META))
-    totals = {
-        "params": sum(p.numel() for p in model.parameters()),
-        "buffers": sum(b.numel() for b in model.buffers()),
-        "flops": counter.get_total_flops(),
-        **{f"elementwise.{k}": v for k, v in elementwise.counts.items()},
-    }
-    per_module = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
-    return totals, tuple(y.shape), per_module
+    return measure(reference(key), torch.empty(n, 3, h, w, device=META), counter=ElementwiseCounter())
 
 
 @functools.cache

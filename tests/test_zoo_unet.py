@@ -17,12 +17,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from symcost.arch import load_path
 from symcost.compile import Result, evaluate
 from symcost.shapes import Graph, build
 from tests.test_archs_cnn import ARCHS, META, ElementwiseCounter, _copies
+from tests.torch_reference import torch_counts as measure
 
 # --- milesial/Pytorch-UNet unet/unet_parts.py ----------------------------------------------------
 
@@ -137,18 +137,8 @@ def reference(bilinear: int) -> nn.Module:
 
 @functools.cache
 def torch_counts(bilinear: int, shape: tuple[int, int, int]) -> tuple[dict, tuple[int, ...], dict]:
-    model = reference(bilinear)
     n, h, w = shape
-    with FlopCounterMode(display=False) as counter, ElementwiseCounter() as elementwise:
-        y = model(torch.empty(n, 3, h, w, device=META))
-    totals = {
-        "params": sum(p.numel() for p in model.parameters()),
-        "buffers": sum(b.numel() for b in model.buffers()),
-        "flops": counter.get_total_flops(),
-        **{f"elementwise.{k}": v for k, v in elementwise.counts.items()},
-    }
-    per_module = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
-    return totals, tuple(y.shape), per_module
+    return measure(reference(bilinear), torch.empty(n, 3, h, w, device=META), counter=ElementwiseCounter())
 
 
 def ours(bilinear: int, shape: tuple[int, int, int]) -> Result:

@@ -51,13 +51,14 @@ import sympy
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import FlopCounterMode
 
 from symcost import cost
 from symcost.arch import load_path
 from symcost.compile import Result, evaluate, symbolic_totals
 from symcost.report import latex_expr
 from symcost.shapes import Graph, build
+
+from .torch_reference import torch_counts as measure
 
 ARCHS = Path(__file__).resolve().parent.parent / "archs"
 META = torch.device("meta")
@@ -333,16 +334,7 @@ def torch_counts(scale: str, shape: tuple[int, int, int]) -> tuple[dict, tuple[i
     n, h, w = shape
     x = torch.empty(n, 3, h, w, device=META)
     model(x)  # builds and caches the anchors for this shape, as Detect does on its first call
-    with FlopCounterMode(display=False) as counter, ElementwiseCounter() as elementwise:
-        y = model(x)
-    totals = {
-        "params": sum(p.numel() for p in model.parameters()),
-        "buffers": sum(b.numel() for b in model.buffers()),
-        "flops": counter.get_total_flops(),
-        **{f"elementwise.{k}": v for k, v in elementwise.counts.items()},
-    }
-    per_module = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
-    return totals, tuple(y.shape), per_module
+    return measure(model, x, counter=ElementwiseCounter())
 
 
 def ours(scale: str, shape: tuple[int, int, int]) -> Result:

@@ -14,23 +14,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import FlopCounterMode
 from typer.testing import CliRunner
 
-from symcost.arch import load_path
 from symcost.cli import app
 from symcost.compile import Result, evaluate
-from symcost.shapes import Graph, build
-from tests.test_archs_cnn import ElementwiseCounter, _copies
-
-ROOT = Path(__file__).resolve().parent.parent
-ARCHS = ROOT / "archs"
-META = torch.device("meta")
+from tests.torch_reference import META, check_layer_names, graph, torch_counts
 
 COPY_OPS = {"aten.cat.default", "aten.clone.default"}
 SYMCOST_COPY_LAYERS = {"cat", "concat", "channel_shuffle", "contiguous"}
@@ -53,11 +45,6 @@ class CopyCounter(TorchDispatchMode):
             self.written += out.numel()
             self.cat_calls += name == "aten.cat.default"
         return out
-
-
-@functools.cache
-def graph(arch: str) -> Graph:
-    return build(load_path(ARCHS / f"{arch}.yaml"))
 
 
 @functools.cache
@@ -92,21 +79,12 @@ class Zoo:
             return self.cases[arch][0]().eval()
 
     def _torch_counts(self, arch: str, shape: Shape3) -> tuple[dict, tuple[int, ...], dict]:
-        model = self.reference(arch)
         n, h, w = shape
-        x = torch.empty(n, 3, h, w, device=META)
-        with FlopCounterMode(display=False) as counter, ElementwiseCounter() as elementwise, CopyCounter() as copies:
-            y = model(x)
-        totals = {
-            "params": sum(p.numel() for p in model.parameters()),
-            "buffers": sum(b.numel() for b in model.buffers()),
-            "flops": counter.get_total_flops(),
-            **{f"elementwise.{k}": v for k, v in elementwise.counts.items()},
-            "copy_written": copies.written,
-            "cat_calls": copies.cat_calls,
-        }
-        per_module = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
-        return totals, tuple(y.shape), per_module
+        copies = CopyCounter()
+        totals, out_shape, per_module = torch_counts(
+            self.reference(arch), torch.empty(n, 3, h, w, device=META), modes=(copies,)
+        )
+        return {**totals, "copy_written": copies.written, "cat_calls": copies.cat_calls}, out_shape, per_module
 
     def check_equals_torch(self, arch: str, shape: Shape3) -> None:
         totals, out_shape, _ = self.torch_counts(arch, shape)
@@ -118,19 +96,7 @@ class Zoo:
         """Every layer with parameters or FLOPs is the torch module of the same name, with the same counts."""
         shape = self.cases[arch][1][0]
         _, _, per_module = self.torch_counts(arch, shape)
-        model = self.reference(arch)
-        root = type(model).__name__
-        modules = dict(model.named_modules())
-        checked = 0
-        for node in ours(arch, shape).nodes:
-            if not (node.values["params"] or node.values["flops"]):
-                continue
-            for path in _copies(node.path, node.count):
-                assert path in modules, f"{arch}: no torch module named {path}"
-                assert sum(p.numel() for p in modules[path].parameters()) * node.count == node.values["params"], path
-                assert per_module.get(f"{root}.{path}", 0) * node.count == node.values["flops"], path
-                checked += 1
-        assert checked == sum(1 for m in modules.values() if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d)))
+        check_layer_names(ours(arch, shape), self.reference(arch), per_module, arch)
 
     def check_published(self, arch: str, params: int, gmacs: float, flops: int) -> None:
         """torchvision's published num_params (exact) and _ops (GMACs to 3 decimals) at 1x3x224x224; ``flops`` is

@@ -125,19 +125,7 @@ PUBLISHED = {
 }
 
 
-@pytest.mark.parametrize(("arch", "shape"), ZOO.pairs, ids=ZOO.ids)
-def test_arch_equals_torch(arch, shape):
-    ZOO.check_equals_torch(arch, shape)
-
-
-@pytest.mark.parametrize("arch", list(ZOO.cases))
-def test_layers_name_torch_modules(arch):
-    ZOO.check_layer_names(arch)
-
-
-@pytest.mark.parametrize("arch", list(PUBLISHED))
-def test_published_numbers(arch):
-    ZOO.check_published(arch, *PUBLISHED[arch])
+test_arch_equals_torch, test_layers_name_torch_modules, test_published_numbers = ZOO.tests(PUBLISHED)
 
 
 def test_one_family_file():

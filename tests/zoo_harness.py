@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+import pytest
 import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -108,6 +109,24 @@ class Zoo:
         assert r.totals["flops"] == flops
         totals, _, _ = self.torch_counts(arch, self.cases[arch][1][0])
         assert (totals["params"], totals["flops"]) == (params, flops)
+
+    def tests(self, published: dict[str, tuple[int, float, int]]):
+        """The three tests every family runs, for its module to bind as ``test_arch_equals_torch,
+        test_layers_name_torch_modules, test_published_numbers`` (pytest collects them there)."""
+
+        @pytest.mark.parametrize(("arch", "shape"), self.pairs, ids=self.ids)
+        def test_arch_equals_torch(arch, shape):
+            self.check_equals_torch(arch, shape)
+
+        @pytest.mark.parametrize("arch", list(self.cases))
+        def test_layers_name_torch_modules(arch):
+            self.check_layer_names(arch)
+
+        @pytest.mark.parametrize("arch", list(published))
+        def test_published_numbers(arch):
+            self.check_published(arch, *published[arch])
+
+        return test_arch_equals_torch, test_layers_name_torch_modules, test_published_numbers
 
 
 def cli_eval(*args: str):

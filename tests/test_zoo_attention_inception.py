@@ -31,6 +31,7 @@ from symcost.compile import Result, evaluate
 from symcost.shapes import Graph, build
 
 from .torch_reference import Permute, StochasticDepth
+from .torch_reference import torch_counts as measure
 
 ARCHS = Path(__file__).resolve().parent.parent / "archs"
 META = torch.device("meta")
@@ -299,17 +300,7 @@ def torch_run(arch: str, shape: tuple[int, int, int]) -> tuple[nn.Module, dict, 
     with META:
         model = CASES[arch][0]().eval()
     n, h, w = shape
-    x = torch.empty(n, 3, h, w, device=META)
-    with FlopCounterMode(display=False) as counter, ElementwiseCounter() as elementwise:
-        y = model(x)
-    totals = {
-        "params": sum(p.numel() for p in model.parameters()),
-        "buffers": sum(b.numel() for b in model.buffers()),
-        "flops": counter.get_total_flops(),
-        **{f"elementwise.{k}": v for k, v in elementwise.counts.items()},
-    }
-    per_module = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
-    return model, totals, tuple(y.shape), per_module
+    return model, *measure(model, torch.empty(n, 3, h, w, device=META), counter=ElementwiseCounter())
 
 
 def ours(arch: str, shape: tuple[int, int, int]) -> Result:

@@ -25,13 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import FlopCounterMode
 
 from symcost.arch import load_path
 from symcost.compile import Result, evaluate
 from symcost.shapes import build
 
 from .torch_reference import Permute, StochasticDepth
+from .torch_reference import torch_counts as measure
 
 ARCHS = Path(__file__).resolve().parent.parent / "archs"
 META = torch.device("meta")
@@ -336,16 +336,7 @@ def torch_run(arch: str, shape: tuple[int, int, int]):
     with META:
         model = MODELS[arch]().eval()
     n, h, w = shape
-    with FlopCounterMode(display=False) as counter, ElementwiseCounter() as elementwise:
-        y = model(torch.empty(n, 3, h, w, device=META))
-    totals = {
-        "params": sum(p.numel() for p in model.parameters()),
-        "buffers": sum(b.numel() for b in model.buffers()),
-        "flops": counter.get_total_flops(),
-        **{f"elementwise.{k}": v for k, v in elementwise.counts.items()},
-    }
-    per_module = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
-    return model, totals, tuple(y.shape), per_module
+    return model, *measure(model, torch.empty(n, 3, h, w, device=META), counter=ElementwiseCounter())
 
 
 PAIRS = [(arch, shape) for arch, shapes in CASES.items() for shape in shapes]

@@ -23,12 +23,12 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from symcost.arch import load_path
 from symcost.compile import Result, evaluate
 from symcost.shapes import Graph, build
 from tests.test_archs_cnn import ElementwiseCounter
+from tests.torch_reference import torch_counts as measure
 
 ARCHS = Path(__file__).resolve().parent.parent / "archs"
 META = torch.device("meta")
@@ -157,18 +157,9 @@ def reference(arch: str, image_size: int) -> nn.Module:
 
 @functools.cache
 def torch_counts(arch: str, n: int, image_size: int) -> tuple[dict[str, int], tuple[int, ...], dict[str, int]]:
-    model = reference(arch, image_size)
     x = torch.empty(n, 3, image_size, image_size, device=META)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter, VitElementwise() as elementwise:
-        y = model(x)
-    totals = {
-        "params": sum(p.numel() for p in model.parameters()),
-        "buffers": sum(b.numel() for b in model.buffers()),
-        "flops": counter.get_total_flops(),
-        **{f"elementwise.{k}": v for k, v in elementwise.counts.items()},
-    }
-    per_module = {name: sum(ops.values()) for name, ops in counter.get_flop_counts().items()}
-    return totals, tuple(y.shape), per_module
+    with torch.no_grad():
+        return measure(reference(arch, image_size), x, counter=VitElementwise())
 
 
 @functools.cache

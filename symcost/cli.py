@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from . import formats
-from .errors import Location, SymcostError, UsageError
+from .errors import SymcostError, UsageError
 from .inputs import parse_assignments as parse_assignments
 from .inputs import split_top_level as _split_top_level
 
@@ -726,20 +726,10 @@ def _same_target(a: str, b: str) -> bool:
 
 
 def _refuse_input(output: str | None, read: list[str], option: str = "--output") -> None:
-    """Refuse, before any work, an output path that is one of the command's inputs (the architecture
-    file, a device file): writing it would destroy what was read. :func:`symcost.files.write_atomic`
-    checks again when it writes."""
-    import os
+    """Refuse, before any work, an output that is one of the command's inputs (:func:`symcost.files.refuse_inputs`)."""
+    from .files import refuse_inputs
 
-    if not output:
-        return
-    for source in read:
-        try:
-            same = os.path.samefile(output, source)
-        except OSError:
-            same = False
-        if same:
-            raise UsageError(f"refusing to overwrite the input '{output}'", Location(option))
+    refuse_inputs(output, read, option)
 
 
 def _set_names(assignments: list[str]) -> set[str]:

@@ -50,6 +50,16 @@ def _same_file(a: Path, b: str | os.PathLike[str]) -> bool:
         return False
 
 
+def refuse_inputs(path: str | os.PathLike[str] | None, inputs: Iterable[Any], option: str = "--output") -> None:
+    """Refuse an output ``path`` that is one of ``inputs`` (the same file under any name): writing it
+    would destroy what the command read. Commands call it before any work; :func:`write_atomic` again."""
+    if not path:
+        return
+    for source in inputs:
+        if isinstance(source, (str, os.PathLike)) and _same_file(Path(path), source):
+            raise UsageError(f"refusing to overwrite the input '{path}'", Location(option))
+
+
 def write_atomic(
     path: str | os.PathLike[str],
     data: str | bytes | Callable[[Any], None],
@@ -68,9 +78,7 @@ def write_atomic(
     loc = Location(option)
     if target.is_dir():
         raise UsageError(f"cannot write '{shown}': it is a directory", loc)
-    for source in inputs:
-        if isinstance(source, (str, os.PathLike)) and _same_file(target, source):
-            raise UsageError(f"refusing to overwrite the input '{shown}'", loc)
+    refuse_inputs(path, inputs, option)
     if target.exists() and not stat.S_ISREG(os.stat(target).st_mode):
         raise UsageError(f"cannot write '{shown}': not a regular file", loc)
     folder = target.parent if str(target.parent) else Path(".")

@@ -147,10 +147,7 @@ def kernel_terms(result: Any, device: Device, dtype: str, runtime: Runtime, *, t
         act_bits = format_bits(precision.act)
 
         def part_bits(i: int) -> Fraction:
-            p = parts[i]
-            return Fraction(p["weight_read"] * format_bits(precision.weight)
-                            + (p["act_read"] + p["act_write"]) * act_bits
-                            + (p["kv_read"] + p["kv_write"]) * format_bits(precision.kv))  # fmt: skip
+            return precision.traffic_bits(parts[i])
     else:
         act_bits = Fraction(dtype_bits(dtype))
 

@@ -166,14 +166,17 @@ class Precision:
     def kv_bytes(self, elements: int) -> int:
         return to_bytes(elements, self.kv)
 
-    def traffic_bytes(self, parts: Mapping[str, int]) -> int:
-        """Whole bytes of a split (:func:`split`): each part at its format, rounded up once."""
-        exact = (
+    def traffic_bits(self, parts: Mapping[str, int]) -> Fraction:
+        """Exact bits of a split (:func:`split`): each part at its format."""
+        return Fraction(
             parts["weight_read"] * bits(self.weight)
             + (parts["act_read"] + parts["act_write"]) * bits(self.act)
             + (parts["kv_read"] + parts["kv_write"]) * bits(self.kv)
         )
-        return math.ceil(Fraction(exact) / 8)
+
+    def traffic_bytes(self, parts: Mapping[str, int]) -> int:
+        """Whole bytes of a split (:func:`split`): each part at its format, rounded up once."""
+        return math.ceil(self.traffic_bits(parts) / 8)
 
     def notes(self) -> list[str]:
         """What is approximated, one line per format that is."""

@@ -24,7 +24,7 @@ from symcost import calibrate, runtimes  # noqa: E402
 #: TensorRT's engines and TensorRT-LLM's share their kernels and fusions; ONNX Runtime (CUDA EP) and vLLM
 #: are priced like them; llama.cpp's only calibration-half neighbour is gpt-fast (compiled) decode.
 BORROW = {"tensorrt": ("tensorrt-llm",), "onnxruntime": ("tensorrt", "tensorrt-llm"), "vllm": ("tensorrt-llm",),
-          "llama.cpp": ("compiled",)}  # fmt: skip
+          "llama.cpp": ("compiled",), "xla": ()}  # fmt: skip
 #: A runtime with fewer calibration rows of its own than this also borrows (3 constants need more rows).
 ENOUGH = 6
 

@@ -239,8 +239,8 @@ RuntimeOption = Annotated[
     typer.Option(
         "--runtime",
         metavar="NAME",
-        help="How the network runs (`symcost list runtimes`): eager, compiled, tensorrt, onnxruntime, vllm, "
-        "tensorrt-llm, llama.cpp, or roofline (the pure lower bound). Default: tensorrt.",
+        help="How the network runs (`symcost list runtimes`): eager, compiled, xla, tensorrt, onnxruntime, vllm, "
+        "tensorrt-llm, llama.cpp, rknn, or roofline (the pure lower bound). Default: tensorrt.",
     ),
 ]
 RuntimeFileOption = Annotated[

@@ -58,9 +58,17 @@ def block_result():
 
 def test_bundled_runtimes_validate_and_only_roofline_is_a_bound():
     found = {r.name: r for r in runtimes.bundled()}
-    assert {"roofline", "eager", "compiled", "tensorrt", "onnxruntime", "vllm", "tensorrt-llm", "llama.cpp"} <= set(
-        found
-    )
+    assert {
+        "roofline",
+        "eager",
+        "compiled",
+        "xla",
+        "tensorrt",
+        "onnxruntime",
+        "vllm",
+        "tensorrt-llm",
+        "llama.cpp",
+    } <= set(found)
     assert [n for n, r in found.items() if r.bound] == ["roofline"]
     assert runtimes.DEFAULT in found and not found[runtimes.DEFAULT].bound
     for r in found.values():

@@ -54,6 +54,9 @@ class Row:
     ops: int
     where: str
     regime: str = ""  # the CSV's optional 'regime' column
+    cast: tuple[float, ...] = ()  # each kernel's autocast weight casts, seconds at full bandwidth
+    ops_each: tuple[int, ...] = ()  # each kernel's dispatched ops (with the runtime's overlap)
+    overlap: bool = False  # the runtime's dispatch overlaps the GPU's work (see latency.kernel_time)
 
 
 def read_rows(path: str, *, device: str | None, runtime: Runtime, split: str | None = None,
@@ -123,15 +126,22 @@ def read_rows(path: str, *, device: str | None, runtime: Runtime, split: str | N
             ops=sum(t["ops"] for _, t in terms),
             where=where,
             regime=raw.get("regime") or "",
+            cast=tuple(float(t["cast"]) for _, t in terms),
+            ops_each=tuple(t["ops"] for _, t in terms),
+            overlap=runtime.overlap,
         ))  # fmt: skip
     return rows, skipped
 
 
 def predict(row: Row, constants: dict[str, float]) -> float:
-    """Seconds for one row: the kernels' ``max(compute / e_c, memory / e_m)`` plus the overheads."""
-    ec, em = constants["compute"], constants["memory"]
-    busy = sum(max(c / ec, m / em) for c, m in zip(row.compute, row.memory))
-    return busy + row.kernels * constants["kernel"] + row.ops * constants["op"]
+    """Seconds for one row: the kernels' ``max(compute / e_c, memory / e_m)`` plus the overheads
+    (as :func:`symcost.latency.kernel_time`: with overlap, each kernel's dispatch or its work)."""
+    ec, em, op = constants["compute"], constants["memory"], constants["op"]
+    casts = row.cast or (0.0,) * len(row.compute)
+    work = [max(c / ec, m / em) + k / em for c, m, k in zip(row.compute, row.memory, casts)]
+    if row.overlap and row.ops_each:
+        return sum(max(w, n * op) for w, n in zip(work, row.ops_each)) + row.kernels * constants["kernel"]
+    return sum(work) + row.kernels * constants["kernel"] + row.ops * op
 
 
 def loss(rows: list[Row], constants: dict[str, float]) -> float:
@@ -230,6 +240,10 @@ def to_yaml(runtime: Runtime, fitted: dict[str, Any] | None = None) -> str:
         f"  kernel_us: {_number(runtime.kernel_s * 10**6)}",
         f"  op_us: {_number(runtime.op_s * 10**6)}",
     ]
+    if runtime.overlap:
+        lines.append("  overlap: true")
+    if runtime.autocast:
+        lines.insert(lines.index("overhead:"), "autocast: true")
     lines += ["compute:", f"  efficiency: {_number(runtime.compute_efficiency)}",
               f"  half_flops: {_number(runtime.half_flops)}", f"  waves: {'true' if runtime.waves else 'false'}"]  # fmt: skip
     if runtime.tiles:

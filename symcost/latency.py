@@ -47,6 +47,8 @@ _UNARY = {"activation"}
 _BINARY = {"add", "sub", "mul"}
 _NORMS = {"layernorm", "rmsnorm", "layernorm_last2", "layernorm_last3", "groupnorm", "layernorm_channels_first"}
 _BATCHNORMS = {"batchnorm1d", "batchnorm2d", "batchnorm3d"}
+#: the dtypes torch.autocast runs convolutions and matrix multiplies in (CUDA: fp16 and bf16)
+_AUTOCAST_DTYPES = {"fp16", "bf16"}
 
 
 def _category(op: str) -> str:
@@ -188,18 +190,41 @@ def kernel_terms(result: Any, device: Device, dtype: str, runtime: Runtime, *, t
                               for tile in runtime.tiles or (device.tile,))  # fmt: skip
         extra = runtime.half_flops * copies * factor if gemm and flops else 0
         working = bool(flops or nbytes)
+        # torch.autocast casts a GEMM's fp32 weights to the 16-bit dtype on every pass (its cast cache
+        # lives only as long as the autocast region): one more op, reading 4 and writing 2 bytes a weight
+        cast_bytes, casts = 0, 0
+        if runtime.autocast and gemm and dtype in _AUTOCAST_DTYPES and head.values["params"] and not training:
+            cast_bytes, casts = head.values["params"] * (4 + to_bytes(1, dtype)), copies
         out.append((members, {
             "compute": (Fraction(flops) + extra) / (peak * utilization),
             "memory": Fraction(nbytes) / device.bandwidth,
-            "kernels": copies * factor if working else 0,
-            "ops": sum(nodes[i].count for i in kernel) * factor,
+            "cast": Fraction(cast_bytes) / device.bandwidth,
+            "kernels": (copies * factor if working else 0) + casts,
+            "ops": sum(nodes[i].count for i in kernel) * factor + casts,
             "flops": flops,
-            "bytes": nbytes,
+            "bytes": nbytes + cast_bytes,
             "utilization": utilization,
         }))  # fmt: skip
         if working:
             previous = kernel
     return out
+
+
+def kernel_time(runtime: Runtime, compute: Any, memory: Any, cast: Any, kernels: int, ops: int) -> Any:
+    """One kernel's seconds from its terms at the runtime's efficiencies: ``max(compute, memory)``
+    plus its weight casts (``autocast``), plus its launches; its ops' CPU dispatch is added, or with
+    ``overlap`` runs while the GPU works (CUDA launches are asynchronous), so only the larger counts.
+
+    >>> from symcost.runtimes import load_text
+    >>> rt = load_text("{name: e, summary: e, overhead: {op_us: 50, overlap: true}}")
+    >>> us = Fraction(1, 10**6)
+    >>> kernel_time(rt, 30 * us, 10 * us, 0, 0, 1) / us, kernel_time(rt, 80 * us, 10 * us, 0, 0, 1) / us
+    (Fraction(50, 1), Fraction(80, 1))
+    """
+    work = max(compute, memory) + cast
+    dispatch = runtime.op_s * ops
+    busy = max(work, dispatch) if runtime.overlap else work + dispatch
+    return busy + runtime.kernel_s * kernels
 
 
 def estimate(
@@ -212,8 +237,8 @@ def estimate(
     for members, t in kernel_terms(result, device, dtype, runtime, training=training, precision=precision):
         compute = t["compute"] / runtime.compute_efficiency
         memory = t["memory"] / runtime.memory_efficiency
-        overhead = runtime.kernel_s * t["kernels"] + runtime.op_s * t["ops"]
-        latency = max(compute, memory) + overhead
+        latency = kernel_time(runtime, compute, memory, t["cast"] / runtime.memory_efficiency, t["kernels"], t["ops"])
+        overhead = latency - max(compute, memory)
         if compute > memory:
             bound = "compute"
         elif memory > compute:

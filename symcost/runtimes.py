@@ -49,7 +49,7 @@ FUSION_RULES = {
     "residual": "with epilogue or pointwise: an add, sub or mul fuses too, reading only its other operand",
     "norm": "with epilogue or pointwise: a layer norm or RMS norm fuses too, reading only its weights",
 }
-_TOP_KEYS = {"name", "summary", "bound", "fuse", "overhead", "compute", "memory", "l2", "validation", "fitted",
+_TOP_KEYS = {"name", "summary", "bound", "fuse", "autocast", "overhead", "compute", "memory", "l2", "validation", "fitted",
              "sources", "notes"}  # fmt: skip
 _VALIDATION_KEYS = {"error_pct", "measurements", "median_ratio", "within_25_pct", "within_2x_pct", "how"}
 
@@ -64,6 +64,8 @@ class Runtime:
     fuse: tuple[str, ...] = ()
     kernel_s: Fraction = Fraction(0)  # per launched kernel
     op_s: Fraction = Fraction(0)  # per operation dispatched by the framework (eager)
+    overlap: bool = False  # the CPU dispatches while the GPU runs: a kernel takes max(its work, its dispatch)
+    autocast: bool = False  # at a 16-bit dtype, torch.autocast casts each GEMM's fp32 weights every pass
     compute_efficiency: Fraction = Fraction(1)  # of the dtype's peak, on GEMM-class kernels
     half_flops: Fraction = Fraction(0)  # a kernel of this many FLOPs reaches half the efficiency
     waves: bool = False  # tile and wave quantization on GEMM-class kernels
@@ -109,7 +111,7 @@ def load_data(top: Any, path: str) -> Runtime:
                 f"unknown fusion rule '{rule}'{did_you_mean(rule, FUSION_RULES)}; known: {', '.join(FUSION_RULES)}", loc
             )
     sections = {}
-    for key, allowed in (("overhead", {"kernel_us", "op_us"}), ("compute", {"efficiency", "half_flops", "waves", "tiles"}),
+    for key, allowed in (("overhead", {"kernel_us", "op_us", "overlap"}), ("compute", {"efficiency", "half_flops", "waves", "tiles"}),
                          ("memory", {"efficiency"}), ("l2", {"fraction"})):  # fmt: skip
         section = mapping_at(top.get(key), f"'{key}'", top.loc_of(key) if key in top else top.loc, DeviceError,
                              optional=True)  # fmt: skip
@@ -130,6 +132,12 @@ def load_data(top: Any, path: str) -> Runtime:
     waves = sections["compute"].get("waves", False)
     if not isinstance(waves, bool):
         raise DeviceError("compute waves must be true or false", sections["compute"].loc_of("waves"))
+    overlap = sections["overhead"].get("overlap", False)
+    if not isinstance(overlap, bool):
+        raise DeviceError("overhead overlap must be true or false", sections["overhead"].loc_of("overlap"))
+    autocast = top.get("autocast", False)
+    if not isinstance(autocast, bool):
+        raise DeviceError("'autocast' must be true or false", top.loc_of("autocast"))
     tiles = []
     raw_tiles = sections["compute"].get("tiles", [])
     if not isinstance(raw_tiles, list) or not all(
@@ -149,7 +157,7 @@ def load_data(top: Any, path: str) -> Runtime:
             if key not in raw:
                 raise DeviceError(f"validation: missing '{key}'", raw.loc)
         validation = {k: raw[k] for k in raw}
-    if bound and (fuse or compute_eff != 1 or memory_eff != 1 or sections["overhead"]):
+    if bound and (fuse or autocast or compute_eff != 1 or memory_eff != 1 or sections["overhead"]):
         raise DeviceError("a runtime with 'bound: true' must be the pure roofline: no fusion, no overhead, "
                           "efficiencies 1", top.loc_of("bound"))  # fmt: skip
     return Runtime(
@@ -159,6 +167,8 @@ def load_data(top: Any, path: str) -> Runtime:
         fuse=tuple(fuse),
         kernel_s=number("overhead", "kernel_us", 0) / 10**6,
         op_s=number("overhead", "op_us", 0) / 10**6,
+        overlap=overlap,
+        autocast=autocast,
         compute_efficiency=compute_eff,
         half_flops=number("compute", "half_flops", 0),
         waves=waves,

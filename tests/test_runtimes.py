@@ -115,7 +115,10 @@ def test_fusion_rules_change_bytes_as_stated():
         return runtimes.Runtime(name="t", summary="t", fuse=rules)
 
     assert _bytes_and_kernels(only()) == (2 * 84, 4)
-    assert _bytes_and_kernels(_rules_of("eager")) == (2 * 84, 4)
+    # eager fuses nothing, but at fp16 runs under autocast: the conv's 4 fp32 weights are cast first,
+    # one more kernel reading 4 and writing 2 bytes each (4 x 6 = 24 bytes)
+    assert _bytes_and_kernels(_rules_of("eager")) == (2 * 84 + 4 * 6, 4 + 1)
+    assert _bytes_and_kernels(dataclasses.replace(_rules_of("eager"), autocast=False)) == (2 * 84, 4)
     assert _bytes_and_kernels(only("bn_fold", "epilogue", "pointwise", "residual")) == (2 * 28, 1)
     assert _bytes_and_kernels(_rules_of("tensorrt")) == (2 * 28, 1)
     assert _bytes_and_kernels(only("pointwise", "residual", "norm")) == (2 * 52, 2)
@@ -249,3 +252,18 @@ def test_sweep_and_compare_say_which_runtime_their_latency_assumes():
         "sweep", "resnet50", "--over", "N=1,2", "--device", "a100", "--runtime", "roofline", "--metric", "latency"
     )
     assert "runtime" not in bound.stdout
+
+
+def test_eager_dispatch_overlaps_the_gpu_and_autocast_adds_one_op_per_weighted_gemm():
+    """With ``overlap`` an op costs the longer of its dispatch and its kernel (CUDA launches are
+    asynchronous), not their sum; autocast casts only at 16-bit dtypes, not in fp32."""
+    rt = runtimes.Runtime(name="t", summary="t", op_s=Fraction(50, 10**6), overlap=True)
+    us = Fraction(1, 10**6)
+    assert latency.kernel_time(rt, 30 * us, 10 * us, 0, 0, 1) == 50 * us
+    assert latency.kernel_time(rt, 80 * us, 10 * us, 0, 0, 1) == 80 * us
+    serial = dataclasses.replace(rt, overlap=False)
+    assert latency.kernel_time(serial, 30 * us, 10 * us, 0, 0, 1) == 80 * us
+    cast = dataclasses.replace(runtimes.Runtime(name="t", summary="t"), autocast=True)
+    ops = {dtype: sum(t["ops"] for _, t in latency.kernel_terms(block_result(), device("a100"), dtype, cast))
+           for dtype in ("fp32", "fp16", "bf16")}  # fmt: skip
+    assert ops == {"fp32": 4, "fp16": 5, "bf16": 5}  # conv, bn, relu, add; + the conv's weight cast

@@ -891,7 +891,8 @@ def list_runtimes() -> None:
                 continue
             typer.echo(f"{'':<13} fuse: {fuse}; compute {float(r.compute_efficiency):.2f}, memory "
                        f"{float(r.memory_efficiency):.2f} of peak; {float(r.kernel_s) * 1e6:.3g} µs/kernel, "
-                       f"{float(r.op_s) * 1e6:.3g} µs/op; error {r.error_text()}")  # fmt: skip
+                       f"{float(r.op_s) * 1e6:.3g} µs/op{' (overlapping the GPU)' * r.overlap}"
+                       f"{'; autocast weight casts at fp16/bf16' * r.autocast}; error {r.error_text()}")  # fmt: skip
 
 
 @app.command()

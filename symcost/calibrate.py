@@ -5,7 +5,12 @@ The measurements are a CSV with a header; the columns (those of ``benchmarks/lat
 - ``model``: a bundled architecture or an architecture file;
 - ``set``: its variable values, ``N=1 H=224 W=224`` (space- or comma-separated; may be empty);
 - ``phase``: ``inference`` (or empty, or ``-``), ``prefill``, ``decode``, ``train``;
-- ``dtype``; ``measured_ms``: the measured latency of one pass, in milliseconds;
+- ``dtype``: the dtype the pass computes in (whose peak applies); ``measured_ms``: the measured latency
+  of one pass, in milliseconds;
+- optional ``weight_dtype`` and ``kv_dtype``: the formats the weights and the KV cache are stored in,
+  when they differ from ``dtype`` (blank: ``dtype``); any format ``--weight-dtype`` takes, GGUF's
+  included. A weight-only int4 Llama-2-7B that computes in bf16 is ``dtype=bf16, weight_dtype=int4``:
+  its 6,738,415,616 weights are 6,738,415,616 × 4 / 8 = 3,369,207,808 bytes instead of 13,476,831,232;
 - optional ``device`` and ``runtime`` (a row names its own device; ``--device`` fills the rows that do
   not; rows of another runtime than ``--runtime`` are skipped), ``split`` (``--split calibration``
   keeps only those rows), ``id``.
@@ -30,6 +35,7 @@ from typing import Any
 
 from .errors import UsageError
 from .files import write_atomic
+from .precision import Precision, check
 from .runtimes import Runtime
 
 #: The constants ``--fit`` may name, and their ranges.
@@ -79,7 +85,7 @@ def read_rows(path: str, *, device: str | None, runtime: Runtime, split: str | N
     missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
     if missing:
         raise UsageError(f"{path}: the header lacks {', '.join(missing)} (columns: model, set, phase, dtype, "
-                         "measured_ms, and optionally device, runtime, split, id)")  # fmt: skip
+                         "measured_ms, and optionally weight_dtype, kv_dtype, device, runtime, split, id)")  # fmt: skip
     rows, skipped = [], []
     for number, raw in enumerate(reader, start=2):
         where = f"{path}:{number}"
@@ -97,6 +103,15 @@ def read_rows(path: str, *, device: str | None, runtime: Runtime, split: str | N
             raise UsageError(f"{where}: measured_ms must be a number, got '{raw['measured_ms']}'") from None
         if not measured > 0:
             raise UsageError(f"{where}: measured_ms must be positive")
+        formats = {}
+        for column in ("weight_dtype", "kv_dtype"):
+            name = (raw.get(column) or "").strip()
+            if name:
+                try:
+                    check(name, f"{column} format")
+                except UsageError as exc:
+                    raise UsageError(f"{where}: {exc.message}") from None
+                formats[column] = name
         phase = (raw.get("phase") or "").strip()
         phase = "inference" if phase in ("", "-") else phase
         try:
@@ -109,7 +124,9 @@ def read_rows(path: str, *, device: str | None, runtime: Runtime, split: str | N
 
             result = evaluate(built, given)
             chosen = devices.find(device_name, device_files)
-            terms = latency.kernel_terms(result, chosen, raw["dtype"], runtime, training=phase == "train")
+            mixed = Precision.of(raw["dtype"], weight=formats.get("weight_dtype"), kv=formats.get("kv_dtype"))
+            terms = latency.kernel_terms(result, chosen, raw["dtype"], runtime, training=phase == "train",
+                                         precision=mixed)  # fmt: skip
         except Exception as exc:  # a row symcost cannot price: said, not fitted
             from .errors import SymcostError
 
@@ -117,8 +134,10 @@ def read_rows(path: str, *, device: str | None, runtime: Runtime, split: str | N
                 raise
             skipped.append(f"{where} ({label}): {exc.message if hasattr(exc, 'message') else exc}")
             continue
+        stored = "".join(f" {what}={formats[c]}" for what, c in (("weights", "weight_dtype"), ("kv", "kv_dtype"))
+                         if c in formats)  # fmt: skip
         rows.append(Row(
-            label=f"{label} {raw['model']} {' '.join(assignments)} {raw['dtype']} {device_name}".strip(),
+            label=f"{label} {raw['model']} {' '.join(assignments)} {raw['dtype']}{stored} {device_name}".strip(),
             measured_s=measured,
             compute=tuple(float(t["compute"]) for _, t in terms),
             memory=tuple(float(t["memory"]) for _, t in terms),

@@ -898,7 +898,10 @@ def list_runtimes() -> None:
 @app.command()
 def calibrate(
     measurements: Annotated[
-        str, typer.Argument(help="CSV: model, set, phase, dtype, measured_ms[, device, runtime, split].")
+        str,
+        typer.Argument(
+            help="CSV: model, set, phase, dtype, measured_ms[, weight_dtype, kv_dtype, device, runtime, split]."
+        ),
     ],
     runtime: Annotated[
         str, typer.Option("--runtime", metavar="NAME", help="The runtime whose constants are fitted.")

@@ -241,6 +241,32 @@ def test_calibrate_command_writes_atomically_and_prints_residuals(tmp_path):
     assert bad.exit_code == 1 and "no constants to fit" in bad.stderr
 
 
+def test_calibrate_reads_the_weight_and_kv_dtype_columns(tmp_path):
+    """A row's weight_dtype and kv_dtype reach the kernels' bytes. seed_fc (100 -> 50, 5,050 weights) at batch 1:
+    bf16 reads 5,050 x 2 + 100 x 2 and writes 50 x 2 bytes = 10,400; with int4 weights 5,050 / 2 = 2,525 + 300."""
+    path = tmp_path / "m.csv"
+    path.write_text("id,model,set,phase,dtype,weight_dtype,kv_dtype,device,measured_ms\n"
+                    "a,seed_fc,N=1,-,bf16,,,a100,0.01\nb,seed_fc,N=1,-,bf16,int4,fp8,a100,0.01\n")  # fmt: skip
+    rows, skipped = calibrate.read_rows(str(path), device=None, runtime=runtimes.find("eager"))
+    assert not skipped and [r.label for r in rows] == ["a seed_fc N=1 bf16 a100",
+                                                       "b seed_fc N=1 bf16 weights=int4 kv=fp8 a100"]  # fmt: skip
+    bandwidth = float(device("a100").bandwidth)
+    assert [sum(r.memory) * bandwidth for r in rows] == pytest.approx([10_400, 2_825], rel=1e-12)
+
+
+def test_calibrate_refuses_an_unknown_weight_dtype_with_its_line(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text("model,set,phase,dtype,weight_dtype,kv_dtype,measured_ms\nseed_fc,N=1,-,bf16,,,0.01\n"
+                    "seed_fc,N=1,-,bf16,int3,,0.01\n")  # fmt: skip
+    result = invoke("calibrate", str(path), "--runtime", "eager", "--device", "a100")
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert result.exit_code == 1 and len(errors) == 1, result.output
+    assert errors[0].startswith(f"Error: {path}:3: unknown weight_dtype format 'int3'")
+    path.write_text("model,set,phase,dtype,kv_dtype,measured_ms\nseed_fc,N=1,-,bf16,fp7,0.01\n")
+    result = invoke("calibrate", str(path), "--runtime", "eager", "--device", "a100")
+    assert result.exit_code == 1 and f"{path}:2: unknown kv_dtype format 'fp7'" in result.output
+
+
 def test_sweep_and_compare_say_which_runtime_their_latency_assumes():
     sweep = invoke("sweep", "resnet50", "--over", "N=1,2", "--device", "a100", "--dtype", "fp16", "--metric", "latency")
     expected = f"latency under runtime {runtimes.DEFAULT}: expected error {runtimes.find().error_text()}"

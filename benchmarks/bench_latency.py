@@ -13,6 +13,11 @@ When ``estimate`` takes a ``runtime`` argument, each row is predicted under its 
 does not know falls back to the default, and the output counts those rows); otherwise every row is priced with
 the plain roofline, and the output says so. Rows whose device or model symcost lacked when they were written (the
 ``pending`` column) are tried all the same, and skipped and counted while symcost still lacks it.
+
+A row may store its weights or its KV cache at another format than it computes in: the optional ``weight_dtype``
+and ``kv_dtype`` columns (blank: the row's ``dtype``) go to ``estimate(weight_dtype=..., kv_dtype=...)``. gpt-fast's
+int4 Llama-2-7B computes in bf16 (``dtype=bf16``, ``weight_dtype=int4``): bf16's peak applies, and every weight it
+reads is half a byte instead of two.
 """
 
 from __future__ import annotations
@@ -82,7 +87,8 @@ def predict(row: dict[str, str], with_runtime: bool, device_files: tuple[str, ..
     from symcost.errors import SymcostError
 
     phase = row["phase"] if row["phase"] in ("prefill", "decode") else "inference"
-    kwargs = {"dtype": row["dtype"], "phase": phase, "values": bindings(row["set"]), "device_files": device_files}
+    kwargs = {"dtype": row["dtype"], "phase": phase, "values": bindings(row["set"]), "device_files": device_files,
+              "weight_dtype": row.get("weight_dtype") or None, "kv_dtype": row.get("kv_dtype") or None}  # fmt: skip
     runtime = "roofline"
     try:
         if with_runtime:
@@ -129,6 +135,13 @@ def table(results: list[Result]) -> list[str]:
     return lines
 
 
+def precision(row: dict[str, str]) -> str:
+    """The row's dtype and any storage format that differs: ``bf16``, ``bf16 (weights int4)``."""
+    parts = [f"{what} {row[column]}" for what, column in (("weights", "weight_dtype"), ("KV", "kv_dtype"))
+             if row.get(column) and row[column] != row["dtype"]]  # fmt: skip
+    return row["dtype"] + (f" ({', '.join(parts)})" if parts else "")
+
+
 def markdown(rows: list[dict[str, str]]) -> str:
     """The dataset as a Markdown table (docs/latency-validation.md shows it; the CSV has the notes)."""
     lines = ["| id | model | set | phase | device | dtype | runtime | measured ms | regime | split | source |",
@@ -137,7 +150,7 @@ def markdown(rows: list[dict[str, str]]) -> str:
         url = r["source"].split()[0]
         device = r["device"] + (" (pending)" if "device" in r["pending"] else "")
         model = r["model"] + (" (pending)" if "model" in r["pending"] else "")
-        lines.append(f"| {r['id']} | {model} | `{r['set']}` | {r['phase']} | {device} | {r['dtype']} | "
+        lines.append(f"| {r['id']} | {model} | `{r['set']}` | {r['phase']} | {device} | {precision(r)} | "
                      f"{r['runtime']} | {r['measured_ms']} | {r['regime']} | {r['split']} | [{r['source_group']}]({url}) |")  # fmt: skip
     return "\n".join(lines) + "\n"
 
@@ -212,11 +225,11 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(table(members)))
     print(f"\n{TARGET}")
     if args.rows:
-        print(f"\n{'id':6} {'model':18} {'device':16} {'dtype':5} {'runtime':13} {'measured':>10} {'predicted':>10} "
+        print(f"\n{'id':6} {'model':18} {'device':16} {'dtype':20} {'runtime':13} {'measured':>10} {'predicted':>10} "
               f"{'ratio':>7}")  # fmt: skip
         for r in done:
             row = r.row
-            print(f"{row['id']:6} {row['model']:18} {row['device']:16} {row['dtype']:5} {row['runtime']:13} "
+            print(f"{row['id']:6} {row['model']:18} {row['device']:16} {precision(row):20} {row['runtime']:13} "
                   f"{float(row['measured_ms']):10.4g} {r.predicted_ms:10.4g} {r.ratio:7.2f}")  # fmt: skip
     if args.plot and done:
         held = [r for r in done if r.row["split"] == "heldout"]

@@ -18,14 +18,16 @@ import pytest
 
 from symcost import arch, bundled, devices
 from symcost.cost import DTYPE_BITS
+from symcost.precision import FORMATS
 from tests.helpers import invoke
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "benchmarks" / "latency"
 REGIMES = {"cnn-b1", "cnn-large-batch", "transformer-prefill", "llm-decode-b1", "llm-decode-large-batch", "edge"}
-RUNTIMES = {"eager", "compiled", "tensorrt", "onnxruntime", "vllm", "tensorrt-llm", "llama.cpp", "rknn"}
-COLUMNS = ["id", "model", "set", "phase", "batch", "dtype", "device", "runtime", "measured_ms", "regime", "source",
-           "source_group", "split", "pending", "notes"]  # fmt: skip
+RUNTIMES = {"eager", "compiled", "xla", "tensorrt", "onnxruntime", "vllm", "tensorrt-llm", "llama.cpp", "rknn"}
+OPTIONAL = ["weight_dtype", "kv_dtype"]  # storage formats, blank where they are the row's dtype
+COLUMNS = ["id", "model", "set", "phase", "batch", "dtype", *OPTIONAL, "device", "runtime", "measured_ms", "regime",
+           "source", "source_group", "split", "pending", "notes"]  # fmt: skip
 
 
 @functools.cache
@@ -73,6 +75,8 @@ def test_row_is_well_formed(row):
         assert row["device"] in device_names()
     assert row["runtime"] in RUNTIMES
     assert row["dtype"] in DTYPE_BITS
+    for column in OPTIONAL:  # a storage format other than the compute dtype, or blank
+        assert row[column] == "" or (row[column] in FORMATS and row[column] != row["dtype"])
     assert row["phase"] in {"prefill", "decode", "-"}
     assert int(row["batch"]) >= 1
     assert float(row["measured_ms"]) > 0
@@ -130,6 +134,23 @@ def test_bench_latency_counts_pending_rows_as_skipped(tmp_path, capsys):
     assert "predicted 0; skipped 2" in out and "pending: device" in out
 
 
+def test_bench_latency_reads_weights_at_the_weight_dtype():
+    """seed_fc (a 100 -> 50 linear layer, 5,050 weights) at batch 1 under the roofline is memory-bound: its time is
+    its bytes over the bandwidth. bf16: 5,050 x 2 weight bytes + (100 + 50) x 2 activation bytes = 10,400;
+    weight_dtype int4: 5,050 x 4 / 8 = 2,525 weight bytes + 300 = 2,825; kv_dtype changes nothing (no cache)."""
+    row = {"model": "seed_fc", "set": "N=1", "phase": "-", "dtype": "bf16", "device": "a100", "runtime": "eager",
+           "pending": "", "weight_dtype": "", "kv_dtype": ""}  # fmt: skip
+    seconds_per_byte = 1000 / devices.find("a100").bandwidth  # ms per byte at the A100's 2,039 GB/s
+    plain = bench().predict(row, True, roofline=True)
+    int4 = bench().predict(dict(row, weight_dtype="int4", kv_dtype="fp8"), True, roofline=True)
+    assert plain.predicted_ms == pytest.approx(float(10_400 * seconds_per_byte), rel=1e-12)
+    assert int4.predicted_ms == pytest.approx(float(2_825 * seconds_per_byte), rel=1e-12)
+    # a CSV without the columns (symcost measure's, cpu_measurements.csv) is priced at its dtype
+    without = {k: v for k, v in row.items() if k not in OPTIONAL}
+    assert bench().predict(without, True, roofline=True).predicted_ms == plain.predicted_ms
+    assert bench().precision(dict(row, weight_dtype="int4")) == "bf16 (weights int4)"
+
+
 torch = pytest.importorskip("torch")
 
 
@@ -141,7 +162,7 @@ def test_measure_writes_a_csv_in_the_dataset_columns(tmp_path):
     with open(out, newline="", encoding="utf-8") as f:
         got = list(csv.DictReader(f))
     whole, layers = got[0], got[1:]
-    assert list(whole)[: len(COLUMNS)] == COLUMNS
+    assert list(whole)[: len(COLUMNS) - len(OPTIONAL)] == [c for c in COLUMNS if c not in OPTIONAL]
     assert whole["layer"] == "" and float(whole["measured_ms"]) > 0
     assert whole["model"] == "seed_conv" and whole["set"] == "N=1 H=16 W=16" and whole["batch"] == "1"
     assert [r["op"] for r in layers] == ["conv2d"] and float(layers[0]["measured_ms"]) > 0

@@ -20,7 +20,7 @@ from tests.helpers import invoke
 BAD = sorted((Path(__file__).parent / "bad_devices").glob("*.yaml"))
 
 NPU = """\
-# seed 004: TOPS = clock x MAC units x 2; 1.0 GHz x 3000 x 2 = 6 TOPS
+# TOPS = clock x MAC units x 2: 1.0 GHz x 3000 x 2 = 6 TOPS
 name: my_npu
 summary: the reader's NPU
 aliases: [npu]
@@ -73,14 +73,39 @@ def test_every_bundled_device_loads_with_a_source():
             assert sparse >= d.peaks.get(dtype, 0), (d.name, dtype)
 
 
-def test_unverified_entries_stay_unverified():
-    # no vendor copy of the H200 or L4 datasheet was found, the B200 table disagrees on FP32/FP64/bandwidth, the
-    # RK3588 bandwidth is a blog's, Apple states no precision, and the CPU is illustrative: these stay unverified
-    for name in ("h200", "l4", "b200", "rk3588", "apple_m2", "cpu"):
-        assert devices.find(name).verified is False, name
+DEVICES = Path(__file__).resolve().parent.parent / "devices"
+
+# The bundled files whose figures are not all confirmed by a stored vendor document (each file's header quotes where
+# every figure comes from; docs/devices.md lists why). A file leaves this set only when every figure in it is.
+UNVERIFIED = {"apple_m2", "apple_m3", "b200", "cpu", "h200", "jetson_agx_orin", "jetson_agx_orin_dla",
+              "jetson_agx_orin_gpu", "jetson_orin_nano", "l4", "rk3588", "rk3588_npu_core", "rtx_4090"}  # fmt: skip
+
+
+def test_unverified_entries_are_the_listed_ones():
+    found = devices.bundled()
+    assert {d.name for d in found if not d.verified} == UNVERIFIED
+    for d in found:
+        if not d.verified:
+            assert d.verification, f"{d.name}: say how far its figures were checked"
     # checked against a stored vendor table (H100 PCIe datasheet table; AMD's ROCm MI300X peak table)
     for name in ("h100_pcie", "mi300x"):
         assert devices.find(name).verified is True, name
+
+
+def test_every_unverified_entry_is_explained_in_the_docs():
+    text = (DEVICES.parent / "docs" / "devices.md").read_text(encoding="utf-8")
+    section = text[text.index("### The bundled devices, and which are unverified") :]
+    section = section[: section.index("\n## ")]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    named = {name for row in rows for name in re.findall(r"`([a-z0-9_]+)`", row.split("|")[1])}
+    assert named == UNVERIFIED
+
+
+@pytest.mark.parametrize("name", sorted(UNVERIFIED))
+def test_no_unverified_figure_stays_as_recalled(name):
+    """A figure from memory is sourced, derived from sourced figures, or removed; never left as if sourced."""
+    text = (DEVICES / f"{name}.yaml").read_text(encoding="utf-8")
+    assert not re.search(r"\b(as recalled|recalled from)\b", text), name
 
 
 def test_vendor_figures_exactly():
@@ -91,6 +116,19 @@ def test_vendor_figures_exactly():
     assert a100.ridge("bf16") == Fraction(312 * 10**12, 2039 * 10**9)
     assert devices.find("h100").name == "h100_sxm"  # an alias
     assert devices.find("rk3588").peak("int8") == 6 * 10**12
+    # NVIDIA's 'GB200 NVL72 | HGX B200' table, HGX B200 column: "FP32 | 80 TFLOPS | 75 TFLOPS",
+    # "FP64/FP64 Tensor Core | 40 TFLOPS | 37 TFLOPS", "... | 180GB HBM3E | 7.7TB/s" (80 / 40 / 8 TB/s are the GB200's)
+    b200 = devices.find("b200")
+    assert (b200.peak("fp32"), b200.peak("fp64")) == (75 * 10**12, 37 * 10**12)
+    assert b200.bandwidth == 7700 * 10**9 and b200.capacity == 180 * 10**9
+    # Ada whitepaper v2.02, Appendix A: FP32-accumulate rows for fp16 and fp8 alike, "165.2/330.4" and "330.3/660.6"
+    rtx = devices.find("rtx_4090")
+    assert (rtx.peak("fp16"), rtx.peak("fp8")) == (Fraction(1652, 10) * 10**12, Fraction(3303, 10) * 10**12)
+    assert (rtx.sparse["fp16"], rtx.sparse["fp8"]) == (Fraction(3304, 10) * 10**12, Fraction(6606, 10) * 10**12)
+    # NVIDIA's DLA repository, Jetson AGX Orin 64GB at MAXN: total 275 sparse TOPS, GPU 171, two DLAs 105
+    assert devices.find("jetson_agx_orin").sparse["int8"] == 275 * 10**12
+    assert devices.find("jetson_agx_orin_gpu").sparse["int8"] == 171 * 10**12
+    assert devices.find("jetson_agx_orin_dla").sparse["int8"] == 105 * 10**12
     # the generic CPU is written as seed 004's formula: 2 x 3.0 GHz x 128 MAC units = 768 GFLOP/s
     assert devices.find("cpu").peak("fp32") == 768 * 10**9
 

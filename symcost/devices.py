@@ -6,7 +6,10 @@ so a hand-computed roofline case comes out exact.
 
 A peak is *dense* throughput in 10^12 operations per second (TFLOP/s for floating point, TOP/s for
 integers; a multiply-accumulate is 2 operations, the vendors' convention). It is written as a
-number or as seed 004's formula ``TOPS = clock × MAC units × 2``:
+number or as ``TOPS = clock × MAC units × 2``, the usual rule for a MAC array. Google's first TPU is
+counted so: "a 65,536 8-bit MAC matrix multiply unit that offers a peak throughput of 92 TeraOps/second"
+at its 700 MHz clock, 2 × 0.7 GHz × 65,536 = 91.75 (Jouppi et al., "In-Datacenter Performance Analysis
+of a Tensor Processing Unit", ISCA 2017):
 
 >>> d = load_text('''
 ... name: npu
@@ -129,7 +132,7 @@ def _peaks(raw: Any, what: str, loc: Location, required: bool) -> dict[str, Frac
                     )
             clock = _number(value["clock"], f"{what} {dtype} clock", value.loc_of("clock"))
             units = _number(value["mac_units"], f"{what} {dtype} mac_units", value.loc_of("mac_units"))
-            peaks[dtype] = 2 * clock * GIGA * units  # seed 004: TOPS = clock × MAC units × 2
+            peaks[dtype] = 2 * clock * GIGA * units  # TOPS = clock × MAC units × 2, a MAC being 2 ops
         else:
             peaks[dtype] = _number(value, f"{what} {dtype}", value_loc) * TERA
     return peaks

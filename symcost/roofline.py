@@ -278,9 +278,10 @@ def summary(result: Any, est: Estimate, *, phase: str = "inference", target_late
             optimizer: str = "adam") -> dict[str, Any]:  # fmt: skip
     """The whole-network figures of ``symcost eval --device``: exact numbers (Fractions, ints).
 
-    Latency is the sum of the layers' roofline latencies, at least the seed's whole-model bound
-    FLOPs ÷ peak, which ignores memory. ``weights_lower_bound_s`` (every weight read once) is a
-    reference, not a bound: an embedding layer reads only the rows it looks up.
+    Latency is the sum of the layers' roofline latencies, at least the whole-model compute bound
+    FLOPs ÷ peak (Williams, Waterman and Patterson 2009), which ignores memory.
+    ``weights_lower_bound_s`` (every weight read once) is a reference, not a bound: an embedding
+    layer reads only the rows it looks up.
     """
     from . import memory
     from .cost import to_bytes
@@ -332,7 +333,7 @@ def summary(result: Any, est: Estimate, *, phase: str = "inference", target_late
     if target_latency is not None:
         out["target_latency_s"] = target_latency
         out["meets_target"] = latency <= target_latency
-        # seed 004: bandwidth >= params x dtype size / time, the weights read once per pass
+        # bandwidth >= params x dtype size / time: every weight is read once per pass (the roofline's memory ceiling)
         out["bandwidth_for_weights_bytes_per_s"] = Fraction(weights) / target_latency
         out["bandwidth_for_traffic_bytes_per_s"] = Fraction(traffic) / target_latency
         out["flop_per_s_for_target"] = Fraction(flops) / target_latency

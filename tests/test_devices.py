@@ -129,7 +129,7 @@ def test_vendor_figures_exactly():
     assert devices.find("jetson_agx_orin").sparse["int8"] == 275 * 10**12
     assert devices.find("jetson_agx_orin_gpu").sparse["int8"] == 171 * 10**12
     assert devices.find("jetson_agx_orin_dla").sparse["int8"] == 105 * 10**12
-    # the generic CPU is written as seed 004's formula: 2 x 3.0 GHz x 128 MAC units = 768 GFLOP/s
+    # the generic CPU is written as TOPS = clock x MAC units x 2: 2 x 3.0 GHz x 128 MAC units = 768 GFLOP/s
     assert devices.find("cpu").peak("fp32") == 768 * 10**9
 
 

@@ -18,14 +18,14 @@ from tests.helpers import invoke
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
-# A device with round numbers: 10 TFLOP/s fp32 and 4 GB/s (a blog post's round numbers).
-SEED_DEVICE = """\
-name: seed_device
-summary: 10 TFLOP/s and 4 GB/s, a blog post's round numbers
+# A device with round numbers, so every roofline case below can be checked by hand: 10 TFLOP/s fp32 and 4 GB/s.
+ROUND_DEVICE = """\
+name: round_device
+summary: 10 TFLOP/s and 4 GB/s, round numbers for hand-checked cases
 kind: gpu
 peak: {fp32: 10}
 memory: {bandwidth: 4, capacity: 1}
-source: seed 004
+source: made-up round numbers, not a product
 verified: false
 """
 
@@ -40,17 +40,17 @@ layers: [{op: linear, out_features: 10000, bias: false}]
 
 
 @pytest.fixture()
-def seed_device(tmp_path):
-    path = tmp_path / "seed_device.yaml"
-    path.write_text(SEED_DEVICE)
+def round_device(tmp_path):
+    path = tmp_path / "round_device.yaml"
+    path.write_text(ROUND_DEVICE)
     return str(path)
 
 
-def test_seed_compute_bound_case(seed_device):
+def test_round_compute_bound_case(round_device):
     # seed_fc is FC 100 -> 50: 10,000 FLOPs per sample. N = 10^8 samples: 10^12 FLOPs.
-    # At 10 TFLOP/s: 10^12 / 10^13 = 0.1 s (seed 000's formula, FLOPs / peak).
+    # At 10 TFLOP/s: 10^12 / 10^13 = 0.1 s (the compute bound, FLOPs / peak; Williams, Waterman and Patterson 2009).
     result = invoke(
-        "eval", "seed_fc", "--set", "N=100000000", "--device", seed_device, "--runtime", "roofline", "--format", "json"
+        "eval", "seed_fc", "--set", "N=100000000", "--device", round_device, "--runtime", "roofline", "--format", "json"
     )
     data = json.loads(result.stdout)
     assert data["totals"]["flops"] == 10**12
@@ -62,15 +62,15 @@ def test_seed_compute_bound_case(seed_device):
     assert data["totals"]["latency_s"] == pytest.approx(15.000005050, rel=1e-12)
 
 
-def test_seed_bandwidth_case(tmp_path, seed_device):
-    # 100M fp32 params = 400,000,000 bytes, read in 0.1 s: at least 4 GB/s (seed 004).
+def test_round_bandwidth_case(tmp_path, round_device):
+    # 100M fp32 params = 400,000,000 bytes, read in 0.1 s: at least 4 GB/s (bandwidth >= params x bytes each / time).
     path = tmp_path / "big_fc.yaml"
     path.write_text(BIG_FC)
     result = invoke(
         "eval",
         str(path),
         "--device",
-        seed_device,
+        round_device,
         "--runtime",
         "roofline",
         "--target-latency",
@@ -85,7 +85,7 @@ def test_seed_bandwidth_case(tmp_path, seed_device):
     assert p["meets_target"] is False  # the inputs and outputs also move: 400,080,000 bytes
     assert p["traffic_bytes"] == 4 * (100_000_000 + 10_000 + 10_000)
     text = invoke(
-        "eval", str(path), "--device", seed_device, "--runtime", "roofline", "--target-latency", "100ms"
+        "eval", str(path), "--device", round_device, "--runtime", "roofline", "--target-latency", "100ms"
     ).stdout
     assert "4 GB/s  weights / target" in text
 

@@ -101,11 +101,14 @@ def test_every_unverified_entry_is_explained_in_the_docs():
     assert named == UNVERIFIED
 
 
-@pytest.mark.parametrize("name", sorted(UNVERIFIED))
-def test_no_unverified_figure_stays_as_recalled(name):
-    """A figure from memory is sourced, derived from sourced figures, or removed; never left as if sourced."""
+@pytest.mark.parametrize("name", sorted(path.stem for path in DEVICES.glob("*.yaml")))
+def test_no_figure_stays_as_recalled(name):
+    """A figure from memory is sourced, derived from sourced figures, or removed; never left as if sourced.
+
+    Every bundled file, verified or not: a verified file's SM count or L2 size is as much a figure as its peaks.
+    """
     text = (DEVICES / f"{name}.yaml").read_text(encoding="utf-8")
-    assert not re.search(r"\b(as recalled|recalled from)\b", text), name
+    assert not re.search(r"\b(as recalled|recalled from)\b", text, re.IGNORECASE), name
 
 
 def test_vendor_figures_exactly():

@@ -213,7 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         why = "--roofline" if args.roofline else "this symcost's estimate() takes no runtime argument"
         print(f"runtimes: none ({why}); every row is priced with the roofline (max of compute and memory time)")
-    print(f"rows: {len(rows)} in {args.data}; predicted {len(done)}; skipped {len(skipped)}")
+    shown = Path(args.data).resolve()
+    shown = shown.relative_to(ROOT) if shown.is_relative_to(ROOT) else shown
+    print(f"rows: {len(rows)} in {shown}; predicted {len(done)}; skipped {len(skipped)}")
     for reason in sorted({r.why for r in skipped}):
         ids = [r.row["id"] for r in skipped if r.why == reason]
         print(f"  skipped {len(ids)} ({reason}): {' '.join(ids)}")

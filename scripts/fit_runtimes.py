@@ -1,7 +1,10 @@
 """Fit each bundled runtime's constants on the calibration half of benchmarks/latency/dataset.csv and measure
 its error on the held-out half; with --write, store both in runtimes/*.yaml.
 
-    PYTHONPATH=$PWD python scripts/fit_runtimes.py [--dataset PATH] [--write]
+    PYTHONPATH=$PWD python scripts/fit_runtimes.py [--dataset PATH] [--write | --check]
+
+--check exits 1 when a runtime file's constants or validation figures differ from a fresh fit (the tests run it,
+so no runtime prints an error figure its constants no longer have).
 
 The split is by source (the dataset's `split` column): no held-out row's source is used to fit. A runtime with
 no calibration rows of its own borrows the rows of the runtimes named in BORROW (its own fusion rules are
@@ -38,13 +41,15 @@ def rows_for(path: str, runtime: runtimes.Runtime, split: str, names: tuple[str,
     return rows
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dataset", default=str(ROOT / "benchmarks" / "latency" / "dataset.csv"))
     parser.add_argument("--write", action="store_true")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a runtime file differs from a fresh fit")
     parser.add_argument("--rows", action="store_true", help="print each held-out row's residual")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     ratios: list = []
+    stale: list[str] = []
     for runtime in runtimes.bundled():
         if runtime.bound:
             continue
@@ -71,8 +76,13 @@ def main() -> None:
             f" memory {fitted.memory_efficiency} kernel {float(fitted.kernel_s) * 1e6:.3g}us op "
             f"{float(fitted.op_s) * 1e6:.3g}us; fit {fit_stats}; held out {held_stats}"
         )
+        path = ROOT / "runtimes" / f"{runtime.name}.yaml"
+        text = path.read_text(encoding="utf-8")
+        fresh = rendered(text, fitted, held_stats, names)
         if args.write:
-            write(runtime, fitted, held_stats, names)
+            path.write_text(fresh, encoding="utf-8")
+        elif fresh != text:
+            stale.append(runtime.name)
         if args.rows and held:
             print(calibrate.residual_table(held, exact))
         ratios += [(r, exact) for r in held]
@@ -81,6 +91,10 @@ def main() -> None:
     for regime in regimes:
         chosen = [(r, c) for r, c in ratios if r.regime == regime]
         print(f"  {regime}: {overall(chosen)}")
+    if stale and not args.write:
+        print(f"differ from a fresh fit: {', '.join(stale)} (run with --write)")
+        return 1 if args.check else 0
+    return 0
 
 
 def overall(pairs: list) -> dict:
@@ -97,9 +111,9 @@ def overall(pairs: list) -> dict:
             "error_pct": round(100 * (math.exp(q68) - 1))}  # fmt: skip
 
 
-def write(runtime: runtimes.Runtime, fitted: runtimes.Runtime, held: dict | None, names: tuple[str, ...]) -> None:
-    path = ROOT / "runtimes" / f"{runtime.name}.yaml"
-    text = path.read_text(encoding="utf-8")
+def rendered(text: str, fitted: runtimes.Runtime, held: dict | None, names: tuple[str, ...]) -> str:
+    """A runtime file's text with the fitted constants and the held-out figures put in."""
+    runtime = fitted
 
     def put(section: str, key: str, value: str) -> None:
         nonlocal text
@@ -125,8 +139,8 @@ def write(runtime: runtimes.Runtime, fitted: runtimes.Runtime, held: dict | None
             f'  within_2x_pct: {held["within_2x_pct"]}\n  how: "{how}"\n'
         )
         text = re.sub(r"^sources:", block + "sources:", text, count=1, flags=re.M)
-    path.write_text("\n".join(line.rstrip() for line in text.splitlines()) + "\n", encoding="utf-8")
+    return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

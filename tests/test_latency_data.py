@@ -217,8 +217,48 @@ def test_docs_page_shows_the_current_dataset():
     assert (ROOT / "docs" / "img" / "latency_validation.png").stat().st_size > 10_000
 
 
+@functools.cache
+def bench_output(*flags: str) -> str:
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert bench().main(list(flags)) == 0
+    return out.getvalue()
+
+
+def _figures(text: str) -> list[str]:
+    """The summary tables: from the first split's header to the target line."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("rows: "))
+    end = next(i for i, line in enumerate(lines) if line.startswith("held-out target"))
+    return [line.rstrip() for line in lines[start : end + 1]]
+
+
+@pytest.mark.parametrize("flags", [(), ("--roofline",)], ids=["runtimes", "roofline"])
+def test_docs_page_shows_the_benchmarks_current_figures(flags):
+    """The held-out figures docs/latency-validation.md prints are what benchmarks/bench_latency.py prints now
+    (the page would otherwise report an error figure that the runtimes no longer have)."""
+    page = (ROOT / "docs" / "latency-validation.md").read_text(encoding="utf-8")
+    blocks = [b.split("```", 1)[0] for b in page.split("```text\n")[1:]]
+    shown = [_figures(b) for b in blocks if "held-out target" in b]
+    assert _figures(bench_output(*flags)) in shown, (
+        f"update docs/latency-validation.md from: python benchmarks/bench_latency.py {' '.join(flags)}"
+    )
+
+
 def test_measure_times_a_small_vision_transformer(tmp_path):
     """ViT's pieces (patch conv, flatten_spatial, prepend_tokens, add_learned, attention, MLP) at one narrow layer."""
     ops = _measured_ops(tmp_path, "vit_b_16", "--set", "N=1", "H=32", "W=32", "d_model=32", "n_head=2", "n_layer=1",
                         "d_ff=64", "num_classes=10")  # fmt: skip
     assert {"conv2d", "flatten_spatial", "prepend_tokens", "add_learned", "linear"} <= ops
+
+
+def test_runtime_files_hold_a_fresh_fit_of_the_dataset(capsys):
+    """Each runtime's constants and its printed '±X%, held out on N measurements' are what
+    scripts/fit_runtimes.py fits and measures on the dataset as committed: no stale error figure."""
+    spec = importlib.util.spec_from_file_location("fit_runtimes", ROOT / "scripts" / "fit_runtimes.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--check"]) == 0, capsys.readouterr().out.splitlines()[-1]

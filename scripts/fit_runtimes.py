@@ -25,9 +25,10 @@ from symcost import calibrate, runtimes  # noqa: E402
 
 #: Calibration rows a runtime borrows when it has none of its own (all its rows are held out).
 #: TensorRT's engines and TensorRT-LLM's share their kernels and fusions; ONNX Runtime (CUDA EP) and vLLM
-#: are priced like them; llama.cpp's only calibration-half neighbour is gpt-fast (compiled) decode.
+#: are priced like them; llama.cpp's only calibration-half neighbour is gpt-fast (compiled) decode; XLA's
+#: nearest is the other fusing compiler, torch.compile (Inductor).
 BORROW = {"tensorrt": ("tensorrt-llm",), "onnxruntime": ("tensorrt", "tensorrt-llm"), "vllm": ("tensorrt-llm",),
-          "llama.cpp": ("compiled",), "xla": ()}  # fmt: skip
+          "llama.cpp": ("compiled",), "xla": ("compiled",)}  # fmt: skip
 #: A runtime with fewer calibration rows of its own than this also borrows (3 constants need more rows).
 ENOUGH = 6
 

@@ -129,8 +129,9 @@ def groups(result: Any, runtime: Runtime) -> list[list[tuple[int, str | None]]]:
     activation (and, with ``residual``/``norm``, an add or a norm) into a GEMM-class kernel;
     ``pointwise`` the same into a kernel that is not GEMM-class. Views and other shape ops with no
     work are looked through: a layer after them chains to what they view. Two rules for LLM
-    engines: ``horizontal`` puts a linear layer into the earlier kernel of linear layers that read
-    the same tensor (one GEMM over the concatenated weights: q/k/v, gate/up); ``cache`` puts a
+    engines: ``horizontal`` puts a linear layer into the earlier kernel of linear layers of the same
+    module (the same parent in their paths: ``self_attn``, ``mlp``) that read the same tensor (one
+    GEMM over the module's concatenated weights: q/k/v, gate/up); ``cache`` puts a
     ``kv_cache`` write into the kernel that produced the new keys or values, and a ``contiguous``
     copy right after an attention kernel into it (the attention writes that layout itself).
     """
@@ -138,13 +139,14 @@ def groups(result: Any, runtime: Runtime) -> list[list[tuple[int, str | None]]]:
     rules = runtime.fuse
     kernel_of: dict[int, int] = {}  # node index -> its kernel's index in `kernels`
     kernels: list[list[tuple[int, str | None]]] = []
-    gemm_of: dict[tuple[int, int], int] = {}  # (input tensor, copies) -> the kernel of linear layers reading it
+    # (input tensor, copies, module) -> the kernel of that module's linear layers reading it
+    gemm_of: dict[tuple[int, int, str], int] = {}
     for i, node in enumerate(nodes):
         sources = [_origin(nodes, s) for s in node.sources]
         kind = _kind(node)
         target, rule = None, None
         if node.op == "linear" and len(sources) == 1:
-            key = (sources[0], node.count)
+            key = (sources[0], node.count, node.path.rpartition(".")[0])
             # never into a kernel it depends on (its input would be that kernel's own output)
             if "horizontal" in rules and key in gemm_of and all(j != key[0] for j, _ in kernels[gemm_of[key]]):
                 target, rule = gemm_of[key], "horizontal"
@@ -175,7 +177,7 @@ def groups(result: Any, runtime: Runtime) -> list[list[tuple[int, str | None]]]:
         kernel_of[i] = len(kernels)
         kernels.append([(i, None)])
         if node.op == "linear" and len(sources) == 1:
-            gemm_of.setdefault((sources[0], node.count), kernel_of[i])
+            gemm_of.setdefault((sources[0], node.count, node.path.rpartition(".")[0]), kernel_of[i])
     return kernels
 
 

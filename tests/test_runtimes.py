@@ -405,6 +405,14 @@ layers:
     assert _tiny_bytes_and_kernels(text) == (2 * 3 * 36, 3)  # 8 in + 20 weights + 8 out = 36 each
     # a 36 + c 28 (its 20 weights and 8 outputs: x is read once) in one kernel, b 36 in the other
     assert _tiny_bytes_and_kernels(text, "horizontal") == (2 * (36 + 28 + 36), 2)
+    # engines concatenate one module's weights: two modules' projections of the same tensor (two blocks'
+    # cross-attention keys over one encoder output) stay two GEMMs
+    apart = (
+        text.replace("name: a,", "name: first.a,")
+        .replace("in: a,", "in: first.a,")
+        .replace("name: c,", "name: second.c,")
+    )
+    assert _tiny_bytes_and_kernels(apart, "horizontal") == (2 * 3 * 36, 3)
 
 
 def test_a_view_does_not_break_a_fusion_chain():

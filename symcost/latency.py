@@ -143,7 +143,7 @@ def groups(result: Any, runtime: Runtime) -> list[list[tuple[int, str | None]]]:
     gemm_of: dict[tuple[int, int, str], int] = {}
     for i, node in enumerate(nodes):
         sources = [_origin(nodes, s) for s in node.sources]
-        kind = _kind(node)
+        kind = None if _transparent(node) else _kind(node)  # a shape op joins nothing: what reads it chains past it
         target, rule = None, None
         if node.op == "linear" and len(sources) == 1:
             key = (sources[0], node.count, node.path.rpartition(".")[0])

@@ -433,9 +433,12 @@ layers:
     # an op that is the identity in inference (stochastic depth: 0 bytes) neither launches nor breaks the chain:
     # the add after it reads the ReLU's output through it and fc's through the view, both in the kernel:
     # (8 + 8 read, 8 written) - 2 x 8 - 8 = 0, so 36 elements in 1 kernel; without rules 36 + 16 + 24 = 76 in 3
-    skip = text + """  - {op: stochastic_depth, name: drop}
+    skip = (
+        text
+        + """  - {op: stochastic_depth, name: drop}
   - {op: add, name: add, in: [drop, split]}
 """
+    )
     assert _tiny_bytes_and_kernels(skip) == (2 * 76, 3)
     assert _tiny_bytes_and_kernels(skip, "epilogue", "residual") == (2 * 36, 1)
 

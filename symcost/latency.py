@@ -106,12 +106,14 @@ def _origin(nodes: Any, source: int) -> int:
     return source
 
 
-#: The kernels a composite layer stands for, launched one after another: ``multi_head_attention`` is its q, k, v
-#: projections, the attention and the output projection (5), or with ``horizontal`` one QKV GEMM, the attention
-#: and the output projection (3); with a KV cache and without ``cache``, its keys' and values' writes are two
-#: more kernels (as a generated architecture's two ``kv_cache`` layers are).
 def _launches(node: Any, rules: tuple[str, ...]) -> int:
-    """How many kernels one copy of ``node`` launches (1 unless it is a composite layer)."""
+    """How many kernels one copy of ``node`` launches, one after another: 1 unless it is a composite layer.
+
+    ``multi_head_attention`` is its q, k and v projections, the attention and the output projection (5), or
+    with ``horizontal`` one QKV GEMM, the attention and the output projection (3); with a KV cache and
+    without ``cache``, its keys' and values' cache writes are 2 more (as a generated architecture's two
+    ``kv_cache`` layers are). ``multi_head_latent_attention``, ``lstm`` and ``gru`` count 1.
+    """
     if node.op != "multi_head_attention":
         return 1
     launches = 3 if "horizontal" in rules else 5

@@ -92,6 +92,36 @@ def _elements(node: Any) -> int:
     return prod(node.output) * node.count
 
 
+def _transparent(node: Any) -> bool:
+    """A node with no work (a view, reshape, transpose: 0 FLOPs, 0 bytes) of one input: no kernel of its own."""
+    v = node.values
+    return (len(node.sources) == 1 and not v["flops"] and not v["read"] and not v["write"]
+            and _category(node.op) not in GEMM_CATEGORIES)  # fmt: skip
+
+
+def _origin(nodes: Any, source: int) -> int:
+    """The node whose output ``source`` is, through views and other transparent shape ops."""
+    while source >= 0 and _transparent(nodes[source]):
+        source = nodes[source].sources[0]
+    return source
+
+
+def _launches(node: Any, rules: tuple[str, ...]) -> int:
+    """How many kernels one copy of ``node`` launches, one after another: 1 unless it is a composite layer.
+
+    ``multi_head_attention`` is its q, k and v projections, the attention and the output projection (5), or
+    with ``horizontal`` one QKV GEMM, the attention and the output projection (3); with a KV cache and
+    without ``cache``, its keys' and values' cache writes are 2 more (as a generated architecture's two
+    ``kv_cache`` layers are). ``multi_head_latent_attention``, ``lstm`` and ``gru`` count 1.
+    """
+    if node.op != "multi_head_attention":
+        return 1
+    launches = 3 if "horizontal" in rules else 5
+    if node.values.get("cache", 0) and "cache" not in rules:
+        launches += 2
+    return launches
+
+
 def groups(result: Any, runtime: Runtime) -> list[list[tuple[int, str | None]]]:
     """The kernels: lists of (node index, the rule that fused it; None for the kernel's head).
 
@@ -99,31 +129,57 @@ def groups(result: Any, runtime: Runtime) -> list[list[tuple[int, str | None]]]:
     tensor), with the same number of copies, and a rule allows it (:data:`FUSION_RULES`):
     ``bn_fold`` a batch norm into the convolution or linear layer just before it; ``epilogue`` an
     activation (and, with ``residual``/``norm``, an add or a norm) into a GEMM-class kernel;
-    ``pointwise`` the same into a kernel that is not GEMM-class.
+    ``pointwise`` the same into a kernel that is not GEMM-class. Views and other shape ops with no
+    work are looked through: a layer after them chains to what they view. Two rules for LLM
+    engines: ``horizontal`` puts a linear layer into the earlier kernel of linear layers of the same
+    module (the same parent in their paths: ``self_attn``, ``mlp``) that read the same tensor (one
+    GEMM over the module's concatenated weights: q/k/v, gate/up); ``cache`` puts a
+    ``kv_cache`` write into the kernel that produced the new keys or values, and a ``contiguous``
+    copy right after an attention kernel into it (the attention writes that layout itself).
     """
     nodes = result.nodes
+    rules = runtime.fuse
     kernel_of: dict[int, int] = {}  # node index -> its kernel's index in `kernels`
     kernels: list[list[tuple[int, str | None]]] = []
+    # (input tensor, copies, module) -> the kernel of that module's linear layers reading it
+    gemm_of: dict[tuple[int, int, str], int] = {}
     for i, node in enumerate(nodes):
-        kind = _kind(node)
-        joined = False
-        for source in node.sources if kind is not None else ():
+        sources = [_origin(nodes, s) for s in node.sources]
+        kind = None if _transparent(node) else _kind(node)  # a shape op joins nothing: what reads it chains past it
+        target, rule = None, None
+        if node.op == "linear" and len(sources) == 1:
+            key = (sources[0], node.count, node.path.rpartition(".")[0])
+            # never into a kernel it depends on (its input would be that kernel's own output)
+            if "horizontal" in rules and key in gemm_of and all(j != key[0] for j, _ in kernels[gemm_of[key]]):
+                target, rule = gemm_of[key], "horizontal"
+        elif (
+            "cache" in rules and node.op in {"kv_cache", "contiguous"} and len(sources) == 1 and sources[0] in kernel_of
+        ):
+            kernel = kernels[kernel_of[sources[0]]]
+            head = nodes[kernel[0][0]]
+            if head.count == node.count and (
+                node.op == "kv_cache" or kernel[-1][0] == sources[0] and _category(head.op) == "attention"
+            ):
+                target, rule = kernel_of[sources[0]], "cache"
+        for source in sources if kind is not None and target is None else ():
             if source < 0 or source not in kernel_of:
                 continue
             kernel = kernels[kernel_of[source]]
             head = nodes[kernel[0][0]]
             if kernel[-1][0] != source or head.count != node.count:
                 continue
-            rule = _joins(kind, head, len(kernel) == 1, runtime.fuse)
-            if rule is None:
-                continue
-            kernel.append((i, rule))
-            kernel_of[i] = kernel_of[source]
-            joined = True
-            break
-        if not joined:
-            kernel_of[i] = len(kernels)
-            kernels.append([(i, None)])
+            rule = _joins(kind, head, len(kernel) == 1, rules)
+            if rule is not None:
+                target = kernel_of[source]
+                break
+        if target is not None:
+            kernels[target].append((i, rule))
+            kernel_of[i] = target
+            continue
+        kernel_of[i] = len(kernels)
+        kernels.append([(i, None)])
+        if node.op == "linear" and len(sources) == 1:
+            gemm_of.setdefault((sources[0], node.count, node.path.rpartition(".")[0]), kernel_of[i])
     return kernels
 
 
@@ -171,20 +227,35 @@ def kernel_terms(result: Any, device: Device, dtype: str, runtime: Runtime, *, t
         moved = part_bits(kernel[0])
         for i, rule in members[1:]:
             node = nodes[i]
-            chained = next(nodes[s] for s in node.sources if s >= 0 and s in kernel)
-            if rule != "bn_fold":  # a fused node moves read + write - 2 x the chained tensor
-                moved += max(part_bits(i) - 2 * _elements(chained) * act_bits, 0)
+            v = node.values
+            if rule == "bn_fold":
+                continue
+            if rule == "horizontal":  # its weights and its output: the shared input is read once
+                moved += max(part_bits(i) - max(v["read"] - v["params"] - v["buffers"], 0) * act_bits, 0)
+                continue
+            if rule == "cache":  # a kv_cache moves its write of the new tokens; a contiguous nothing
+                if node.op == "kv_cache" and v["read"] + v["write"]:
+                    moved += part_bits(i) * Fraction(v["write"], v["read"] + v["write"])
+                continue
+            # a fused node moves read + write - 2 x the chained tensor, less any other input the kernel holds
+            inside = [_origin(nodes, s) for s in node.sources]
+            inside = [s for s in inside if s >= 0 and s in kernel]
+            held = 2 * _elements(nodes[inside[0]]) + sum(_elements(nodes[s]) for s in inside[1:])
+            moved += max(part_bits(i) - held * act_bits, 0)
         # the input the previous kernel just wrote, still in L2 when it fits
         if l2 and previous is not None and not training:
             last = nodes[previous[-1]]
-            if previous[-1] in head.sources and last.count == copies and to_bytes(prod(last.output), dtype) <= l2:
+            read_from = {_origin(nodes, s) for s in head.sources}
+            if previous[-1] in read_from and last.count == copies and to_bytes(prod(last.output), dtype) <= l2:
                 weights = head.values["params"] + head.values["buffers"]
                 moved -= min(_elements(last), max(head.values["read"] - weights, 0)) * act_bits
         nbytes = math.ceil(moved / 8) * factor
         gemm = _category(head.op) in GEMM_CATEGORIES
         utilization = Fraction(1)
         if waves and gemm and head.gemm and flops:
-            g = head.gemm
+            g = dict(head.gemm)
+            # a horizontal GEMM's N is its layers' output features together
+            g["N"] += sum(nodes[i].gemm["N"] for i, rule in members if rule == "horizontal" and nodes[i].gemm)
             # the library picks, among its tiles, the one that fills the device best
             utilization = max(gemm_utilization(g["batch"], g["M"], g["N"], tile, device.units)  # type: ignore[arg-type]
                               for tile in runtime.tiles or (device.tile,))  # fmt: skip
@@ -194,13 +265,15 @@ def kernel_terms(result: Any, device: Device, dtype: str, runtime: Runtime, *, t
         # lives only as long as the autocast region): one more op, reading 4 and writing 2 bytes a weight
         cast_bytes, casts = 0, 0
         if runtime.autocast and gemm and dtype in _AUTOCAST_DTYPES and head.values["params"] and not training:
-            cast_bytes, casts = head.values["params"] * (4 + to_bytes(1, dtype)), copies
+            # (a multi_head_attention layer's four projection weights are four casts)
+            weights = 4 if head.op == "multi_head_attention" else 1
+            cast_bytes, casts = head.values["params"] * (4 + to_bytes(1, dtype)), copies * weights
         out.append((members, {
             "compute": (Fraction(flops) + extra) / (peak * utilization),
             "memory": Fraction(nbytes) / device.bandwidth,
             "cast": Fraction(cast_bytes) / device.bandwidth,
-            "kernels": (copies * factor if working else 0) + casts,
-            "ops": sum(nodes[i].count for i in kernel) * factor + casts,
+            "kernels": (copies * factor * _launches(head, runtime.fuse) if working else 0) + casts,
+            "ops": sum(nodes[i].count * _launches(nodes[i], runtime.fuse) for i in kernel) * factor + casts,
             "flops": flops,
             "bytes": nbytes + cast_bytes,
             "utilization": utilization,

@@ -48,6 +48,11 @@ FUSION_RULES = {
     "(Inductor's and TensorRT's pointwise fusion): read + write - 2 x the chained tensor",
     "residual": "with epilogue or pointwise: an add, sub or mul fuses too, reading only its other operand",
     "norm": "with epilogue or pointwise: a layer norm or RMS norm fuses too, reading only its weights",
+    "horizontal": "a linear layer reading the same tensor as an earlier kernel of linear layers of the same module "
+    "joins it: one GEMM over the concatenated weights (fused QKV, merged gate/up); its bytes are its weights + its "
+    "output",
+    "cache": "a kv_cache write joins the kernel that produced the new keys or values, moving only its write; a "
+    "contiguous right after an attention kernel joins it with no bytes (the attention writes that layout)",
 }
 _TOP_KEYS = {"name", "summary", "bound", "fuse", "autocast", "overhead", "compute", "memory", "l2", "validation", "fitted",
              "sources", "notes"}  # fmt: skip

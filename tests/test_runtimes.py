@@ -293,3 +293,197 @@ def test_eager_dispatch_overlaps_the_gpu_and_autocast_adds_one_op_per_weighted_g
     ops = {dtype: sum(t["ops"] for _, t in latency.kernel_terms(block_result(), device("a100"), dtype, cast))
            for dtype in ("fp32", "fp16", "bf16")}  # fmt: skip
     assert ops == {"fp32": 4, "fp16": 5, "bf16": 5}  # conv, bn, relu, add; + the conv's weight cast
+
+
+# One attention layer as transformers writes it (1 head of 4, B = 1, S = 2 tokens, d_model 4: 8 elements per
+# activation), every view and transpose a shape op with no work. Elements read + written per layer:
+#   q, k, v (linear 4 -> 4, no bias): 8 input + 16 weights read, 8 written = 32 each
+#   keys, values (kv_cache, past 0): B*H*S*D = 8 read, 8 written = 16 each
+#   attention (sdpa): 8 q + 8 k + 8 v read, 8 written = 32
+#   contiguous (a copy): 8 read, 8 written = 16
+#   o (linear 4 -> 4): 32
+# No rule: 8 kernels (q, k, keys, v, values, attention, contiguous, o), 96 + 32 + 32 + 16 + 32 = 208 elements.
+# horizontal: k and v join q's GEMM moving their weights and outputs only (16 + 8 = 24 each: x is read once):
+#   QKV 32 + 24 + 24 = 80; 6 kernels, 80 + 16 + 16 + 32 + 16 + 32 = 192.
+# cache: keys joins k's kernel and values v's, each moving only its write (8); contiguous joins the attention
+#   with no bytes: q 32, k + keys 40, v + values 40, attention 32, o 32 = 176 in 5 kernels.
+# Both: QKV 80 + 8 + 8 = 96, attention 32, o 32 = 160 in 3 kernels.
+ATTENTION = """
+name: tiny_attention
+summary: q/k/v projections, a KV cache, attention and the output projection, transformers' module structure
+inputs: {x: [1, 2, 4]}
+layers:
+  - {op: linear, name: q, in: x, out_features: 4, bias: false}
+  - {op: view, name: q_view, shape: [1, 2, 1, 4]}
+  - {op: transpose, name: q_heads, dim0: 1, dim1: 2}
+  - {op: linear, name: k, in: x, out_features: 4, bias: false}
+  - {op: view, name: k_view, shape: [1, 2, 1, 4]}
+  - {op: transpose, name: k_heads, dim0: 1, dim1: 2}
+  - {op: kv_cache, name: keys}
+  - {op: linear, name: v, in: x, out_features: 4, bias: false}
+  - {op: view, name: v_view, shape: [1, 2, 1, 4]}
+  - {op: transpose, name: v_heads, dim0: 1, dim1: 2}
+  - {op: kv_cache, name: values}
+  - {op: sdpa, name: attention, in: [q_heads, keys, values]}
+  - {op: transpose, name: merge_heads, dim0: 1, dim1: 2}
+  - {op: contiguous, name: contiguous}
+  - {op: reshape, name: merged, shape: [1, 2, 4]}
+  - {op: linear, name: o, out_features: 4, bias: false}
+"""
+
+# A SwiGLU MLP (x [1, 2, 4], d_ff 3: 6 elements per hidden activation), with epilogue and residual:
+#   gate (4 -> 3, no bias): 8 + 12 read, 6 written = 26; its SiLU (6 + 6) is its epilogue: 0
+#   up (4 -> 3): 26 alone; with horizontal it joins gate's GEMM: 12 weights + 6 out = 18
+#   mul (6 + 6 read, 6 written): alone in up's kernel, read + write - 2 x up's 6 = 6 (it reads the SiLU's output);
+#     with both operands in the kernel it reads neither: 18 - 2 x 6 - 6 = 0
+# Without horizontal: 26 + 26 + 6 = 58 elements in 2 kernels; with it 26 + 18 + 0 = 44 in 1.
+MLP = """
+name: tiny_mlp
+summary: gate and up projections, SiLU and their product
+inputs: {x: [1, 2, 4]}
+layers:
+  - {op: linear, name: gate, in: x, out_features: 3, bias: false}
+  - {op: silu, name: act}
+  - {op: linear, name: up, in: x, out_features: 3, bias: false}
+  - {op: mul, name: mul, in: [act, up]}
+"""
+
+
+@functools.cache
+def _tiny(text: str):
+    return api.evaluate(api.load(text), dtype="fp16").result
+
+
+def _tiny_bytes_and_kernels(text: str, *rules: str) -> tuple[int, int]:
+    runtime = runtimes.Runtime(name="t", summary="t", fuse=rules)
+    terms = latency.kernel_terms(_tiny(text), device("a100"), "fp16", runtime)
+    return sum(t["bytes"] for _, t in terms), sum(t["kernels"] for _, t in terms)
+
+
+def test_horizontal_and_cache_fuse_an_attention_layer_as_llm_engines_do():
+    assert _tiny_bytes_and_kernels(ATTENTION) == (2 * 208, 8)
+    assert _tiny_bytes_and_kernels(ATTENTION, "horizontal") == (2 * 192, 6)
+    assert _tiny_bytes_and_kernels(ATTENTION, "cache") == (2 * 176, 5)
+    assert _tiny_bytes_and_kernels(ATTENTION, "horizontal", "cache") == (2 * 160, 3)
+    assert _tiny_bytes_and_kernels(MLP, "epilogue", "residual") == (2 * 58, 2)
+    assert _tiny_bytes_and_kernels(MLP, "epilogue", "residual", "horizontal") == (2 * 44, 1)
+
+
+def test_a_horizontal_gemm_tiles_its_output_features_together(monkeypatch):
+    # q, k and v fused: one GEMM of M = 2 rows and N = 4 + 4 + 4 = 12 output features
+    runtime = dataclasses.replace(runtimes.find("tensorrt-llm"), l2_fraction=Fraction(0))
+    members, _ = latency.kernel_terms(_tiny(ATTENTION), device("h100_sxm"), "fp16", runtime)[0]
+    assert [_tiny(ATTENTION).nodes[i].path for i, _ in members] == ["q", "k", "keys", "v", "values"]
+    seen = []
+    real = latency.gemm_utilization
+
+    def spy(batch, m, n, tile, units):
+        seen.append((batch, m, n))
+        return real(batch, m, n, tile, units)
+
+    monkeypatch.setattr(latency, "gemm_utilization", spy)
+    latency.kernel_terms(_tiny(ATTENTION), device("h100_sxm"), "fp16", runtime)
+    # QKV (12 features), the attention (1 head: M = 2 queries, N = 4 value dims), o (4 features)
+    assert seen == [(1, 2, 12), (1, 2, 4), (1, 2, 4)]
+
+
+def test_a_linear_joins_the_gemm_of_its_input_even_after_another_layer_read_that_gemm():
+    # a and c read x; b reads a's output in between. With horizontal, c joins a's GEMM (it does not depend on
+    # it), b stays its own: 2 kernels; without, 3.
+    text = """
+name: tiny_chain
+summary: two linear layers on x and one on the first's output
+inputs: {x: [1, 2, 4]}
+layers:
+  - {op: linear, name: a, in: x, out_features: 4}
+  - {op: linear, name: b, in: a, out_features: 4}
+  - {op: linear, name: c, in: x, out_features: 4}
+"""
+    runtime = runtimes.Runtime(name="t", summary="t", fuse=("horizontal",))
+    kernels = [[_tiny(text).nodes[i].path for i, _ in k] for k in latency.groups(_tiny(text), runtime)]
+    assert kernels == [["a", "c"], ["b"]]
+    assert _tiny_bytes_and_kernels(text) == (2 * 3 * 36, 3)  # 8 in + 20 weights + 8 out = 36 each
+    # a 36 + c 28 (its 20 weights and 8 outputs: x is read once) in one kernel, b 36 in the other
+    assert _tiny_bytes_and_kernels(text, "horizontal") == (2 * (36 + 28 + 36), 2)
+    # engines concatenate one module's weights: two modules' projections of the same tensor (two blocks'
+    # cross-attention keys over one encoder output) stay two GEMMs
+    apart = (
+        text.replace("name: a,", "name: first.a,")
+        .replace("in: a,", "in: first.a,")
+        .replace("name: c,", "name: second.c,")
+    )
+    assert _tiny_bytes_and_kernels(apart, "horizontal") == (2 * 3 * 36, 3)
+
+
+def test_a_view_does_not_break_a_fusion_chain():
+    # linear (x [1, 2, 4] -> 4: 8 + 20 read, 8 written = 36), a view, then a ReLU (8 + 8): with epilogue the
+    # ReLU is the linear's epilogue through the view: 36 elements in 1 kernel; without, 52 in 2. The view
+    # launches nothing.
+    text = """
+name: tiny_view
+summary: a linear layer, a view of its output and a ReLU
+inputs: {x: [1, 2, 4]}
+layers:
+  - {op: linear, name: fc, out_features: 4}
+  - {op: view, name: split, shape: [1, 2, 2, 2]}
+  - {op: relu, name: act}
+"""
+    assert _tiny_bytes_and_kernels(text) == (2 * 52, 2)
+    assert _tiny_bytes_and_kernels(text, "epilogue") == (2 * 36, 1)
+    # an op that is the identity in inference (stochastic depth: 0 bytes) neither launches nor breaks the chain:
+    # the add after it reads the ReLU's output through it and fc's through the view, both in the kernel:
+    # (8 + 8 read, 8 written) - 2 x 8 - 8 = 0, so 36 elements in 1 kernel; without rules 36 + 16 + 24 = 76 in 3
+    skip = (
+        text
+        + """  - {op: stochastic_depth, name: drop}
+  - {op: add, name: add, in: [drop, split]}
+"""
+    )
+    assert _tiny_bytes_and_kernels(skip) == (2 * 76, 3)
+    assert _tiny_bytes_and_kernels(skip, "epilogue", "residual") == (2 * 36, 1)
+
+
+@pytest.mark.parametrize(
+    ("kv_cache", "rules", "kernels"),
+    [
+        # q, k, v, attention, out: 5; one QKV GEMM: 3; the KV cache's keys and values writes: 2 more without cache
+        (False, (), 5),
+        (False, ("horizontal",), 3),
+        (True, (), 7),
+        (True, ("cache",), 5),
+        (True, ("horizontal",), 5),
+        (True, ("horizontal", "cache"), 3),
+    ],
+)
+def test_a_multi_head_attention_layer_counts_the_kernels_it_stands_for(kv_cache, rules, kernels):
+    text = f"""
+name: tiny_mha
+summary: one attention layer
+inputs: {{x: [1, 2, 4]}}
+layers:
+  - {{op: multi_head_attention, name: attn, in: [x, x], heads: 2, head_dim: 2, kv_cache: {str(kv_cache).lower()}}}
+"""
+    assert _tiny_bytes_and_kernels(text, *rules)[1] == kernels
+    if not rules:  # eager at fp16 also casts each of the four projection weights: four more kernels
+        eager = dataclasses.replace(runtimes.find("eager"), l2_fraction=Fraction(0))
+        terms = latency.kernel_terms(_tiny(text), device("a100"), "fp16", eager)
+        assert sum(t["kernels"] for _, t in terms) == kernels + 4
+
+
+@functools.cache
+def _llm_kernels(arch: str, runtime: str) -> int:
+    r = api.evaluate(arch, dtype="fp16", phase="prefill", values={"B": 1, "S": 128, "ctx": 0}).result
+    return sum(t["kernels"] for _, t in latency.kernel_terms(r, device("h100_sxm"), "fp16", runtimes.find(runtime)))
+
+
+@pytest.mark.parametrize("arch", ["llama", "mistral_7b"])
+def test_a_hand_written_and_a_generated_llama_launch_the_same_kernels(arch):
+    # 32 decoder layers of Llama-2-7B (archs/llama.yaml: one multi_head_attention layer) or Mistral-7B
+    # (archs/mistral_7b.yaml: transformers' q_proj, views, kv_cache, sdpa, contiguous, o_proj):
+    # tensorrt-llm, per layer: input_layernorm (a repeated block's first layer cannot join the previous copy's
+    #   last kernel), QKV GEMM (+ KV cache writes), attention (+ contiguous), o_proj + add + post-attention
+    #   norm, gate/up GEMM + SiLU + mul, down_proj + add: 6; x 32 = 192, + embedding, final norm, lm_head = 195.
+    assert _llm_kernels(arch, "tensorrt-llm") == 6 * 32 + 3
+    # vllm (no epilogue): input_layernorm, QKV, attention, o_proj, add + norm, gate/up, SiLU + mul, down_proj,
+    #   add: 9; x 32 + 3 = 291.
+    assert _llm_kernels(arch, "vllm") == 9 * 32 + 3

@@ -35,8 +35,9 @@ from .errors import DeviceError, Location, UsageError, did_you_mean
 from .yamlio import check_keys, load_file, mapping_at, text_at, texts_at
 from .yamlio import load_text as yaml_load_text
 
-#: The runtime an estimate assumes when none is named (see docs/devices.md, "Runtimes": it is the
-#: bundled runtime whose held-out error on the published measurements is smallest).
+#: The runtime an estimate assumes when none is named (see docs/devices.md, "Runtimes"): an optimized
+#: deployment of any network, the case a user asking "how fast will it run" most often means. Its held-out
+#: error is printed with every estimate; for LLM serving name `tensorrt-llm` or `vllm`.
 DEFAULT = "tensorrt"
 
 #: The fusion rules a runtime may state, each a rule on the graph (see :mod:`symcost.latency`):

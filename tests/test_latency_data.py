@@ -248,6 +248,15 @@ def test_docs_page_shows_the_benchmarks_current_figures(flags):
     )
 
 
+def test_readme_quotes_the_current_held_out_figures():
+    lines = bench_output().splitlines()
+    held = lines[lines.index("heldout:") + 2].split()  # "all  64  0.99  72%  98%"
+    assert held[0] == "all"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8").replace("\n", " ")
+    assert f"on the {held[1]} held out from fitting" in readme
+    assert f"median measured ÷ predicted is {held[2]}, {held[3]} within ±25% and {held[4]} within 2×" in readme
+
+
 def test_measure_times_a_small_vision_transformer(tmp_path):
     """ViT's pieces (patch conv, flatten_spatial, prepend_tokens, add_learned, attention, MLP) at one narrow layer."""
     ops = _measured_ops(tmp_path, "vit_b_16", "--set", "N=1", "H=32", "W=32", "d_model=32", "n_head=2", "n_layer=1",

@@ -29,7 +29,7 @@ from torch import nn
 from symcost.arch import load_path
 from symcost.compile import Result, evaluate
 
-from .test_archs_cnn import ARCHS, META, _copies
+from .test_archs_cnn import ARCHS, META, Bottleneck, ResNet, _copies
 from .test_archs_cnn import graph as cnn_graph
 from .torch_reference import (
     ElementwiseCounter,
@@ -251,73 +251,8 @@ class RegNet(nn.Module):
         return self.fc(x.flatten(start_dim=1))
 
 
-# --- torchvision.models.resnet, groups and width_per_group ------------------------------------------
-
-
-class GroupedBottleneck(nn.Module):
-    expansion = 4
-
-    def __init__(
-        self, inplanes: int, planes: int, stride: int = 1, downsample=None, groups: int = 1, base_width: int = 64
-    ):
-        super().__init__()
-        width = int(planes * (base_width / 64.0)) * groups
-        self.conv1 = nn.Conv2d(inplanes, width, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, groups=groups, bias=False)
-        self.bn2 = nn.BatchNorm2d(width)
-        self.conv3 = nn.Conv2d(width, planes * 4, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(planes * 4)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample
-
-    def forward(self, x):
-        identity = x
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        if self.downsample is not None:
-            identity = self.downsample(x)
-        out += identity
-        return self.relu(out)
-
-
-class ResNeXt(nn.Module):
-    """torchvision's ResNet(Bottleneck, layers, groups=groups, width_per_group=width_per_group): resnext50_32x4d
-    by default; the ResNeXt-101s and the Wide ResNets with other settings."""
-
-    def __init__(self, layers=(3, 4, 6, 3), groups: int = 32, width_per_group: int = 4, num_classes: int = 1000):
-        super().__init__()
-        self.inplanes, self.groups, self.base_width = 64, groups, width_per_group
-        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, 2, 1)
-        self.layer1 = self._make_layer(64, layers[0])
-        self.layer2 = self._make_layer(128, layers[1], 2)
-        self.layer3 = self._make_layer(256, layers[2], 2)
-        self.layer4 = self._make_layer(512, layers[3], 2)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(512 * 4, num_classes)
-
-    def _make_layer(self, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
-        downsample = None
-        if stride != 1 or self.inplanes != planes * 4:
-            downsample = nn.Sequential(
-                nn.Conv2d(self.inplanes, planes * 4, 1, stride, bias=False), nn.BatchNorm2d(planes * 4)
-            )
-        layers = [GroupedBottleneck(self.inplanes, planes, stride, downsample, self.groups, self.base_width)]
-        self.inplanes = planes * 4
-        layers += [
-            GroupedBottleneck(self.inplanes, planes, groups=self.groups, base_width=self.base_width)
-            for _ in range(1, blocks)
-        ]
-        return nn.Sequential(*layers)
-
-    def forward(self, x):
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+# torchvision.models.resnet with groups and width_per_group (ResNeXt, Wide ResNet): tests/test_archs_cnn.py's
+# ResNet and Bottleneck, as torchvision builds them from the same two classes.
 
 
 # --- the cases -------------------------------------------------------------------------------------
@@ -380,7 +315,10 @@ CASES: dict[str, tuple[Callable[[], nn.Module], list[tuple[int, int, int]]]] = {
         )
         for arch, init in REGNET.items()
     },
-    **{arch: (functools.partial(ResNeXt, *settings), [SMALL, ODD]) for arch, settings in RESNEXT.items()},
+    **{
+        arch: (functools.partial(ResNet, Bottleneck, list(layers), groups=groups, width_per_group=width), [SMALL, ODD])
+        for arch, (layers, groups, width) in RESNEXT.items()
+    },
 }
 
 #: published numbers, torchvision weights meta: (weights, num_params, _ops in GMACs, the weights' crop (N, H, W)).

@@ -36,6 +36,7 @@ import pytest
 import yaml
 
 from tests.helpers import invoke
+from tests.hostile.run_limited import prepare
 
 HERE = Path(__file__).parent / "hostile"
 ROOT = Path(__file__).resolve().parent.parent
@@ -225,22 +226,6 @@ def test_hostile_expression(place, text, needle, sandbox):
 # ---- command lines ---------------------------------------------------------------------------------------
 
 
-def _prepare(case: dict, folder: Path) -> None:
-    for name, content in (case.get("files") or {}).items():
-        target = folder / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, dict) and "repeat" in content:
-            target.write_text(content["text"] * content["repeat"], encoding="utf-8")
-        elif isinstance(content, dict) and "fifo" in content:
-            os.mkfifo(target)
-        elif isinstance(content, dict) and "hex" in content:
-            target.write_bytes(bytes.fromhex(content["hex"]))
-        else:
-            target.write_text(content, encoding="utf-8")
-    for link, source in (case.get("links") or {}).items():
-        os.symlink(source, folder / link)
-
-
 def _args(case: dict) -> list[str]:
     """The case's command line: ``{ROOT}`` is the checkout, ``\\u001b`` a character (an escape, a bidi override)."""
     words = [a.replace("{ROOT}", str(ROOT)) for a in shlex.split(case["args"])]
@@ -249,7 +234,7 @@ def _args(case: dict) -> list[str]:
 
 @pytest.mark.parametrize("case", CASES["commands"], ids=lambda c: c["id"])
 def test_hostile_command(case, sandbox):
-    _prepare(case, sandbox)
+    prepare(case, sandbox)
     before = {p.name: p.read_bytes() for p in sandbox.iterdir() if p.is_file()}
     result = run(*_args(case))
     assert_one_error(result, case["expect"], case.get("at"), case.get("exit", 1))
@@ -261,7 +246,7 @@ def test_hostile_api_call(case, sandbox):
     import symcost
     from symcost.errors import SymcostError
 
-    _prepare(case, sandbox)
+    prepare(case, sandbox)
     function = getattr(symcost, case["call"])
     with _Timeout(), pytest.raises(SymcostError) as caught:
         function(*case.get("args", []), **case.get("kwargs", {}))

@@ -27,6 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def prepare(case: dict, folder: Path) -> None:
+    """A case's files in ``folder``: text, text repeated, raw bytes (``hex``), a FIFO, and symlinks
+    (tests/test_hostile.py prepares its in-process cases with this too)."""
     for name, content in (case.get("files") or {}).items():
         target = folder / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -34,8 +36,12 @@ def prepare(case: dict, folder: Path) -> None:
             target.write_text(content["text"] * content["repeat"], encoding="utf-8")
         elif isinstance(content, dict) and "fifo" in content:
             os.mkfifo(target)
+        elif isinstance(content, dict) and "hex" in content:
+            target.write_bytes(bytes.fromhex(content["hex"]))
         else:
             target.write_text(content, encoding="utf-8")
+    for link, source in (case.get("links") or {}).items():
+        os.symlink(source, folder / link)
 
 
 def run_case(case: dict, folder: Path) -> dict:

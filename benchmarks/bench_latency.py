@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import inspect
 import math
 import statistics
@@ -70,10 +71,11 @@ def bindings(text: str) -> dict[str, int]:
     return values
 
 
-def _runtime_names() -> set[str]:
+@functools.cache
+def _runtime_names() -> frozenset[str]:
     from symcost import runtimes
 
-    return {r.name for r in runtimes.bundled()}
+    return frozenset(r.name for r in runtimes.bundled())
 
 
 def takes_runtime() -> bool:

@@ -114,7 +114,6 @@ def overall(pairs: list) -> dict:
 
 def rendered(text: str, fitted: runtimes.Runtime, held: dict | None, names: tuple[str, ...]) -> str:
     """A runtime file's text with the fitted constants and the held-out figures put in."""
-    runtime = fitted
 
     def put(section: str, key: str, value: str) -> None:
         nonlocal text
@@ -132,7 +131,7 @@ def rendered(text: str, fitted: runtimes.Runtime, held: dict | None, names: tupl
     if held:
         how = (
             f"fitted by scripts/fit_runtimes.py on the calibration rows of {', '.join(names)}; "
-            f"measured on the {held['measurements']} held-out rows of {runtime.name}"
+            f"measured on the {held['measurements']} held-out rows of {fitted.name}"
         )
         block = (
             f"validation:\n  error_pct: {held['error_pct']}\n  measurements: {held['measurements']}\n"
